@@ -1,0 +1,259 @@
+"""Consuming topics through a consumer group: at-least-once, with claim and dead-letter.
+
+What FastStream 0.7.8's stream subscriber lacks (STACK.md), done once here for every service:
+
+- groups are created at ``0`` (every entry ever written) unless the consumer asks for "from now";
+- a batch is acknowledged only after the handler returned, i.e. after its effect is durable;
+- a failing batch is retried entry by entry, so one poison entry does not hold the rest back;
+- entries a dead or failing consumer holds are claimed by any consumer of the group once they
+  have been idle for ``claim_idle_ms``;
+- an entry delivered ``max_deliveries`` times goes to ``<topic>.dlq`` with its error, and is
+  acknowledged, so processing continues;
+- an :class:`Undeliverable` entry (malformed) goes to the dead-letter topic at once;
+- a :class:`RetryLater` from the handler (database down or locked) never counts as a failed
+  delivery: the same batch is retried in place with backoff, never acknowledged and dropped.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from voicetap_common.streams import Entry, Producer
+from voicetap_common.topics import dlq_topic
+
+log = logging.getLogger("voicetap.consumer")
+
+Handler = Callable[[list[Entry]], Awaitable[None]]
+
+
+class RetryLater(Exception):
+    """Raised by a handler when the failure is outside the entries (a database is down or locked)."""
+
+
+class Undeliverable(Exception):
+    """Raised by a handler for an entry that can never succeed (malformed): dead-lettered at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerOptions:
+    group: str
+    topics: Sequence[str]
+    consumer: str = ""
+    start: Literal["beginning", "now"] = "beginning"
+    batch_size: int = 500
+    block_ms: int = 1000
+    claim_idle_ms: int = 30_000
+    claim_interval_s: float = 5.0
+    max_deliveries: int = 5
+    retry_backoff_max_s: float = 10.0
+
+
+def default_consumer_name() -> str:
+    """Unique per process, so a restarted process never inherits a stale name."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ConsumerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.handled = Counter(
+            "voicetap_consumer_entries_total", "Entries handled and acknowledged", ["group", "topic"], registry=registry
+        )
+        self.failed = Counter(
+            "voicetap_consumer_failures_total", "Entries whose handling raised", ["group", "topic"], registry=registry
+        )
+        self.dead_lettered = Counter(
+            "voicetap_consumer_dead_letters_total", "Entries sent to the dead-letter topic", ["group", "topic"], registry=registry
+        )
+        self.claimed = Counter(
+            "voicetap_consumer_claimed_total", "Idle entries claimed from other consumers", ["group", "topic"], registry=registry
+        )
+        self.batch_seconds = Histogram(
+            "voicetap_consumer_batch_seconds", "Time to handle and acknowledge one batch", ["group"], registry=registry
+        )
+
+
+class StreamConsumer:
+    """Reads ``options.topics`` as ``options.group`` and feeds batches to ``handler``."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        producer: Producer,
+        options: ConsumerOptions,
+        handler: Handler,
+        metrics: ConsumerMetrics,
+    ) -> None:
+        self._redis = redis
+        self._producer = producer
+        self._options = options
+        self._consumer = options.consumer or default_consumer_name()
+        self._handler = handler
+        self._metrics = metrics
+        self._last_claim = 0.0
+
+    @property
+    def consumer_name(self) -> str:
+        return self._consumer
+
+    async def ensure_groups(self) -> None:
+        start_id = "0" if self._options.start == "beginning" else "$"
+        for topic in self._options.topics:
+            try:
+                await self._redis.xgroup_create(topic, self._options.group, id=start_id, mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; Redis outages are waited out, never fatal."""
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                await self.ensure_groups()
+                while not stop.is_set():
+                    await self.run_once()
+                backoff = 0.2
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                log.warning("redis unavailable, retrying", extra={"group": self._options.group, "error": str(exc)})
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, self._options.retry_backoff_max_s)
+
+    async def run_once(self) -> int:
+        """One step: claim idle entries when due, else read new ones. Returns entries handled."""
+        now = time.monotonic()
+        if now - self._last_claim >= self._options.claim_interval_s:
+            self._last_claim = now
+            claimed = await self._claim_idle()
+            if claimed:
+                return claimed
+        reply = await self._redis.xreadgroup(
+            self._options.group,
+            self._consumer,
+            {topic: ">" for topic in self._options.topics},
+            count=self._options.batch_size,
+            block=self._options.block_ms,
+        )
+        entries = [Entry.from_redis(topic, entry_id, fields) for topic, items in reply or [] for entry_id, fields in items]
+        if entries:
+            await self._handle(entries)
+        return len(entries)
+
+    async def _handle(self, entries: list[Entry]) -> None:
+        started = time.perf_counter()
+        try:
+            await self._call_handler(entries)
+        except Exception as exc:
+            if len(entries) == 1:
+                if isinstance(exc, Undeliverable):
+                    await self._dead_letter(entries[0], None, repr(exc))
+                    return
+                self._metrics.failed.labels(self._options.group, entries[0].topic).inc()
+                await self._redis.set(self._error_key(entries[0]), repr(exc)[:2000], ex=86_400)
+                log.warning(
+                    "entry failed; it stays pending and is retried after the claim bound",
+                    extra={"group": self._options.group, "topic": entries[0].topic, "entry": entries[0].entry_id, "error": repr(exc)},
+                )
+                return
+            for entry in entries:  # isolate the entry that fails; ack the rest
+                await self._handle([entry])
+            return
+        await self._ack(entries)
+        self._metrics.batch_seconds.labels(self._options.group).observe(time.perf_counter() - started)
+
+    async def _call_handler(self, entries: list[Entry]) -> None:
+        """Call the handler, retrying in place (no ack, no delivery counted) while it says RetryLater."""
+        backoff = 0.1
+        while True:
+            try:
+                await self._handler(entries)
+                return
+            except RetryLater as exc:
+                log.warning("handler asked to retry later", extra={"group": self._options.group, "error": str(exc), "backoff_s": backoff})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._options.retry_backoff_max_s)
+
+    async def _ack(self, entries: list[Entry]) -> None:
+        by_topic: dict[str, list[str]] = {}
+        for entry in entries:
+            by_topic.setdefault(entry.topic, []).append(entry.entry_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for topic, ids in by_topic.items():
+                pipe.xack(topic, self._options.group, *ids)
+            await pipe.execute()
+        for topic, ids in by_topic.items():
+            self._metrics.handled.labels(self._options.group, topic).inc(len(ids))
+
+    async def _claim_idle(self) -> int:
+        """Claim entries idle past the bound; dead-letter those delivered too often; handle the rest."""
+        handled = 0
+        for topic in self._options.topics:
+            pending = await self._redis.xpending_range(
+                topic, self._options.group, min="-", max="+", count=self._options.batch_size, idle=self._options.claim_idle_ms
+            )
+            if not pending:
+                continue
+            deliveries = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+            claimed = await self._redis.xclaim(
+                topic, self._options.group, self._consumer, self._options.claim_idle_ms, list(deliveries)
+            )
+            alive: list[Entry] = []
+            gone: list[bytes] = []
+            for entry_id, fields in claimed:
+                if fields is None:  # trimmed away while pending: nothing left to process
+                    gone.append(entry_id)
+                    continue
+                entry = Entry.from_redis(topic, entry_id, fields)
+                if deliveries.get(entry_id, 0) >= self._options.max_deliveries:
+                    error = await self._redis.get(self._error_key(entry))
+                    await self._dead_letter(entry, deliveries[entry_id], error.decode() if error else "unknown error")
+                else:
+                    alive.append(entry)
+            if gone:
+                await self._redis.xack(topic, self._options.group, *gone)
+            if alive:
+                self._metrics.claimed.labels(self._options.group, topic).inc(len(alive))
+                await self._handle(alive)
+                handled += len(alive)
+        return handled
+
+    def _error_key(self, entry: Entry) -> str:
+        """Where the last error of an entry waits for whichever consumer dead-letters it (same slot as the topic)."""
+        return "{" + entry.topic + "}:error:" + self._options.group + ":" + entry.entry_id
+
+    async def _dead_letter(self, entry: Entry, deliveries: int | None, error: str) -> None:
+        reason = "undeliverable" if deliveries is None else f"failed {deliveries} deliveries"
+        fields: dict[str, bytes | str] = dict(entry.fields)
+        fields.update(
+            {
+                "dlq_reason": f"{reason} in group {self._options.group}: {error}",
+                "dlq_error": error,
+                "dlq_group": self._options.group,
+                "dlq_deliveries": str(deliveries or 1),
+                "dlq_source_topic": entry.topic,
+                "dlq_source_entry": entry.entry_id,
+            }
+        )
+        await self._producer.publish_raw(dlq_topic(entry.topic), fields)
+        await self._redis.xack(entry.topic, self._options.group, entry.entry_id)
+        await self._redis.delete(self._error_key(entry))
+        self._metrics.dead_lettered.labels(self._options.group, entry.topic).inc()
+        log.error(
+            "entry dead-lettered",
+            extra={"group": self._options.group, "topic": entry.topic, "entry": entry.entry_id, "deliveries": deliveries},
+        )
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass

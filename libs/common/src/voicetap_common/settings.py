@@ -1,0 +1,37 @@
+"""Settings every service shares, read from the environment (never from code edits).
+
+Each service subclasses :class:`CommonSettings` with its own prefixed fields, so one typed object
+holds everything a process reads.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis (or Valkey) server that holds the topics. `voicetap up` starts an embedded one when unset.",
+    )
+    redis_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Bound on one Redis round trip; past it the caller treats Redis as unavailable.",
+    )
+    voicetap_data_dir: Path = Field(
+        default=Path(".voicetap"), description="Where recordings, databases and embedded Redis data live."
+    )
+    topic_maxlen: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="Approximate bound on the length of every topic (XADD MAXLEN ~).",
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="`json` (one object per line) or `console` (human-readable)."
+    )

@@ -1,0 +1,85 @@
+"""The entry format of every topic, and the producer that writes it.
+
+An entry is plain stream fields that any Redis client in any language can read:
+
+| field | holds |
+| --- | --- |
+| ``id`` | the event's own id (Telnyx ``data.id``, or voicetap's): the idempotency key |
+| ``type`` | the event type (``call.hangup``, ``voicetap.recording.completed``) |
+| ``event`` | the event as UTF-8 JSON (a webhook's body exactly as Telnyx signed it) |
+| others | optional routing fields, e.g. ``call_control_id``, ``received_at`` |
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from redis.asyncio import Redis
+
+from voicetap_common import codec
+
+Fields = Mapping[str | bytes, bytes | str | int | float]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry read from a topic."""
+
+    topic: str
+    entry_id: str
+    fields: dict[str, bytes] = field(repr=False)
+
+    @property
+    def event_id(self) -> str:
+        return self.fields.get("id", b"").decode()
+
+    @property
+    def event_type(self) -> str:
+        return self.fields.get("type", b"").decode()
+
+    @property
+    def body(self) -> bytes:
+        return self.fields.get("event", b"")
+
+    def json(self) -> Any:
+        """The ``event`` field parsed; raises ``codec.JSONDecodeError`` for a body that is not JSON."""
+        return codec.loads(self.body)
+
+    @classmethod
+    def from_redis(cls, topic: str | bytes, entry_id: str | bytes, raw: Mapping[bytes, bytes]) -> "Entry":
+        return cls(
+            topic=topic.decode() if isinstance(topic, bytes) else topic,
+            entry_id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+            fields={k.decode(): v for k, v in raw.items()},
+        )
+
+
+def entry_fields(event_id: str, event_type: str, body: bytes, **extra: str | bytes) -> dict[str, bytes | str]:
+    fields: dict[str, bytes | str] = {"id": event_id, "type": event_type, "event": body}
+    fields.update({k: v for k, v in extra.items() if v is not None})
+    return fields
+
+
+class Producer:
+    """Appends entries to topics, each topic trimmed to about ``maxlen`` entries."""
+
+    def __init__(self, redis: Redis, maxlen: int) -> None:
+        self._redis = redis
+        self._maxlen = maxlen
+
+    async def publish(
+        self, topic: str, event_id: str, event_type: str, body: bytes, **extra: str | bytes
+    ) -> str:
+        entry_id = await self._redis.xadd(
+            topic, entry_fields(event_id, event_type, body, **extra), maxlen=self._maxlen, approximate=True
+        )
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    async def publish_model(self, topic: str, event_id: str, event_type: str, model: BaseModel, **extra: str) -> str:
+        return await self.publish(topic, event_id, event_type, codec.dumps(model.model_dump(mode="json")), **extra)
+
+    async def publish_raw(self, topic: str, fields: Fields) -> str:
+        """Append ``fields`` as they are (dead letters keep the original entry's fields)."""
+        entry_id = await self._redis.xadd(topic, dict(fields), maxlen=self._maxlen, approximate=True)
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
