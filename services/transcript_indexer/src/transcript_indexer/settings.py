@@ -1,0 +1,70 @@
+"""The indexer's settings: ``INDEXER_*`` environment variables on top of the common ones."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from voicetap_common.settings import CommonSettings
+
+
+class IndexerSettings(CommonSettings):
+    indexer_host: str = Field(default="127.0.0.1", description="Address the query API listens on.")
+    indexer_port: int = Field(default=8002, ge=0, le=65535, description="Port of the query API (0: any free port).")
+    indexer_database_url: str = Field(
+        default="",
+        description="`postgresql://...` for PostgreSQL, `sqlite:///path` for a SQLite file; "
+        "empty: `transcripts.sqlite3` under `VOICETAP_DATA_DIR`.",
+    )
+    indexer_api_token: SecretStr | None = Field(
+        default=None, description="When set, every query API request needs `Authorization: Bearer <token>`."
+    )
+    indexer_auto_transcribe: bool = Field(
+        default=False, description="Start Telnyx transcription on every `call.answered`."
+    )
+    indexer_transcription_engine: str = Field(
+        default="Telnyx", description="`transcription_engine` of `transcription_start` (Google, Telnyx, Deepgram, A, B, ...)."
+    )
+    indexer_transcription_tracks: Literal["inbound", "outbound", "both"] = Field(
+        default="both", description="`transcription_tracks` of `transcription_start`."
+    )
+    indexer_settle_seconds: float = Field(
+        default=5.0, gt=0, description="Quiet time after the hang-up before a transcript counts as completed."
+    )
+    indexer_batch_size: int = Field(default=500, gt=0, description="Entries read per topic and per batch.")
+    indexer_block_ms: int = Field(default=1000, gt=0, description="Longest wait for new entries in one read.")
+    indexer_claim_idle_ms: int = Field(
+        default=30_000, gt=0, description="Entries a consumer held this long unacknowledged are claimed by another."
+    )
+    indexer_claim_interval_seconds: float = Field(default=5.0, gt=0, description="How often idle entries are looked for.")
+    indexer_max_deliveries: int = Field(
+        default=5, gt=0, description="Deliveries after which a failing entry goes to the dead-letter topic."
+    )
+    indexer_consumer_name: str = Field(default="", description="Consumer name in the group; empty: host and pid.")
+    indexer_start: Literal["beginning", "now"] = Field(
+        default="beginning", description="Where a new consumer group starts reading."
+    )
+    indexer_sqlite_busy_timeout_ms: int = Field(
+        default=2000, ge=0, description="How long a SQLite writer waits for another process's lock before retrying later."
+    )
+    indexer_pg_pool_size: int = Field(default=4, gt=0, description="PostgreSQL connections per process.")
+    indexer_live_maxlen: int = Field(default=10_000, gt=0, description="Bound on each call's live transcript stream.")
+    indexer_live_ttl_seconds: int = Field(
+        default=86_400, gt=0, description="A call's live transcript stream expires this long after its last entry."
+    )
+    indexer_sse_keepalive_seconds: float = Field(default=15.0, gt=0, description="Comment sent on a quiet live stream.")
+    telnyx_api_key: SecretStr | None = Field(default=None, description="Telnyx API key (the SDK's own variable).")
+    telnyx_base_url: str | None = Field(
+        default=None, description="Telnyx API base URL (the SDK's own variable); a local fake in tests."
+    )
+
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file to use, or ``None`` when the database is PostgreSQL."""
+        url = self.indexer_database_url
+        if url.startswith(("postgresql://", "postgres://")):
+            return None
+        if url.startswith("sqlite:///"):
+            return Path(url.removeprefix("sqlite:///"))
+        if url:
+            raise ValueError(f"INDEXER_DATABASE_URL must be postgresql://... or sqlite:///..., not {url!r}")
+        return self.voicetap_data_dir / "transcripts.sqlite3"

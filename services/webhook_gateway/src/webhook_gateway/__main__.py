@@ -1,0 +1,3 @@
+from webhook_gateway.main import main
+
+main()

@@ -1,0 +1,55 @@
+"""What the gateway needs from a verified body, checked without re-serialising it.
+
+The gateway only requires what routing and de-duplication need (a JSON object with
+``data.event_type`` and ``data.id``); the full typed models in ``voicetap_common.events`` are for
+consumers. A payload that differs from the models is still published: Telnyx adds fields, and
+nothing a valid signature covers is dropped.
+"""
+
+from dataclasses import dataclass
+
+import orjson
+
+
+class MalformedEvent(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class EventKey:
+    event_id: str
+    event_type: str
+    call_control_id: str | None
+    attempt: str | None
+
+
+def read_event_key(body: bytes) -> EventKey:
+    """The routing fields of a webhook body; raises :class:`MalformedEvent` (415 or 400)."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedEvent(415, f"body is not UTF-8 JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise MalformedEvent(400, f"body is JSON but not an object (got {type(document).__name__})")
+    data = document.get("data")
+    if not isinstance(data, dict):
+        raise MalformedEvent(400, "body has no `data` object")
+    event_type = data.get("event_type")
+    if not isinstance(event_type, str) or not event_type:
+        raise MalformedEvent(400, "`data.event_type` is missing or not a non-empty string")
+    event_id = data.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedEvent(400, "`data.id` is missing or not a non-empty string")
+    payload = data.get("payload")
+    call_control_id = payload.get("call_control_id") if isinstance(payload, dict) else None
+    meta = document.get("meta")
+    attempt = meta.get("attempt") if isinstance(meta, dict) else None
+    return EventKey(
+        event_id=event_id,
+        event_type=event_type,
+        call_control_id=call_control_id if isinstance(call_control_id, str) else None,
+        attempt=str(attempt) if isinstance(attempt, int) else None,
+    )

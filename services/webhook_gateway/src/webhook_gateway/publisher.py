@@ -1,0 +1,108 @@
+"""Publishing verified webhooks: de-duplicated on ``data.id``, atomic, round trips shared.
+
+One Lua script per event checks the de-duplication key and appends to the topic in one atomic
+step (both keys share the topic's hash slot, so this holds on Redis Cluster too). Requests that
+arrive while a pipeline is in flight wait for the next one, so under load many webhooks share a
+single round trip, and with one request at a time nothing waits.
+"""
+
+import asyncio
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from voicetap_common.topics import dedupe_key
+
+# KEYS: stream, seen-key. ARGV: dedupe window seconds, maxlen, then field/value pairs.
+# Returns the new entry id, or false when the event was published before.
+PUBLISH_ONCE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return false
+end
+local args = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*'}
+for i = 3, #ARGV do
+  args[#args + 1] = ARGV[i]
+end
+local id = redis.call(unpack(args))
+redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
+return id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    topic: str
+    event_id: str
+    fields: tuple[bytes | str, ...]  # flattened field/value pairs
+
+
+class PublishBatcher:
+    """Shares Redis round trips between concurrent publications."""
+
+    def __init__(self, redis: Redis, *, dedupe_window_seconds: int, maxlen: int, timeout_seconds: float) -> None:
+        self._redis = redis
+        self._window = dedupe_window_seconds
+        self._maxlen = maxlen
+        self._timeout = timeout_seconds
+        self._sha: str | None = None
+        self._queue: list[tuple[Publication, asyncio.Future[str | None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.last_batch_size = 0
+
+    async def publish(self, publication: Publication, deadline_seconds: float) -> str | None:
+        """The new entry id, or None when ``publication.event_id`` was already published.
+
+        Raises ``TimeoutError`` when Redis did not confirm within ``deadline_seconds``, and the
+        Redis error when it failed; either way it may still be stored, which a re-delivery then
+        finds as a duplicate.
+        """
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve_exception)
+        self._queue.append((publication, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await asyncio.wait_for(asyncio.shield(future), deadline_seconds)
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            self.last_batch_size = len(batch)
+            try:
+                results = await asyncio.wait_for(self._send([p for p, _ in batch]), self._timeout)
+            except BaseException as exc:  # noqa: BLE001 - every waiter must hear about it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, future), result in zip(batch, results):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result.decode() if isinstance(result, bytes) else None)
+
+    async def _send(self, publications: list[Publication]) -> list[bytes | None | Exception]:
+        if self._sha is None:
+            self._sha = await self._redis.script_load(PUBLISH_ONCE)
+        results = await self._pipeline(publications)
+        if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted and lost its script cache
+            self._sha = await self._redis.script_load(PUBLISH_ONCE)
+            results = await self._pipeline(publications)
+        return results
+
+    async def _pipeline(self, publications: list[Publication]) -> list[bytes | None | Exception]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for p in publications:
+                pipe.evalsha(self._sha, 2, p.topic, dedupe_key(p.topic, p.event_id), self._window, self._maxlen, *p.fields)
+            return await pipe.execute(raise_on_error=False)
+
+
+
+def _retrieve_exception(future: asyncio.Future[str | None]) -> None:
+    """Mark an outcome nobody waits for any more (its request already answered 503) as seen."""
+    if not future.cancelled():
+        future.exception()
