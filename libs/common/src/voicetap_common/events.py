@@ -7,7 +7,7 @@ valid signature covers is ever dropped. The union discriminates on ``event_type`
 """
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
@@ -211,6 +211,16 @@ TelnyxEvent = Annotated[
 class WebhookMeta(_Open):
     attempt: int | None = None
     delivered_to: str | None = None
+
+
+EventT = TypeVar("EventT", bound=_EventBase)
+
+
+class TelnyxWebhook(_Open, Generic[EventT]):
+    """The body of one event type (``TelnyxWebhook[CallHangupEvent]``): the schema of its topic."""
+
+    data: EventT
+    meta: WebhookMeta | None = None
 
 
 class WebhookEnvelope(_Open):
