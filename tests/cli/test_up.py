@@ -13,7 +13,7 @@ import pytest
 from redis import Redis
 
 from telnyx_simulator.signing import WebhookSigner
-from tests.support.asgi_server import free_port
+from voicetap_cli.embedded_redis import free_port
 from tests.webhook_gateway.conftest import make_event
 
 VOICETAP = str(Path(sys.executable).with_name("voicetap"))

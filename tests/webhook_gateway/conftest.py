@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from telnyx_simulator.signing import WebhookSigner
-from tests.support.asgi_server import serve
+from telnyx_simulator.serve import serve
 from webhook_gateway.app import create_app
 from webhook_gateway.settings import GatewaySettings
 

@@ -159,7 +159,7 @@ async def test_health_readiness_and_metrics(gateway: httpx.AsyncClient, signer: 
 async def test_topics_are_trimmed_to_the_bound(
     redis: Redis, signer: WebhookSigner, gateway_settings  # type: ignore[no-untyped-def]
 ) -> None:
-    from tests.support.asgi_server import serve
+    from telnyx_simulator.serve import serve
     from webhook_gateway.app import create_app
 
     async with serve(create_app(gateway_settings(topic_maxlen=10))) as url, httpx.AsyncClient(base_url=url) as client:
@@ -179,7 +179,7 @@ async def test_without_a_public_key_the_gateway_refuses_to_start(redis_url: str)
 
 
 async def test_the_dedupe_window_is_a_setting(redis: Redis, signer: WebhookSigner, gateway_settings) -> None:  # type: ignore[no-untyped-def]
-    from tests.support.asgi_server import serve
+    from telnyx_simulator.serve import serve
     from webhook_gateway.app import create_app
 
     body = make_event("call.answered", "ev-window")

@@ -6,6 +6,8 @@ import os
 import sys
 
 from voicetap_cli import dev_keys
+from voicetap_cli.call import add_call_parser
+from voicetap_cli.streams_cli import add_stream_parsers
 from voicetap_cli.settings import CliSettings
 from voicetap_common.logs import configure_logging
 
@@ -66,15 +68,41 @@ def cmd_keys(args: argparse.Namespace, settings: CliSettings) -> int:
     return 0
 
 
-def cmd_topics(args: argparse.Namespace, settings: CliSettings) -> int:
+def _redis(settings: CliSettings):  # type: ignore[no-untyped-def]
+    """The stack's Redis: REDIS_URL, else the embedded one `voicetap up` runs."""
     from redis import Redis
 
+    url = settings.redis_url or f"redis://127.0.0.1:{settings.voicetap_embedded_redis_port}/0"
+    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+
+
+def cmd_topics(args: argparse.Namespace, settings: CliSettings) -> int:
     from voicetap_cli.topics_report import list_topics, render
 
-    url = settings.redis_url or f"redis://127.0.0.1:{settings.voicetap_embedded_redis_port}/0"
-    with Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5) as redis:
+    with _redis(settings) as redis:
         print(render(list_topics(redis, args.pattern)))
     return 0
+
+
+def cmd_call(args: argparse.Namespace, settings: CliSettings) -> int:
+    from voicetap_cli.call import run_call
+
+    with _redis(settings) as redis:
+        return run_call(args, redis)
+
+
+def cmd_tail(args: argparse.Namespace, settings: CliSettings) -> int:
+    from voicetap_cli.streams_cli import run_tail
+
+    with _redis(settings) as redis:
+        return run_tail(args, redis)
+
+
+def cmd_replay(args: argparse.Namespace, settings: CliSettings) -> int:
+    from voicetap_cli.streams_cli import run_replay
+
+    with _redis(settings) as redis:
+        return run_replay(args, redis)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="list topics: length, time span, groups, pending, lag")
     topics.add_argument("--pattern", default="*", help="only topics matching this glob (default: all)")
     topics.set_defaults(func=cmd_topics)
+    add_stream_parsers(sub)
+    sub.choices["tail"].set_defaults(func=cmd_tail)
+    sub.choices["replay"].set_defaults(func=cmd_replay)
+    add_call_parser(sub)
+    sub.choices["call"].set_defaults(func=cmd_call)
     return parser
 
 

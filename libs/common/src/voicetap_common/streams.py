@@ -18,8 +18,25 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from voicetap_common import codec
+from voicetap_common.topics import dedupe_key
 
 Fields = Mapping[str | bytes, bytes | str | int | float]
+
+# KEYS: stream, its de-duplication key. ARGV: window seconds, maxlen, then field/value pairs.
+# Appends unless the key exists, and sets it, atomically; returns the new entry id, or false.
+# Both keys share the topic's hash slot (see topics.dedupe_key), so it runs on Redis Cluster too.
+PUBLISH_ONCE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return false
+end
+local args = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*'}
+for i = 3, #ARGV do
+  args[#args + 1] = ARGV[i]
+end
+local id = redis.call(unpack(args))
+redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
+return id
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +84,7 @@ class Producer:
     def __init__(self, redis: Redis, maxlen: int) -> None:
         self._redis = redis
         self._maxlen = maxlen
+        self._publish_once = redis.register_script(PUBLISH_ONCE)
 
     async def publish(
         self, topic: str, event_id: str, event_type: str, body: bytes, **extra: str | bytes
@@ -83,3 +101,13 @@ class Producer:
         """Append ``fields`` as they are (dead letters keep the original entry's fields)."""
         entry_id = await self._redis.xadd(topic, dict(fields), maxlen=self._maxlen, approximate=True)
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    async def publish_once(
+        self, topic: str, event_id: str, event_type: str, body: bytes, window_seconds: int = 86_400, **extra: str
+    ) -> str | None:
+        """Publish unless ``event_id`` was published on ``topic`` within the window; None when it was."""
+        flat: list[bytes | str] = []
+        for name, value in entry_fields(event_id, event_type, body, **extra).items():
+            flat += [name, value]
+        entry_id = await self._publish_once(keys=[topic, dedupe_key(topic, event_id)], args=[window_seconds, self._maxlen, *flat])
+        return entry_id.decode() if isinstance(entry_id, bytes) else None

@@ -1,7 +1,8 @@
 """Publishing verified webhooks: de-duplicated on ``data.id``, atomic, round trips shared.
 
-One Lua script per event checks the de-duplication key and appends to the topic in one atomic
-step (both keys share the topic's hash slot, so this holds on Redis Cluster too). Requests that
+One Lua script per event (``voicetap_common.streams.PUBLISH_ONCE``) checks the de-duplication
+key and appends to the topic in one atomic step (both keys share the topic's hash slot, so this
+holds on Redis Cluster too). Requests that
 arrive while a pipeline is in flight wait for the next one, so under load many webhooks share a
 single round trip, and with one request at a time nothing waits.
 """
@@ -12,22 +13,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from voicetap_common.streams import PUBLISH_ONCE
 from voicetap_common.topics import dedupe_key
-
-# KEYS: stream, seen-key. ARGV: dedupe window seconds, maxlen, then field/value pairs.
-# Returns the new entry id, or false when the event was published before.
-PUBLISH_ONCE = """
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  return false
-end
-local args = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*'}
-for i = 3, #ARGV do
-  args[#args + 1] = ARGV[i]
-end
-local id = redis.call(unpack(args))
-redis.call('SET', KEYS[2], id, 'EX', ARGV[1])
-return id
-"""
 
 
 @dataclass(frozen=True, slots=True)

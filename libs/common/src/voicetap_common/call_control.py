@@ -1,0 +1,115 @@
+"""Sending Call Control commands through the official ``telnyx`` SDK, and naming their failures.
+
+``import telnyx`` costs about a second, so it happens only in :func:`telnyx_client`, in the
+processes that send commands, never on a hot path or at import.
+"""
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from voicetap_common.commands import CommandResult, ErrorKind, _Command
+
+if TYPE_CHECKING:
+    from telnyx import AsyncTelnyx
+
+log = logging.getLogger("voicetap.call_control")
+
+CALL_ENDED_CODE = "90018"
+
+_SDK_METHODS = {
+    "fork_start": "start_forking",
+    "fork_stop": "stop_forking",
+    "streaming_start": "start_streaming",
+    "streaming_stop": "stop_streaming",
+    "transcription_start": "start_transcription",
+    "transcription_stop": "stop_transcription",
+}
+
+
+class TelnyxApiSettings(BaseSettings):
+    """Mixed into the settings of a service that sends commands."""
+
+    telnyx_api_key: str | None = Field(default=None, description="API key (v2) of the Telnyx account; needed to send commands.")
+    telnyx_base_url: str | None = Field(
+        default=None, description="Call Control API base URL; default the SDK's (`https://api.telnyx.com/v2`). Tests point it at the simulator."
+    )
+    telnyx_max_retries: int = Field(default=2, ge=0, description="SDK retries of 408/409/429/5xx and connection errors.")
+    telnyx_timeout_seconds: float = Field(default=10.0, gt=0, description="Bound on one Call Control request.")
+
+
+def telnyx_client(settings: TelnyxApiSettings) -> "AsyncTelnyx":
+    from telnyx import AsyncTelnyx
+
+    return AsyncTelnyx(
+        api_key=settings.telnyx_api_key,
+        base_url=settings.telnyx_base_url,
+        max_retries=settings.telnyx_max_retries,
+        timeout=settings.telnyx_timeout_seconds,
+    )
+
+
+async def send(client: "AsyncTelnyx", command: _Command, **overrides: Any) -> None:
+    """Send ``command`` (with ``overrides``, e.g. the targets media_ingest allocated) through the SDK."""
+    method = getattr(client.calls.actions, _SDK_METHODS[command.action])  # type: ignore[attr-defined]
+    await method(command.call_control_id, **{**command.sdk_arguments(), **overrides})
+
+
+def classify(exc: BaseException) -> tuple[ErrorKind, str, list[dict[str, Any]] | None]:
+    """The kind of a failed command, a readable detail, and Telnyx's own error objects."""
+    import telnyx
+
+    if isinstance(exc, telnyx.APIConnectionError):
+        return "network", f"could not reach the Telnyx API: {exc}", None
+    if not isinstance(exc, telnyx.APIStatusError):
+        return "internal", repr(exc), None
+    errors = _telnyx_errors(exc.body)
+    detail = "; ".join(filter(None, (e.get("detail") or e.get("title") for e in errors))) or str(exc)
+    codes = {str(e.get("code")) for e in errors}
+    status = exc.status_code
+    kind: ErrorKind
+    if CALL_ENDED_CODE in codes:
+        kind = "call_ended"
+    elif status == 401:
+        kind = "bad_key"
+    elif status == 403:
+        kind = "not_permitted"
+    elif status == 404:
+        kind = "unknown_call"
+    elif status in (400, 422):
+        kind = "invalid_parameters"
+    elif status == 429:
+        kind = "rate_limited"
+    else:
+        kind = "telnyx_error"
+    return kind, f"{status}: {detail}", errors or None
+
+
+def _telnyx_errors(body: object) -> list[dict[str, Any]]:
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        return [e for e in body["errors"] if isinstance(e, dict)]
+    return []
+
+
+def result_for(
+    command: _Command, *, executed_by: str, error: BaseException | None = None, allocated: dict[str, Any] | None = None
+) -> CommandResult:
+    """The result event of ``command``: ok, or the classified failure of ``error``."""
+    base = dict(
+        id=f"result:{command.id}",
+        command_id=command.id,
+        action=command.action,  # type: ignore[attr-defined]
+        call_control_id=command.call_control_id,
+        correlation_id=command.correlation_id,
+        telnyx_command_id=command.telnyx_command_id(),
+        allocated=allocated,
+        executed_by=executed_by,
+    )
+    if error is None:
+        return CommandResult(ok=True, **base)  # type: ignore[arg-type]
+    kind, detail, errors = classify(error)
+    level = logging.INFO if kind == "call_ended" else logging.WARNING
+    log.log(level, "command failed", extra={"action": base["action"], "call_control_id": command.call_control_id, "error": kind, "detail": detail})
+    return CommandResult(ok=False, error=kind, detail=detail, telnyx_errors=errors, **base)  # type: ignore[arg-type]
