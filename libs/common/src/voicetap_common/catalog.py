@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from voicetap_common import events, topics
+from voicetap_common import commands, events, topics
 
 
 @dataclass(frozen=True)
@@ -43,5 +43,29 @@ TELNYX_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
+COMMAND_TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(
+        name=commands.MEDIA_COMMANDS,
+        summary="Fork and streaming commands (fork_start/stop, streaming_start/stop) from any consumer; executed once.",
+        message=commands.CommandMessage,
+        written_by="any consumer, `voicetap call`",
+        read_by=("media_ingest",),
+    ),
+    TopicSpec(
+        name=commands.TRANSCRIPTION_COMMANDS,
+        summary="Transcription commands (transcription_start/stop) from any consumer; executed once.",
+        message=commands.CommandMessage,
+        written_by="any consumer, `voicetap call`",
+        read_by=("transcript_indexer",),
+    ),
+    TopicSpec(
+        name=commands.COMMAND_RESULTS,
+        summary="The outcome of every command: ok, or the failure with Telnyx's own error detail.",
+        message=commands.CommandResult,
+        written_by="media_ingest, transcript_indexer",
+    ),
+)
+
+
 def all_topics() -> tuple[TopicSpec, ...]:
-    return TELNYX_TOPICS
+    return TELNYX_TOPICS + COMMAND_TOPICS

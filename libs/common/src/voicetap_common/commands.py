@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, field_validator, model_validator
 
 MEDIA_COMMANDS = "voicetap.command.media"
 TRANSCRIPTION_COMMANDS = "voicetap.command.transcription"
@@ -137,6 +137,10 @@ Command = Annotated[
     Field(discriminator="action"),
 ]
 command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
+
+
+class CommandMessage(RootModel[Command]):
+    """Any command, discriminated on ``action`` (the schema of the command topics)."""
 
 COMMAND_MODELS: dict[str, type[_Command]] = {
     m.model_fields["action"].default: m for m in (ForkStart, ForkStop, StreamingStart, StreamingStop, TranscriptionStart, TranscriptionStop)
