@@ -1,0 +1,114 @@
+"""UDP port pairs for forked calls, leased in Redis so instances never hand out the same port.
+
+A pair (rx = even port, tx = the next) is leased with ``SET NX`` under a key naming the public
+host and port, then bound locally: the lease keeps other instances away (even on one host with
+overlapping ranges), the bind proves nothing else holds the port. Leases expire unless renewed,
+so the ports of an instance that died come back by themselves after ``lease_seconds``.
+"""
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+LEASE_PREFIX = "{voicetap.ingest}:port:"
+
+# Extends a lease only while it is still ours (it may have expired and been taken meanwhile).
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class PortsExhausted(Exception):
+    """Every pair of the range is in use: the instance is at capacity."""
+
+
+@dataclass(frozen=True, slots=True)
+class PortPair:
+    rx: int
+    tx: int
+
+
+@dataclass(slots=True)
+class Allocation:
+    pair: PortPair
+    rx_socket: socket.socket
+    tx_socket: socket.socket
+    owner: str
+
+
+class PortAllocator:
+    def __init__(self, redis: Redis, *, bind_host: str, public_host: str, ports: range, lease_seconds: int, instance: str) -> None:
+        self._redis = redis
+        self._bind_host = bind_host
+        self._public_host = public_host
+        self._pairs = [PortPair(p, p + 1) for p in ports if p % 2 == 0 and p + 1 in ports]
+        self._lease = lease_seconds
+        self._instance = instance
+        self._held: dict[PortPair, str] = {}
+        self._cursor = 0
+        self._renew = redis.register_script(_RENEW)
+
+    @property
+    def capacity(self) -> int:
+        return len(self._pairs)
+
+    @property
+    def in_use(self) -> int:
+        return len(self._held)
+
+    def _key(self, pair: PortPair) -> str:
+        return f"{LEASE_PREFIX}{self._public_host}:{pair.rx}"
+
+    def _candidates(self) -> Iterator[PortPair]:
+        count = len(self._pairs)
+        for offset in range(count):
+            yield self._pairs[(self._cursor + offset) % count]
+
+    async def allocate(self, owner: str) -> Allocation:
+        """Lease and bind a free pair for ``owner`` (a call_control_id); raises :class:`PortsExhausted`."""
+        for pair in self._candidates():
+            if pair in self._held:
+                continue
+            if not await self._redis.set(self._key(pair), f"{self._instance}|{owner}", nx=True, ex=self._lease):
+                continue
+            try:
+                rx, tx = _bind(self._bind_host, pair.rx), _bind(self._bind_host, pair.tx)
+            except OSError:
+                await self._redis.delete(self._key(pair))
+                continue
+            self._held[pair] = owner
+            self._cursor = (self._pairs.index(pair) + 1) % len(self._pairs)
+            return Allocation(pair, rx, tx, owner)
+        raise PortsExhausted(f"all {len(self._pairs)} port pairs of this instance are in use")
+
+    async def release(self, allocation: Allocation) -> None:
+        allocation.rx_socket.close()
+        allocation.tx_socket.close()
+        if self._held.pop(allocation.pair, None) is not None:
+            await self._redis.delete(self._key(allocation.pair))
+
+    async def renew(self) -> list[PortPair]:
+        """Extend every lease this instance holds (called periodically); returns the pairs whose lease was lost."""
+        lost = []
+        for pair, owner in list(self._held.items()):
+            if not await self._renew(keys=[self._key(pair)], args=[f"{self._instance}|{owner}", self._lease]):
+                lost.append(pair)
+        return lost
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
