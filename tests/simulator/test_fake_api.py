@@ -1,13 +1,13 @@
 """The fake Call Control API through the real ``telnyx`` SDK."""
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 import telnyx
-
 from telnyx_simulator.state import Effect, FakeTelnyxState
 
 from .conftest import API_KEY, Fake, FakeFactory
@@ -19,22 +19,46 @@ ACTIONS: list[tuple[str, Call, dict[str, Any]]] = [
     (
         "fork_start",
         lambda c, i: c.calls.actions.start_forking(
-            i, rx="udp:127.0.0.1:40000", tx="udp:127.0.0.1:40001", stream_type="decrypted", command_id="f1"
+            i,
+            rx="udp:127.0.0.1:40000",
+            tx="udp:127.0.0.1:40001",
+            stream_type="decrypted",
+            command_id="f1",
         ),
-        {"rx": "udp:127.0.0.1:40000", "tx": "udp:127.0.0.1:40001", "stream_type": "decrypted", "command_id": "f1"},
+        {
+            "rx": "udp:127.0.0.1:40000",
+            "tx": "udp:127.0.0.1:40001",
+            "stream_type": "decrypted",
+            "command_id": "f1",
+        },
     ),
-    ("fork_stop", lambda c, i: c.calls.actions.stop_forking(i, stream_type="decrypted"), {"stream_type": "decrypted"}),
+    (
+        "fork_stop",
+        lambda c, i: c.calls.actions.stop_forking(i, stream_type="decrypted"),
+        {"stream_type": "decrypted"},
+    ),
     (
         "streaming_start",
         lambda c, i: c.calls.actions.start_streaming(
-            i, stream_url="wss://media.example/ws", stream_track="both_tracks", stream_codec="PCMU", stream_auth_token="tok"
+            i,
+            stream_url="wss://media.example/ws",
+            stream_track="both_tracks",
+            stream_codec="PCMU",
+            stream_auth_token="tok",
         ),
-        {"stream_url": "wss://media.example/ws", "stream_track": "both_tracks", "stream_codec": "PCMU", "stream_auth_token": "tok"},
+        {
+            "stream_url": "wss://media.example/ws",
+            "stream_track": "both_tracks",
+            "stream_codec": "PCMU",
+            "stream_auth_token": "tok",
+        },
     ),
     ("streaming_stop", lambda c, i: c.calls.actions.stop_streaming(i), {}),
     (
         "transcription_start",
-        lambda c, i: c.calls.actions.start_transcription(i, transcription_engine="B", transcription_tracks="both"),
+        lambda c, i: c.calls.actions.start_transcription(
+            i, transcription_engine="B", transcription_tracks="both"
+        ),
         {"transcription_engine": "B", "transcription_tracks": "both"},
     ),
     ("transcription_stop", lambda c, i: c.calls.actions.stop_transcription(i), {}),
@@ -58,12 +82,17 @@ async def test_each_action_is_recorded_with_path_body_and_key(
     assert (request.status, request.duplicate, request.action) == (200, False, action)
 
 
-async def test_accepted_commands_become_effects_and_state(fake: Fake, sdk: telnyx.AsyncTelnyx) -> None:
+async def test_accepted_commands_become_effects_and_state(
+    fake: Fake, sdk: telnyx.AsyncTelnyx
+) -> None:
     call = fake.state.create_call()
     await sdk.calls.actions.answer(call.call_control_id)
     await sdk.calls.actions.start_transcription(call.call_control_id, transcription_engine="Google")
     await sdk.calls.actions.start_forking(
-        call.call_control_id, rx="udp:127.0.0.1:40000", tx="udp:127.0.0.1:40001", stream_type="decrypted"
+        call.call_control_id,
+        rx="udp:127.0.0.1:40000",
+        tx="udp:127.0.0.1:40001",
+        stream_type="decrypted",
     )
     assert call.state == "answered"
     assert call.transcription == {"transcription_engine": "Google"}
@@ -93,7 +122,9 @@ async def test_wrong_or_missing_key_is_401(fake: Fake, monkeypatch: pytest.Monke
 
 async def test_unknown_call_is_404(sdk: telnyx.AsyncTelnyx) -> None:
     with pytest.raises(telnyx.NotFoundError) as caught:
-        await sdk.calls.actions.start_forking("v3:nope", rx="udp:127.0.0.1:1", tx="udp:127.0.0.1:2", stream_type="decrypted")
+        await sdk.calls.actions.start_forking(
+            "v3:nope", rx="udp:127.0.0.1:1", tx="udp:127.0.0.1:2", stream_type="decrypted"
+        )
     assert _error(caught.value)["code"] == "10005"
 
 
@@ -107,24 +138,73 @@ async def test_command_on_ended_call_is_422_90018(fake: Fake, sdk: telnyx.AsyncT
 
 
 INVALID: list[tuple[str, Call]] = [
-    ("rx", lambda c, i: c.calls.actions.start_forking(i, rx="127.0.0.1:40000", tx="udp:127.0.0.1:1", stream_type="decrypted")),
-    ("tx", lambda c, i: c.calls.actions.start_forking(i, rx="udp:127.0.0.1:1", tx="udp:127.0.0.1:99999", stream_type="decrypted")),
-    ("tx", lambda c, i: c.calls.actions.start_forking(i, rx="udp:127.0.0.1:1", stream_type="decrypted")),
-    ("stream_type", lambda c, i: c.calls.actions.start_forking(i, rx="udp:127.0.0.1:1", tx="udp:127.0.0.1:2")),
+    (
+        "rx",
+        lambda c, i: c.calls.actions.start_forking(
+            i, rx="127.0.0.1:40000", tx="udp:127.0.0.1:1", stream_type="decrypted"
+        ),
+    ),
+    (
+        "tx",
+        lambda c, i: c.calls.actions.start_forking(
+            i, rx="udp:127.0.0.1:1", tx="udp:127.0.0.1:99999", stream_type="decrypted"
+        ),
+    ),
+    (
+        "tx",
+        lambda c, i: c.calls.actions.start_forking(
+            i, rx="udp:127.0.0.1:1", stream_type="decrypted"
+        ),
+    ),
+    (
+        "stream_type",
+        lambda c, i: c.calls.actions.start_forking(i, rx="udp:127.0.0.1:1", tx="udp:127.0.0.1:2"),
+    ),
     ("rx", lambda c, i: c.calls.actions.start_forking(i)),
-    ("stream_type", lambda c, i: c.calls.actions.stop_forking(i, extra_body={"stream_type": "mixed"})),
+    (
+        "stream_type",
+        lambda c, i: c.calls.actions.stop_forking(i, extra_body={"stream_type": "mixed"}),
+    ),
     ("stream_url", lambda c, i: c.calls.actions.start_streaming(i, stream_track="both_tracks")),
-    ("stream_url", lambda c, i: c.calls.actions.start_streaming(i, stream_url="https://media.example/ws")),
-    ("stream_track", lambda c, i: c.calls.actions.start_streaming(i, stream_url="wss://m.example", extra_body={"stream_track": "both"})),
-    ("stream_codec", lambda c, i: c.calls.actions.start_streaming(i, stream_url="wss://m.example", extra_body={"stream_codec": "ulaw"})),
-    ("stream_auth_token", lambda c, i: c.calls.actions.start_streaming(i, stream_url="wss://m.example", stream_auth_token="x" * 4001)),
-    ("transcription_engine", lambda c, i: c.calls.actions.start_transcription(i, extra_body={"transcription_engine": "C"})),
-    ("transcription_tracks", lambda c, i: c.calls.actions.start_transcription(i, transcription_tracks="left")),
+    (
+        "stream_url",
+        lambda c, i: c.calls.actions.start_streaming(i, stream_url="https://media.example/ws"),
+    ),
+    (
+        "stream_track",
+        lambda c, i: c.calls.actions.start_streaming(
+            i, stream_url="wss://m.example", extra_body={"stream_track": "both"}
+        ),
+    ),
+    (
+        "stream_codec",
+        lambda c, i: c.calls.actions.start_streaming(
+            i, stream_url="wss://m.example", extra_body={"stream_codec": "ulaw"}
+        ),
+    ),
+    (
+        "stream_auth_token",
+        lambda c, i: c.calls.actions.start_streaming(
+            i, stream_url="wss://m.example", stream_auth_token="x" * 4001
+        ),
+    ),
+    (
+        "transcription_engine",
+        lambda c, i: c.calls.actions.start_transcription(
+            i, extra_body={"transcription_engine": "C"}
+        ),
+    ),
+    (
+        "transcription_tracks",
+        lambda c, i: c.calls.actions.start_transcription(i, transcription_tracks="left"),
+    ),
     ("client_state", lambda c, i: c.calls.actions.answer(i, client_state="not base64!")),
 ]
 
 
-@pytest.mark.parametrize(("field", "call"), INVALID, ids=[f"{n}-{f}" for n, (f, _) in enumerate(INVALID)])
+@pytest.mark.parametrize(
+    ("field", "call"), INVALID, ids=[f"{n}-{f}" for n, (f, _) in enumerate(INVALID)]
+)
 async def test_invalid_parameters_are_422_naming_the_field(
     fake: Fake, sdk: telnyx.AsyncTelnyx, field: str, call: Call
 ) -> None:
@@ -137,7 +217,9 @@ async def test_invalid_parameters_are_422_naming_the_field(
     assert sim_call.effects.empty() and sim_call.media is None and sim_call.state == "parked"
 
 
-async def test_rate_limit_is_429_after_the_sdk_retries_honouring_retry_after(fake_factory: FakeFactory) -> None:
+async def test_rate_limit_is_429_after_the_sdk_retries_honouring_retry_after(
+    fake_factory: FakeFactory,
+) -> None:
     state = FakeTelnyxState(API_KEY, rate_limit=1, rate_window=30.0, retry_after=0.05)
     call = state.create_call()
     async with fake_factory(state).client(max_retries=2) as client:
@@ -148,7 +230,7 @@ async def test_rate_limit_is_429_after_the_sdk_retries_honouring_retry_after(fak
     assert _error(caught.value)["code"] == "10011"
     limited = [r for r in state.requests if r.status == 429]
     assert len(limited) == 3  # the first try and the SDK's two retries
-    gaps = [b.at - a.at for a, b in zip(limited, limited[1:])]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(limited)]
     assert all(0.04 <= gap < 0.5 for gap in gaps), gaps  # Retry-After, not the SDK's 0.5 s backoff
     assert call.state == "answered"
 
@@ -156,7 +238,7 @@ async def test_rate_limit_is_429_after_the_sdk_retries_honouring_retry_after(fak
 async def test_rate_limited_command_succeeds_on_the_sdk_retry_once_the_window_frees(
     fake_factory: FakeFactory,
 ) -> None:
-    state = FakeTelnyxState(API_KEY, rate_limit=1, rate_window=0.1)
+    state = FakeTelnyxState(API_KEY, rate_limit=1, rate_window=0.1, retry_after=0.15)
     call = state.create_call()
     async with fake_factory(state).client(max_retries=2) as client:
         await client.calls.actions.answer(call.call_control_id)
@@ -166,13 +248,29 @@ async def test_rate_limited_command_succeeds_on_the_sdk_retry_once_the_window_fr
     assert call.state == "ended"
 
 
+def test_retry_after_defaults_to_whole_seconds_until_the_window_frees() -> None:
+    now = [0.0]
+    state = FakeTelnyxState(API_KEY, rate_limit=1, rate_window=30.0, clock=lambda: now[0])
+    call = state.create_call()
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    path = f"/v2/calls/{call.call_control_id}/actions/answer"
+    assert state.handle("POST", path, headers, b"{}", call.call_control_id, "answer").status == 200
+    now[0] = 10.5
+    limited = state.handle("POST", path, headers, b"{}", call.call_control_id, "answer")
+    assert (limited.status, limited.headers["retry-after"]) == (429, "20")
+    now[0] = 30.0
+    assert state.handle("POST", path, headers, b"{}", call.call_control_id, "answer").status == 200
+
+
 async def test_command_id_is_deduplicated_for_60_seconds(fake_factory: FakeFactory) -> None:
     now = [1000.0]
     state = FakeTelnyxState(API_KEY, clock=lambda: now[0])
     call = state.create_call()
     async with fake_factory(state).client() as client:
         for _ in range(2):
-            response = await client.calls.actions.start_transcription(call.call_control_id, command_id="t:evt-1")
+            response = await client.calls.actions.start_transcription(
+                call.call_control_id, command_id="t:evt-1"
+            )
             assert response.data.result == "ok"
         await client.calls.actions.start_transcription(call.call_control_id, command_id="t:evt-2")
         now[0] += 59.9
@@ -183,13 +281,19 @@ async def test_command_id_is_deduplicated_for_60_seconds(fake_factory: FakeFacto
     assert len(_drain(call.effects)) == 3
 
 
-async def test_duplicate_command_on_ended_call_still_answers_ok(fake: Fake, sdk: telnyx.AsyncTelnyx) -> None:
+async def test_duplicate_command_on_ended_call_still_answers_ok(
+    fake: Fake, sdk: telnyx.AsyncTelnyx
+) -> None:
     call = fake.state.create_call()
     await sdk.calls.actions.hangup(call.call_control_id, command_id="h1")
     await sdk.calls.actions.hangup(call.call_control_id, command_id="h1")
     with pytest.raises(telnyx.UnprocessableEntityError):
         await sdk.calls.actions.hangup(call.call_control_id, command_id="h2")
-    assert [(r.status, r.duplicate) for r in fake.state.requests] == [(200, False), (200, True), (422, False)]
+    assert [(r.status, r.duplicate) for r in fake.state.requests] == [
+        (200, False),
+        (200, True),
+        (422, False),
+    ]
 
 
 async def test_one_media_operation_per_call(fake: Fake, sdk: telnyx.AsyncTelnyx) -> None:
@@ -198,7 +302,9 @@ async def test_one_media_operation_per_call(fake: Fake, sdk: telnyx.AsyncTelnyx)
     await sdk.calls.actions.start_streaming(cid, stream_url="ws://127.0.0.1:9/ws")
     assert call.media is not None and call.media.kind == "streaming"
     stream_id = call.media.stream_id
-    await sdk.calls.actions.start_forking(cid, rx="udp:127.0.0.1:40000", tx="udp:127.0.0.1:40001", stream_type="decrypted")
+    await sdk.calls.actions.start_forking(
+        cid, rx="udp:127.0.0.1:40000", tx="udp:127.0.0.1:40001", stream_type="decrypted"
+    )
     assert call.media.kind == "fork"
     await sdk.calls.actions.start_streaming(cid, stream_url="ws://127.0.0.1:9/ws2")
     assert call.media.kind == "streaming"
@@ -219,7 +325,9 @@ async def test_one_media_operation_per_call(fake: Fake, sdk: telnyx.AsyncTelnyx)
     assert call.media is None
 
 
-async def test_sim_routes_create_calls_and_list_requests(fake: Fake, sdk: telnyx.AsyncTelnyx) -> None:
+async def test_sim_routes_create_calls_and_list_requests(
+    fake: Fake, sdk: telnyx.AsyncTelnyx
+) -> None:
     async with httpx.AsyncClient(base_url=fake.url) as http:
         created = await http.post("/_sim/calls", json={"from": "+15550001", "to": "+15550002"})
         assert created.status_code == 201
@@ -247,4 +355,3 @@ def _drain(queue: asyncio.Queue[Effect]) -> list[Effect]:
     while not queue.empty():
         items.append(queue.get_nowait())
     return items
-

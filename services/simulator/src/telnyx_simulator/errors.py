@@ -45,15 +45,24 @@ def not_found(detail: str = "The requested resource or URL could not be found.")
 
 
 def call_ended() -> ApiError:
-    return ApiError(422, "90018", "Call has already ended", "This call is no longer active and can't receive commands.")
+    return ApiError(
+        422,
+        "90018",
+        "Call has already ended",
+        "This call is no longer active and can't receive commands.",
+    )
 
 
 def missing(field: str) -> ApiError:
-    return ApiError(422, "10004", "Missing required parameter", f"The '{field}' parameter is required.", field)
+    return ApiError(
+        422, "10004", "Missing required parameter", f"The '{field}' parameter is required.", field
+    )
 
 
 def invalid(field: str, detail: str) -> ApiError:
-    return ApiError(422, "10015", "Invalid parameter", f"The '{field}' parameter is invalid: {detail}", field)
+    return ApiError(
+        422, "10015", "Invalid parameter", f"The '{field}' parameter is invalid: {detail}", field
+    )
 
 
 def bad_request(detail: str) -> ApiError:
@@ -61,4 +70,9 @@ def bad_request(detail: str) -> ApiError:
 
 
 def too_many_requests() -> ApiError:
-    return ApiError(429, "10011", "Too many requests", "You have exceeded the maximum number of allowed requests.")
+    return ApiError(
+        429,
+        "10011",
+        "Too many requests",
+        "You have exceeded the maximum number of allowed requests.",
+    )

@@ -19,7 +19,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-
 from voicetap_common import codec
 
 from telnyx_simulator.errors import not_found
@@ -39,7 +38,9 @@ def create_fake_api(state: FakeTelnyxState) -> Starlette:
         return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
     async def list_requests(request: Request) -> Response:
-        found = state.requests_for(request.query_params.get("call_control_id"), request.query_params.get("action"))
+        found = state.requests_for(
+            request.query_params.get("call_control_id"), request.query_params.get("action")
+        )
         return JSONResponse({"data": [r.to_json() for r in found]})
 
     async def list_calls(_: Request) -> Response:
@@ -52,7 +53,9 @@ def create_fake_api(state: FakeTelnyxState) -> Starlette:
     async def create_call(request: Request) -> Response:
         body = await _json_object(request)
         if body is None:
-            return JSONResponse({"errors": [{"detail": "body must be a JSON object"}]}, status_code=400)
+            return JSONResponse(
+                {"errors": [{"detail": "body must be a JSON object"}]}, status_code=400
+            )
         call = state.create_call(
             from_=body.get("from", "+13125550100"),
             to=body.get("to", "+13125550199"),

@@ -3,10 +3,15 @@
 :meth:`FakeTelnyxState.handle` is the whole Call Control logic without HTTP (``fake_api`` is the
 thin Starlette glue over it). Each accepted command becomes an :class:`Effect` on the call's
 ``effects`` queue, which the call player consumes to send the matching webhooks and media.
+
+Where Telnyx documents no behaviour the simulator is lenient: ``answer`` on an answered call and
+a stop with nothing running answer ok and do nothing; a ``command_id`` seen within the window
+answers ok even after the call ended (the first command did take effect).
 """
 
 import asyncio
 import hmac
+import math
 import secrets
 import time
 import uuid
@@ -88,7 +93,9 @@ class SimCall:
             "to": self.to,
             "direction": self.direction,
             "state": self.state,
-            "media": None if media is None else {"kind": media.kind, "stream_id": media.stream_id, "params": media.params},
+            "media": None
+            if media is None
+            else {"kind": media.kind, "stream_id": media.stream_id, "params": media.params},
             "transcription": self.transcription,
         }
 
@@ -142,8 +149,8 @@ class FakeTelnyxState:
     """Calls and request log of one fake Telnyx account.
 
     ``rate_limit`` requests per ``rate_window`` seconds are accepted (None: no limit); beyond it
-    the API answers 429 with ``Retry-After`` (``retry_after`` seconds if given, else the time until
-    the window frees a slot). ``clock`` (monotonic seconds) drives the rate limit and the
+    the API answers 429 with ``Retry-After`` (``retry_after`` seconds if given, else the whole
+    seconds until the window frees a slot, at least 1). ``clock`` (monotonic seconds) drives the rate limit and the
     ``command_id`` de-duplication window, so tests can move time.
     """
 
@@ -208,7 +215,11 @@ class FakeTelnyxState:
         return call
 
     def end_call(
-        self, call_control_id: str, *, hangup_source: str = "caller", hangup_cause: str = "normal_clearing"
+        self,
+        call_control_id: str,
+        *,
+        hangup_source: str = "caller",
+        hangup_cause: str = "normal_clearing",
     ) -> SimCall:
         """Hang the call up from the network side; the player sends ``call.hangup`` with these."""
         call = self._calls[call_control_id]
@@ -218,23 +229,34 @@ class FakeTelnyxState:
             call.effects.put_nowait(Effect("hangup", call_control_id, params, origin="simulator"))
         return call
 
-    def requests_for(self, call_control_id: str | None = None, action: str | None = None) -> list[RecordedRequest]:
+    def requests_for(
+        self, call_control_id: str | None = None, action: str | None = None
+    ) -> list[RecordedRequest]:
         return [
             r
             for r in self.requests
-            if (call_control_id is None or r.call_control_id == call_control_id) and (action is None or r.action == action)
+            if (call_control_id is None or r.call_control_id == call_control_id)
+            and (action is None or r.action == action)
         ]
 
     # -- the API ---------------------------------------------------------------------------------
     def handle(
-        self, method: str, path: str, headers: Mapping[str, str], raw_body: bytes, call_control_id: str, action: str
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        raw_body: bytes,
+        call_control_id: str,
+        action: str,
     ) -> Answer:
         """Answer one ``POST /v2/calls/{call_control_id}/actions/{action}`` and record it."""
         try:
             body = codec.loads(raw_body) if raw_body else {}
         except codec.JSONDecodeError:
             body = raw_body.decode("utf-8", "replace")
-        record = RecordedRequest(method, path, dict(headers), body, time.time(), call_control_id, action)
+        record = RecordedRequest(
+            method, path, dict(headers), body, time.time(), call_control_id, action
+        )
         self.requests.append(record)
         try:
             answer = self._handle(headers, body, call_control_id, action, record)
@@ -247,7 +269,12 @@ class FakeTelnyxState:
         return answer
 
     def _handle(
-        self, headers: Mapping[str, str], body: Any, call_control_id: str, action: str, record: RecordedRequest
+        self,
+        headers: Mapping[str, str],
+        body: Any,
+        call_control_id: str,
+        action: str,
+        record: RecordedRequest,
     ) -> Answer:
         expected = f"Bearer {self.api_key}".encode()
         if not hmac.compare_digest(headers.get("authorization", "").encode(), expected):
@@ -284,11 +311,15 @@ class FakeTelnyxState:
         self._recent.append(now)
 
     def _retry_after_header(self) -> str:
+        """``retry_after`` as given (fractions allowed, for fast tests), else whole seconds until a slot frees."""
         if self.retry_after is not None:
-            seconds = self.retry_after
-        else:
-            seconds = max(0.0, self.rate_window - (self._clock() - self._recent[0])) if self._recent else 0.0
-        return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:.3f}"
+            return (
+                str(int(self.retry_after))
+                if float(self.retry_after).is_integer()
+                else f"{self.retry_after:.3f}"
+            )
+        wait = self.rate_window - (self._clock() - self._recent[0]) if self._recent else 0.0
+        return str(max(1, math.ceil(wait)))
 
     def _execute(self, call: SimCall, action: str, body: dict[str, Any]) -> None:
         effects: list[Effect] = []
@@ -327,7 +358,11 @@ class FakeTelnyxState:
     @staticmethod
     def _stop_effect(media: MediaOperation, call_control_id: str, extra: dict[str, Any]) -> Effect:
         action = "fork_stop" if media.kind == "fork" else "streaming_stop"
-        params = {"stream_id": media.stream_id, "stream_type": media.params.get("stream_type"), **extra}
+        params = {
+            "stream_id": media.stream_id,
+            "stream_type": media.params.get("stream_type"),
+            **extra,
+        }
         return Effect(action, call_control_id, params, origin="simulator")
 
     @staticmethod
@@ -335,4 +370,3 @@ class FakeTelnyxState:
         call.state = "ended"
         call.media = None
         call.transcription = None
-

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from telnyx_simulator.errors import ApiError, invalid, missing, not_found
+from telnyx_simulator.errors import invalid, missing, not_found
 
 Body = dict[str, Any]
 
@@ -39,7 +39,9 @@ def parse_udp_target(value: str) -> tuple[str, int] | None:
     return match["host"].strip("[]"), int(match["port"])
 
 
-def _string(body: Body, field: str, *, required: bool = False, max_len: int | None = None) -> str | None:
+def _string(
+    body: Body, field: str, *, required: bool = False, max_len: int | None = None
+) -> str | None:
     value = body.get(field)
     if value is None:
         if required:
@@ -107,7 +109,12 @@ def _streaming_start(body: Body) -> None:
     params = body.get("custom_parameters")
     if params is not None and not (
         isinstance(params, list)
-        and all(isinstance(p, dict) and isinstance(p.get("name"), str) and isinstance(p.get("value"), str) for p in params)
+        and all(
+            isinstance(p, dict)
+            and isinstance(p.get("name"), str)
+            and isinstance(p.get("value"), str)
+            for p in params
+        )
     ):
         raise invalid("custom_parameters", "must be a list of {name, value} strings")
 
@@ -147,4 +154,3 @@ def validate(action: str, body: Body) -> None:
         raise not_found(f"The action '{action}' is not served by the simulator.")
     _common(body)
     check(body)
-
