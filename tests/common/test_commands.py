@@ -1,7 +1,6 @@
 """Command contracts and their execution through the real SDK against the fake Telnyx API."""
 
 import typing
-from collections.abc import AsyncIterator
 from typing import get_type_hints
 
 import pytest
@@ -9,16 +8,15 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from telnyx_simulator.fake_api import create_fake_api
-from telnyx_simulator.serve import serve
 from telnyx_simulator.state import FakeTelnyxState
+from tests.conftest import API_KEY, Fake
 from voicetap_common import codec, commands
 from voicetap_common.call_control import TelnyxApiSettings, send, telnyx_client
 from voicetap_common.command_runner import CommandRunner
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.streams import Producer
 
-KEY = "KEY_commands_test"
+KEY = API_KEY
 
 
 def _literal_values(annotation: typing.Any) -> set[typing.Any]:
@@ -71,10 +69,8 @@ def test_invalid_commands_are_refused_before_sending(body: dict, message: str) -
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[tuple[FakeTelnyxState, str]]:
-    state = FakeTelnyxState(KEY)
-    async with serve(create_fake_api(state)) as url:
-        yield state, url + "/v2"
+def fake_api(fake: Fake) -> tuple[FakeTelnyxState, str]:
+    return fake.state, fake.url + "/v2"
 
 
 def runner_settings(url: str, key: str = KEY) -> TelnyxApiSettings:
@@ -104,8 +100,8 @@ async def results(redis: Redis) -> list[dict]:  # type: ignore[type-arg]
     return [codec.loads(fields[b"event"]) for _, fields in await redis.xrange(commands.COMMAND_RESULTS)]
 
 
-async def test_a_command_is_sent_once_with_its_derived_command_id(redis: Redis, fake: tuple[FakeTelnyxState, str]) -> None:
-    state, url = fake
+async def test_a_command_is_sent_once_with_its_derived_command_id(redis: Redis, fake_api: tuple[FakeTelnyxState, str]) -> None:
+    state, url = fake_api
     call = state.create_call()
     state.answer_call(call.call_control_id)
     command = commands.TranscriptionStart(call_control_id=call.call_control_id, transcription_engine="B", correlation_id="agent-7")
@@ -129,9 +125,9 @@ async def test_a_command_is_sent_once_with_its_derived_command_id(redis: Redis, 
     ],
 )
 async def test_telnyx_errors_are_named_on_the_result(
-    redis: Redis, fake: tuple[FakeTelnyxState, str], setup: str, key: str, kind: str
+    redis: Redis, fake_api: tuple[FakeTelnyxState, str], setup: str, key: str, kind: str
 ) -> None:
-    state, url = fake
+    state, url = fake_api
     call = state.create_call()
     state.answer_call(call.call_control_id)
     if setup == "ended":
@@ -155,9 +151,9 @@ async def test_network_failure_is_named(redis: Redis) -> None:
 
 
 async def test_a_malformed_command_is_answered_and_dead_lettered_and_the_next_runs(
-    redis: Redis, fake: tuple[FakeTelnyxState, str]
+    redis: Redis, fake_api: tuple[FakeTelnyxState, str]
 ) -> None:
-    state, url = fake
+    state, url = fake_api
     call = state.create_call()
     state.answer_call(call.call_control_id)
     good = commands.TranscriptionStop(call_control_id=call.call_control_id)

@@ -10,7 +10,7 @@ import pytest
 import telnyx
 from telnyx_simulator.state import Effect, FakeTelnyxState
 
-from .conftest import API_KEY, Fake, FakeFactory
+from tests.conftest import API_KEY, Fake, FakeFactory
 
 Call = Callable[[telnyx.AsyncTelnyx, str], Awaitable[Any]]
 

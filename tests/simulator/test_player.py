@@ -23,7 +23,7 @@ from telnyx_simulator.signing import WebhookSigner
 from telnyx_simulator.webhooks import DeliveryPolicy, WebhookSender
 from voicetap_common.events import CallHangupEvent, CallTranscriptionEvent, parse_envelope
 
-from .conftest import Fake
+from tests.conftest import Fake
 from .receivers import MediaEndpoint, WebhookReceiver
 
 SCRIPT = parse_script("inbound: I would like to check my order\noutbound: sure what is the number")
