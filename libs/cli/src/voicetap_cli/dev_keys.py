@@ -1,10 +1,13 @@
-"""The development webhook key pair `voicetap up` trusts when no TELNYX_PUBLIC_KEY is set.
+"""The development keys of local mode: used by `voicetap up` when no real Telnyx keys are set.
 
-Kept under the data directory so that the simulator, which signs webhooks, and the gateway,
-which verifies them, agree across restarts. Never used when a real key is configured.
+The webhook key pair: the gateway trusts its public half, the simulator signs with its private
+half. The API key: the services send Call Control commands with it, the simulator's fake API
+accepts it. Kept under the data directory so that all agree across restarts; never used when
+real keys are configured.
 """
 
 import json
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,23 +20,18 @@ FILE_NAME = "dev-webhook-keys.json"
 class DevKeys:
     private_key: str
     public_key: str
+    api_key: str
 
 
 def load_or_create(data_dir: Path) -> DevKeys:
     path = data_dir / FILE_NAME
     if path.exists():
         stored = json.loads(path.read_text())
-        return DevKeys(stored["private_key"], stored["public_key"])
+        if "api_key" in stored:
+            return DevKeys(stored["private_key"], stored["public_key"], stored["api_key"])
     private, public = make_key_pair()
+    keys = DevKeys(private, public, "KEYlocal_" + secrets.token_hex(16))
     data_dir.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
-    path.write_text(json.dumps({"private_key": private, "public_key": public}))
-    return DevKeys(private, public)
-
-
-def load(data_dir: Path) -> DevKeys | None:
-    path = data_dir / FILE_NAME
-    if not path.exists():
-        return None
-    stored = json.loads(path.read_text())
-    return DevKeys(stored["private_key"], stored["public_key"])
+    path.write_text(json.dumps({"private_key": keys.private_key, "public_key": keys.public_key, "api_key": keys.api_key}))
+    return keys

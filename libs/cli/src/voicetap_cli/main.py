@@ -17,7 +17,7 @@ log = logging.getLogger("voicetap.cli")
 def cmd_up(args: argparse.Namespace, settings: CliSettings) -> int:
     from voicetap_cli.embedded_redis import EmbeddedRedis
     from voicetap_cli.services import installed_services
-    from voicetap_cli.supervisor import Supervisor, child_env
+    from voicetap_cli.supervisor import ChildSpec, Supervisor, child_env
 
     data_dir = settings.voicetap_data_dir.resolve()
     overrides = {"VOICETAP_DATA_DIR": str(data_dir), "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console")}
@@ -41,8 +41,19 @@ def cmd_up(args: argparse.Namespace, settings: CliSettings) -> int:
             "Set TELNYX_PUBLIC_KEY to your account's key to take real Telnyx webhooks.",
             data_dir / dev_keys.FILE_NAME,
         )
+    if not settings.telnyx_api_key:
+        overrides["TELNYX_API_KEY"] = dev_keys.load_or_create(data_dir).api_key
+        overrides["TELNYX_BASE_URL"] = f"http://127.0.0.1:{settings.simulator_api_port}/v2"
+        log.warning(
+            "TELNYX_API_KEY is not set: local mode, Call Control commands go to the simulator at %s "
+            "(`voicetap simulate` serves it). Set TELNYX_API_KEY to command real calls.",
+            overrides["TELNYX_BASE_URL"],
+        )
     names = list(installed_services())
-    supervisor = Supervisor(names, child_env(os.environ, **overrides))
+    specs = [ChildSpec(name) for name in names]
+    if args.demo:
+        specs.append(ChildSpec("simulator", ("--demo",), restart=False))
+    supervisor = Supervisor(specs, child_env(os.environ, **overrides))
     try:
         supervisor.start()
         log.info("stack up: %s; Ctrl-C stops everything", ", ".join(names))
@@ -57,6 +68,12 @@ def cmd_service(args: argparse.Namespace, settings: CliSettings) -> int:
 
     run_service(args.service)
     return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: CliSettings) -> int:
+    from voicetap_cli.services import run_tool
+
+    return run_tool("simulator", args.simulator_args)
 
 
 def cmd_keys(args: argparse.Namespace, settings: CliSettings) -> int:
@@ -108,7 +125,14 @@ def cmd_replay(args: argparse.Namespace, settings: CliSettings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voicetap", description="Live Telnyx calls as typed events on Redis Streams.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("up", help="run the whole stack (embedded Redis unless REDIS_URL is set)").set_defaults(func=cmd_up)
+    up = sub.add_parser("up", help="run the whole stack (embedded Redis unless REDIS_URL is set)")
+    up.add_argument("--demo", action="store_true", help="also play one simulated call and print where to look")
+    up.set_defaults(func=cmd_up)
+    simulate = sub.add_parser(
+        "simulate", help="play simulated Telnyx calls against the stack (`voicetap simulate --help`)", add_help=False
+    )
+    simulate.add_argument("simulator_args", nargs=argparse.REMAINDER)
+    simulate.set_defaults(func=cmd_simulate)
     for name, text in (("gateway", "the webhook gateway"), ("ingest", "media ingest"), ("indexer", "the transcript indexer")):
         service = sub.add_parser(name, help=f"run {text} alone, as a container does")
         service.set_defaults(func=cmd_service, service=name)

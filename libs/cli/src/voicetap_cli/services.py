@@ -18,6 +18,17 @@ def installed_services() -> dict[str, EntryPoint]:
     return {name: found[name] for name in sorted(found, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))}
 
 
+TOOLS = "voicetap.tools"
+
+
+def run_tool(name: str, argv: list[str]) -> int:
+    """Run a tool package's ``main(argv)`` (the simulator), found by its entry point."""
+    found = {ep.name: ep for ep in entry_points(group=TOOLS)}
+    if name not in found:
+        raise SystemExit(f"voicetap: the {name!r} tool is not installed")
+    return int(found[name].load()(argv) or 0)
+
+
 def run_service(name: str) -> None:
     services = installed_services()
     if name not in services:

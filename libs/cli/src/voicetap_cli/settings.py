@@ -14,3 +14,10 @@ class CliSettings(CommonSettings):
         default=None,
         description="When unset, `voicetap up` makes a development key pair under VOICETAP_DATA_DIR and trusts it.",
     )
+    telnyx_api_key: str | None = Field(
+        default=None,
+        description="When unset, `voicetap up` runs in local mode: Call Control commands go to the simulator's fake API.",
+    )
+    simulator_api_port: int = Field(
+        default=8090, description="Port of the simulator's fake Telnyx API, where local mode sends Call Control commands."
+    )

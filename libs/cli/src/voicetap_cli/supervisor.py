@@ -17,34 +17,49 @@ from voicetap_cli.lifetime import die_with_parent
 log = logging.getLogger("voicetap.up")
 
 
+@dataclass(frozen=True)
+class ChildSpec:
+    """A service (kept running) or a one-shot tool such as the demo (``restart=False``)."""
+
+    name: str
+    args: tuple[str, ...] = ()
+    restart: bool = True
+
+
 @dataclass
 class Child:
-    name: str
+    spec: ChildSpec
     process: subprocess.Popen[bytes]
-    started: float
     restarts: list[float] = field(default_factory=list)
+    finished: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
 
 class Supervisor:
-    def __init__(self, services: list[str], env: Mapping[str, str], max_restarts_per_minute: int = 5) -> None:
-        self._services = services
+    def __init__(self, children: list[ChildSpec], env: Mapping[str, str], max_restarts_per_minute: int = 5) -> None:
+        self._specs = children
         self._env = dict(env)
         self._max_restarts = max_restarts_per_minute
-        self._children: dict[str, Child] = {}
+        self._children: list[Child] = []
         self._stopping = False
 
-    def _spawn(self, name: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, spec: ChildSpec) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "voicetap_cli.run", name],
+            [sys.executable, "-m", "voicetap_cli.run", spec.name, *spec.args],
             env=self._env,
             stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
         )
 
-    def start(self) -> None:
-        for name in self._services:
-            self._children[name] = Child(name, self._spawn(name), time.monotonic())
-            log.info("started %s (pid %d)", name, self._children[name].process.pid)
+    def start(self, spec: ChildSpec | None = None) -> None:
+        """Start every child, or one more (``spec``) once the stack runs."""
+        for item in [spec] if spec else self._specs:
+            child = Child(item, self._spawn(item))
+            self._children.append(child)
+            log.info("started %s (pid %d)", item.name, child.process.pid)
 
     def request_stop(self, *_: object) -> None:
         self._stopping = True
@@ -56,9 +71,14 @@ class Supervisor:
         code = 0
         while not self._stopping:
             time.sleep(0.2)
-            for child in self._children.values():
+            for child in self._children:
                 status = child.process.poll()
                 if status is None or self._stopping:
+                    continue
+                if not child.spec.restart:
+                    if not child.finished:
+                        log.log(logging.INFO if status == 0 else logging.ERROR, "%s finished with exit code %s", child.name, status)
+                        child.finished = True
                     continue
                 now = time.monotonic()
                 child.restarts = [t for t in child.restarts if now - t < 60] + [now]
@@ -68,16 +88,16 @@ class Supervisor:
                     break
                 log.warning("%s exited with %s; restarting", child.name, status)
                 time.sleep(min(2 ** (len(child.restarts) - 1) * 0.5, 10))
-                child.process = self._spawn(child.name)
+                child.process = self._spawn(child.spec)
         self.stop()
         return code
 
     def stop(self, timeout: float = 15.0) -> None:
-        for child in self._children.values():
+        for child in self._children:
             if child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for child in self._children.values():
+        for child in self._children:
             try:
                 child.process.wait(max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
