@@ -25,7 +25,9 @@ def test_plain_packet_fields() -> None:
     seq=st.integers(0, 65535),
     ts=st.integers(0, 2**32 - 1),
     csrcs=st.lists(st.integers(0, 2**32 - 1), max_size=15).map(tuple),
-    ext=st.none() | st.tuples(st.integers(0, 65535), st.binary(max_size=12).map(lambda b: b + bytes(-len(b) % 4))),
+    ext=st.none() | st.tuples(
+        st.integers(0, 65535), st.binary(max_size=12).map(lambda b: b + bytes(-len(b) % 4))
+    ),
     padding=st.integers(0, 255),
     marker=st.booleans(),
 )

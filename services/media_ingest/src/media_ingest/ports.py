@@ -65,9 +65,10 @@ class PortAllocator:
         return f"{LEASE_PREFIX}{self._public_host}:{pair.rx}"
 
     def _candidates(self) -> Iterator[PortPair]:
-        count = len(self._pairs)
+        """Every pair once, from the cursor on (read once: concurrent allocations move it)."""
+        start, count = self._cursor, len(self._pairs)
         for offset in range(count):
-            yield self._pairs[(self._cursor + offset) % count]
+            yield self._pairs[(start + offset) % count]
 
     async def allocate(self, owner: str) -> Allocation:
         """Lease and bind a free pair for ``owner`` (a call_control_id); raises :class:`PortsExhausted`."""

@@ -41,7 +41,7 @@ class StrepHeader:
 
     def __init__(self, leg: Literal["A", "B"], track: Track, call_leg_id: bytes) -> None:
         self.leg = leg
-        #: ``inbound`` = received by Telnyx (D bit 0), ``outbound`` = transmitted by Telnyx (D bit 1).
+        #: ``inbound``: received by Telnyx (D bit 0); ``outbound``: transmitted by it (D bit 1).
         self.track = track
         self.call_leg_id = call_leg_id
 
@@ -50,7 +50,7 @@ class StrepHeader:
         return uuid.UUID(bytes=self.call_leg_id)
 
     def __repr__(self) -> str:
-        return f"StrepHeader(leg={self.leg!r}, track={self.track!r}, call_leg_id={self.call_leg_uuid})"
+        return f"StrepHeader({self.leg!r}, {self.track!r}, call_leg_id={self.call_leg_uuid})"
 
 
 class RtpPacket:
@@ -95,7 +95,7 @@ class RtpPacket:
 
 def _parse_strep(data: bytes) -> tuple[StrepHeader, int]:
     if len(data) < STREP_HEADER_SIZE:
-        raise RtpError("truncated", f"STREP header needs {STREP_HEADER_SIZE} bytes, got {len(data)}")
+        raise RtpError("truncated", f"STREP header needs 24 bytes, got {len(data)}")
     b0, length = data[0], data[1]
     version = (b0 >> 2) & 0x0F
     if version != _STREP_VERSION:
@@ -118,7 +118,7 @@ def parse_rtp(data: bytes) -> RtpPacket:
         strep, offset = _parse_strep(data)
     size = len(data)
     if size - offset < RTP_HEADER_SIZE:
-        raise RtpError("truncated", f"RTP header needs {RTP_HEADER_SIZE} bytes, got {size - offset}")
+        raise RtpError("truncated", f"RTP header needs 12 bytes, got {size - offset}")
     b0, b1, sequence, timestamp, ssrc = _HEADER.unpack_from(data, offset)
     if b0 >> 6 != 2:
         raise RtpError("bad_version", f"RTP version {b0 >> 6}, expected 2")
@@ -186,5 +186,6 @@ def build_strep(call_leg_id: bytes, *, leg: Literal["A", "B"], track: Track) -> 
     """The 24-byte legacy STREP header to put in front of an RTP packet."""
     if len(call_leg_id) != 16:
         raise ValueError("call_leg_id must be 16 bytes")
-    b0 = 0xC0 | _STREP_VERSION << 2 | (0x02 if leg == "B" else 0) | (0x01 if track == "outbound" else 0)
+    b0 = 0xC0 | _STREP_VERSION << 2 | (0x02 if leg == "B" else 0)
+    b0 |= 0x01 if track == "outbound" else 0
     return bytes([b0, STREP_HEADER_SIZE]) + bytes(6) + call_leg_id

@@ -4,11 +4,12 @@ from typing import Any
 
 
 class LegStats:
-    """Counters of one leg. ``jitter`` is the RFC 3550 A.8 interarrival jitter in timestamp units."""
+    """Counters of one leg; ``jitter`` is RFC 3550 A.8 interarrival jitter in timestamp units."""
 
     __slots__ = (
         "received", "lost", "duplicated", "reordered", "late", "discarded", "malformed",
-        "ssrc_changes", "restarts", "resyncs", "jitter", "clock_rate", "codec", "sample_rate",
+        "ssrc_changes", "restarts", "resyncs", "unsupported", "decode_errors", "late_samples",
+        "jitter", "clock_rate", "codec", "sample_rate",
     )
 
     def __init__(self) -> None:
@@ -22,10 +23,13 @@ class LegStats:
         self.ssrc_changes = 0
         self.restarts = 0  #: sequence restarts on the same SSRC
         self.resyncs = 0  #: re-anchorings of the timeline (timestamp jumps, clock drift, hold)
+        self.unsupported = 0  #: packets of a payload type with no decoder
+        self.decode_errors = 0  #: payloads the decoder refused (played as silence)
+        self.late_samples = 0  #: decoded samples that came after the recording had passed them
         self.jitter = 0.0
         self.clock_rate = 0
-        self.codec = ""
-        self.sample_rate = 0
+        self.codec = ""  #: encoding of the last decoded packet
+        self.sample_rate = 0  #: its decoded sample rate
 
     @property
     def jitter_ms(self) -> float:

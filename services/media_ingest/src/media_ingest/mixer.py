@@ -1,0 +1,138 @@
+"""Both legs of a call on one wall-clock timeline, as stereo frames (left = inbound caller,
+right = outbound). Audio is placed by timeline position; whatever no packet covered is silence,
+so a leg that sends nothing, loses packets or suppresses silence stays aligned with the other.
+"""
+
+import numpy as np
+
+_INITIAL_CAPACITY = 16000
+
+
+class LegTimeline:
+    """One leg's PCM at the recording rate, from the mixer's read position onwards.
+
+    ``place`` writes audio at a timeline index (samples since the call's media start). A gap
+    before it is silence; audio overlapping what is already there is cut (the first writer
+    wins); a gap or overlap of at most ``snap`` samples is closed, so that rounding and
+    resampler delays do not leave clicks. Audio before the read position came too late to be
+    recorded and is counted in ``late_samples``.
+    """
+
+    def __init__(self, snap: int = 16) -> None:
+        self._buf = np.zeros(_INITIAL_CAPACITY, np.int16)
+        self._base = 0  # timeline index of _buf[0], the next sample to read
+        self._fill = 0  # samples of _buf holding placed audio or silence before it
+        self._snap = snap
+        self.late_samples = 0
+
+    @property
+    def end(self) -> int:
+        """Timeline index just after the last placed sample."""
+        return self._base + self._fill
+
+    def place(self, index: int, pcm: np.ndarray) -> None:
+        rel = index - self._base
+        if rel < 0:
+            self.late_samples += min(-rel, len(pcm))
+            pcm = pcm[-rel:]
+            rel = 0
+        fill = self._fill
+        gap = rel - fill
+        if -self._snap <= gap <= self._snap:
+            rel = fill
+        elif gap < 0:
+            pcm = pcm[-gap:]
+            rel = fill
+        end = rel + len(pcm)
+        if end <= fill:
+            return
+        if end > len(self._buf):
+            grown = np.zeros(max(end, 2 * len(self._buf)), np.int16)
+            grown[:fill] = self._buf[:fill]
+            self._buf = grown
+        if rel > fill:
+            self._buf[fill:rel] = 0
+        self._buf[rel:end] = pcm
+        self._fill = end
+
+    def take(self, count: int) -> np.ndarray:
+        """The next ``count`` samples (silence where none was placed); moves the read position."""
+        out = np.zeros(count, np.int16)
+        have = min(self._fill, count)
+        out[:have] = self._buf[:have]
+        rest = self._fill - have
+        if rest:
+            self._buf[:rest] = self._buf[have : self._fill]
+        self._fill = rest
+        self._base += count
+        return out
+
+
+class StereoMixer:
+    """Interleaves the two legs' timelines and silences paused intervals.
+
+    Times are seconds on the call timeline (0 = media start). ``mix(until)`` returns the frames
+    from where the last call stopped up to ``until``; the caller leaves a margin behind real time
+    so that late packets still find their place.
+    """
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.inbound = LegTimeline()
+        self.outbound = LegTimeline()
+        self._done = 0
+        self._paused_at: int | None = None
+        self._pauses: list[tuple[int, int]] = []
+
+    @property
+    def position(self) -> float:
+        """Seconds of stereo audio produced so far."""
+        return self._done / self.sample_rate
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    @property
+    def paused_intervals(self) -> list[tuple[float, float]]:
+        """Paused (silenced) intervals in seconds; an open pause ends where the audio ends."""
+        rate = self.sample_rate
+        spans = list(self._pauses)
+        if self._paused_at is not None:
+            spans.append((self._paused_at, max(self._done, self._paused_at)))
+        return [(start / rate, end / rate) for start, end in spans]
+
+    def pause(self, at: float) -> None:
+        if self._paused_at is None:
+            self._paused_at = max(round(at * self.sample_rate), 0)
+
+    def resume(self, at: float) -> None:
+        if self._paused_at is not None:
+            end = max(round(at * self.sample_rate), self._paused_at)
+            self._pauses.append((self._paused_at, end))
+            self._paused_at = None
+
+    def mix(self, until: float) -> np.ndarray:
+        count = round(until * self.sample_rate) - self._done
+        if count <= 0:
+            return np.zeros((0, 2), np.int16)
+        start = self._done
+        frames = np.empty((count, 2), np.int16)
+        frames[:, 0] = self.inbound.take(count)
+        frames[:, 1] = self.outbound.take(count)
+        self._done += count
+        spans = list(self._pauses)
+        if self._paused_at is not None:
+            spans.append((self._paused_at, self._done))
+        for pause_start, pause_end in spans:
+            lo, hi = max(pause_start - start, 0), min(pause_end - start, count)
+            if lo < hi:
+                frames[lo:hi] = 0
+        return frames
+
+    def finish(self, until: float = 0.0) -> np.ndarray:
+        """The remaining frames, up to ``until`` or to the end of the placed audio if later."""
+        end = max(round(until * self.sample_rate), self.inbound.end, self.outbound.end)
+        frames = self.mix(end / self.sample_rate)
+        self.resume(end / self.sample_rate)
+        return frames
