@@ -190,3 +190,10 @@ async def test_the_dedupe_window_is_a_setting(redis: Redis, signer: WebhookSigne
         assert (await client.post(PATH, **signed_post(signer, body))).json()["status"] == "stored"
     assert await redis.xlen("telnyx.call.answered") == 2
 
+
+
+async def test_other_methods_are_refused_405(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get(PATH)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert (await gateway.get("/nope")).status_code == 404

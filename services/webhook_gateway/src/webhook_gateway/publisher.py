@@ -49,11 +49,15 @@ class PublishBatcher:
         self._queue.append((publication, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        return await asyncio.wait_for(asyncio.shield(future), deadline_seconds)
+        async with asyncio.timeout(deadline_seconds):  # cancels the future; the flusher skips it then
+            return await future
 
     async def _flush(self) -> None:
         while self._queue:
-            batch, self._queue = self._queue, []
+            batch = [(p, f) for p, f in self._queue if not f.done()]  # a timed-out request was answered 503
+            self._queue = []
+            if not batch:
+                continue
             self.last_batch_size = len(batch)
             try:
                 results = await asyncio.wait_for(self._send([p for p, _ in batch]), self._timeout)
