@@ -70,12 +70,6 @@ def cmd_service(args: argparse.Namespace, settings: CliSettings) -> int:
     return 0
 
 
-def cmd_simulate(args: argparse.Namespace, settings: CliSettings) -> int:
-    from voicetap_cli.services import run_tool
-
-    return run_tool("simulator", args.simulator_args)
-
-
 def cmd_keys(args: argparse.Namespace, settings: CliSettings) -> int:
     from voicetap_cli.keys import make_key_pair
 
@@ -128,11 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run the whole stack (embedded Redis unless REDIS_URL is set)")
     up.add_argument("--demo", action="store_true", help="also play one simulated call and print where to look")
     up.set_defaults(func=cmd_up)
-    simulate = sub.add_parser(
-        "simulate", help="play simulated Telnyx calls against the stack (`voicetap simulate --help`)", add_help=False
-    )
-    simulate.add_argument("simulator_args", nargs=argparse.REMAINDER)
-    simulate.set_defaults(func=cmd_simulate)
+    # Listed for --help; `main` hands `voicetap simulate ...` to the simulator before parsing.
+    sub.add_parser("simulate", help="play simulated Telnyx calls against the stack (`voicetap simulate --help`)")
     for name, text in (("gateway", "the webhook gateway"), ("ingest", "media ingest"), ("indexer", "the transcript indexer")):
         service = sub.add_parser(name, help=f"run {text} alone, as a container does")
         service.set_defaults(func=cmd_service, service=name)
@@ -149,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulate"]:  # the simulator parses its own options, `--calls 5` included
+        settings = CliSettings()
+        configure_logging("voicetap", settings.log_level, os.environ.get("LOG_FORMAT", "console"))
+        from voicetap_cli.services import run_tool
+
+        sys.exit(run_tool("simulator", argv[1:]))
     args = build_parser().parse_args(argv)
     settings = CliSettings()
     if args.func is not cmd_service:  # a service configures its own logging

@@ -5,7 +5,10 @@ seconds, or when the stack answers through the API), lasts ``duration`` seconds 
 (``call.hangup``). Meanwhile the player consumes the call's effects from the fake API: a fork
 sends ``call.fork.started`` and the legs as paced RTP, a stream opens the WebSocket, a
 transcription sends the script's lines as ``call.transcription`` events, interim then final,
-spread over the call. Media starts where the call is at (time since answer), as live audio does.
+spread over the call, or each at the end of its turn when the script gives times. A
+``CallSpec.transcription`` runs from the answer without any command, as when the application
+answers with transcription on. Media starts where the call is at (time since answer), as live
+audio does.
 """
 
 import asyncio
@@ -28,6 +31,8 @@ log = logging.getLogger("voicetap.simulator.player")
 
 # Engines that send ``transcription_track`` (Telnyx's own) and never interim results.
 _TELNYX_ENGINES = ("B", "Telnyx")
+# How long after the end of a timed script line its final result arrives (engine latency).
+FINAL_LATENCY = 0.25
 _LEGS: tuple[tuple[Track, str], ...] = (("inbound", "rx"), ("outbound", "tx"))
 _TRANSCRIBED: dict[str, tuple[Track, ...]] = {
     "inbound": ("inbound",),
@@ -52,6 +57,9 @@ class CallSpec:
     hangup_source: str = "caller"
     hangup_cause: str = "normal_clearing"
     sip_hangup_cause: str = "200"
+    # ``transcription_start`` parameters of a transcription running from the answer, without a
+    # command (as when answered with transcription on); None: only when the stack starts one.
+    transcription: dict[str, Any] | None = None
 
     def call_audio(self) -> CallAudio:
         return self.audio if self.audio is not None else CallAudio.tones(self.duration or 5.0)
@@ -68,6 +76,7 @@ class CallPlayer:
     call: SimCall = field(init=False)
     forks: list[RtpFork] = field(default_factory=list, init=False)
     streams: list[MediaStream] = field(default_factory=list, init=False)
+    finals: list[ScriptLine] = field(default_factory=list, init=False)  # lines sent as final results
     _audio: CallAudio = field(init=False, repr=False)
     _start_time: datetime = field(init=False, repr=False)
     _answered_at: float | None = field(default=None, init=False, repr=False)
@@ -148,6 +157,9 @@ class CallPlayer:
                 ),
             )
         )
+        if self.spec.transcription is not None and self._transcription_task is None:
+            self.call.transcription = dict(self.spec.transcription)
+            self._transcription_task = asyncio.create_task(self._transcribe(self.call.transcription))
 
     async def _hangup(self, effect: Effect) -> None:
         await self._stop_media()
@@ -222,7 +234,11 @@ class CallPlayer:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _transcribe(self, params: dict[str, Any]) -> None:
-        """The script's lines over the call: line i ends at 90 % of its slot, its interim half-way."""
+        """The script's lines over the call, each final once its turn ends and an interim half-way.
+
+        A timed line ends at its ``end`` (plus ``FINAL_LATENCY``); an untimed line i ends at 90 %
+        of the i-th equal slot of the call.
+        """
         loop = asyncio.get_running_loop()
         engine = params.get("transcription_engine") or "Google"
         telnyx_engine = engine in _TELNYX_ENGINES
@@ -234,18 +250,24 @@ class CallPlayer:
         slot = self.spec.seconds() / max(len(script), 1)
         started = loop.time()
         for index, line in enumerate(script):
-            final_at = base + (index + 0.9) * slot
+            words = line.text.split()
+            if line.start is not None:
+                end = line.end if line.end is not None else line.start + max(1.0, 0.35 * len(words))
+                final_at = base + end + FINAL_LATENCY
+                interim_at = base + (line.start + end) / 2
+            else:
+                final_at = base + (index + 0.9) * slot
+                interim_at = base + (index + 0.5) * slot
             if line.track not in tracks or final_at <= started:
                 continue
             track = line.track if telnyx_engine else None
-            words = line.text.split()
-            interim_at = base + (index + 0.5) * slot
             if interim and len(words) > 1 and interim_at > loop.time():
                 await asyncio.sleep(interim_at - loop.time())
                 partial = " ".join(words[: len(words) // 2])
                 self._send_transcript(partial, is_final=False, confidence=None, track=track)
             await asyncio.sleep(max(final_at - loop.time(), 0.0))
             self._send_transcript(line.text, is_final=True, confidence=0.93, track=track)
+            self.finals.append(line)
 
     def _send_transcript(
         self, text: str, *, is_final: bool, confidence: float | None, track: str | None

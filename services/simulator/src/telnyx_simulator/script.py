@@ -3,35 +3,50 @@
 A script file holds lines such as ``inbound: I'd like to check my order`` (the caller) or
 ``outbound: Sure, what is the number?`` (the other side); a line without a prefix is inbound;
 blank lines and lines starting with ``#`` are skipped.
+
+A line may start with when it is said, in seconds since the answer: ``[2.29-4.27] inbound: …``
+(start and end) or ``[2.29] inbound: …`` (start only). The call player then sends the line's
+final transcription when it ends, as a live engine does, instead of spreading the lines evenly.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from telnyx_simulator.audio import Track
 
 _PREFIXES: dict[str, Track] = {"inbound:": "inbound", "outbound:": "outbound"}
+_TIMES = re.compile(r"^\[\s*(?P<start>\d+(?:\.\d+)?)\s*(?:-\s*(?P<end>\d+(?:\.\d+)?)\s*)?\]\s*")
 
 
 @dataclass(frozen=True, slots=True)
 class ScriptLine:
     track: Track
     text: str
+    start: float | None = None  # seconds since the answer, when the script says
+    end: float | None = None
 
 
 def parse_script(text: str) -> list[ScriptLine]:
     lines: list[ScriptLine] = []
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
+        start = end = None
+        if times := _TIMES.match(line):
+            start = float(times["start"])
+            end = float(times["end"]) if times["end"] is not None else None
+            if end is not None and end < start:
+                raise ValueError(f"script line {number}: ends ({end}) before it starts ({start})")
+            line = line[times.end() :]
         track: Track = "inbound"
         for prefix, prefix_track in _PREFIXES.items():
             if line.lower().startswith(prefix):
                 track, line = prefix_track, line[len(prefix) :].strip()
                 break
         if line:
-            lines.append(ScriptLine(track, line))
+            lines.append(ScriptLine(track, line, start, end))
     return lines
 
 

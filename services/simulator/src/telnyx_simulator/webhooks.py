@@ -64,6 +64,7 @@ class WebhookSender:
     signer: WebhookSigner
     policy: DeliveryPolicy = DeliveryPolicy()
     deliveries: list[Delivery] = field(default_factory=list)
+    sent: list[dict[str, Any]] = field(default_factory=list)  # the ``data`` of every event sent
     _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
     _random: random.Random = field(init=False, repr=False)
@@ -92,6 +93,7 @@ class WebhookSender:
     ) -> dict[str, Any]:
         """Start delivering a new event now; returns its ``data`` (with its ``id``)."""
         data = payloads.event(event_type, payload, occurred_at)
+        self.sent.append(data)
         task = asyncio.create_task(self._deliver(data))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

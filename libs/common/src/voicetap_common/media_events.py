@@ -1,0 +1,165 @@
+"""voicetap's media events: what media_ingest publishes about calls' audio, and what it takes back.
+
+| topic | holds |
+| --- | --- |
+| ``voicetap.media.analytics`` | about once a second per active call: per-leg level, voice activity, talk and silence, over-talk |
+| ``voicetap.media.audio`` | (when enabled) one leg's PCM chunk; ``encoding``/``sample_rate``/``channels`` say what it is |
+| ``voicetap.recording.completed`` | once per call: the stereo WAV (left = inbound caller, right = outbound) and its statistics |
+| ``voicetap.media.error`` | a media failure a user must see: ports exhausted, unsupported codec, refused stream, API error |
+| ``voicetap.media.dtmf`` / ``voicetap.media.mark`` | DTMF digits and playback marks echoed by Telnyx on a media stream |
+| ``voicetap.media.playback`` | written by any consumer: audio (or ``clear``/``mark``) to send into a streamed call |
+
+Entries use the common format (``id``, ``type``, ``event`` JSON) plus ``call_control_id`` (and
+``leg`` on audio) as routing fields. Audio travels base64 in the JSON, so every field stays UTF-8.
+"""
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MEDIA_ANALYTICS = "voicetap.media.analytics"
+MEDIA_AUDIO = "voicetap.media.audio"
+RECORDING_COMPLETED = "voicetap.recording.completed"
+MEDIA_ERROR = "voicetap.media.error"
+MEDIA_DTMF = "voicetap.media.dtmf"
+MEDIA_MARK = "voicetap.media.mark"
+MEDIA_PLAYBACK = "voicetap.media.playback"
+
+Leg = Literal["inbound", "outbound"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LegLevels(BaseModel):
+    """One leg over one analytics window."""
+
+    rms_dbfs: float = Field(description="Mean level (RMS) in dBFS; -120 is digital silence.")
+    peak_dbfs: float = Field(description="Peak level in dBFS.")
+    talk: float = Field(description="Seconds of the window with voice activity.")
+    silence: float = Field(description="Seconds of the window without voice activity.")
+    voice_active: bool = Field(description="Whether the leg had voice activity in the window.")
+    talk_total: float = Field(description="Seconds of voice activity since the call's media started.")
+
+
+class MediaAnalytics(BaseModel):
+    """Live analytics of one call over one window (times in seconds on the recording's timeline)."""
+
+    id: str = Field(description="`analytics:<call_control_id>:<window start>`.")
+    call_control_id: str
+    start: float = Field(description="Window start, seconds since the call's media started.")
+    end: float
+    overtalk: float = Field(description="Seconds of the window where both legs had voice activity.")
+    overtalk_total: float = Field(description="Over-talk seconds since the call's media started.")
+    inbound: LegLevels = Field(description="The caller (received by Telnyx).")
+    outbound: LegLevels = Field(description="Towards the caller (sent by Telnyx).")
+    at: datetime = Field(default_factory=_now)
+
+
+class MediaAudio(BaseModel):
+    """A chunk of one leg's decoded audio, contiguous with the previous chunk of the same leg."""
+
+    id: str = Field(description="`audio:<call_control_id>:<leg>:<first sample>`.")
+    call_control_id: str
+    leg: Leg
+    encoding: Literal["s16le"] = Field(default="s16le", description="Signed 16-bit little-endian PCM.")
+    sample_rate: int
+    channels: Literal[1] = 1
+    start: float = Field(description="Seconds since the call's media started of the first sample.")
+    samples: int
+    payload: str = Field(description="Base64 of the PCM bytes.")
+
+
+class LegStatistics(BaseModel):
+    """Per-leg RTP statistics (RFC 3550); WebSocket media counts frames as packets."""
+
+    model_config = ConfigDict(extra="allow")
+
+    received: int = Field(description="Packets received.")
+    lost: int
+    duplicated: int
+    reordered: int
+    late: int = 0
+    malformed: int = 0
+    foreign: int = Field(default=0, description="Packets from a source other than the latched one, dropped.")
+    ssrc_changes: int = 0
+    decode_errors: int = 0
+    unsupported: int = 0
+    jitter: float = Field(description="RFC 3550 interarrival jitter, timestamp units.")
+    jitter_ms: float
+    codec: str = Field(description="Encoding on the wire, e.g. PCMU.")
+    sample_rate: int = Field(description="Decoded sample rate of the wire codec.")
+
+
+class RecordingCompleted(BaseModel):
+    """A call's recording is complete: a stereo 16-bit PCM WAV, left = inbound (caller), right = outbound."""
+
+    id: str = Field(description="`recording:<call_control_id>`: one event per call.")
+    call_control_id: str
+    path: str = Field(description="Path of the WAV file on the instance that recorded it.")
+    url_path: str = Field(description="Where the instance serves it: `/calls/<call_control_id>/recording.wav`.")
+    instance: str
+    duration: float = Field(description="Seconds of audio in the file.")
+    codec: str | None = Field(description="Wire codec of the inbound leg (else outbound); None when no media came.")
+    sample_rate: int
+    channels: dict[str, str] = Field(default_factory=lambda: {"left": "inbound", "right": "outbound"})
+    paused: list[list[float]] = Field(default_factory=list, description="Silenced intervals [start, end] in seconds (fork stopped, PCI pause).")
+    legs: dict[str, LegStatistics] | None = Field(default=None, description="Per-leg statistics; None for a recovered file.")
+    analytics: dict[str, Any] | None = Field(default=None, description="Talk, silence and over-talk totals.")
+    media: list[str] = Field(default_factory=list, description="How media came: `fork`, `stream`.")
+    reason: str = Field(description="Why the recording ended: hangup, media_timeout, recovered, shutdown.")
+    recovered: bool = Field(default=False, description="True when repaired after the recording instance died.")
+    completed_at: datetime = Field(default_factory=_now)
+
+
+MediaErrorKind = Literal[
+    "ports_exhausted", "unsupported_codec", "stream_auth_failed", "stream_error", "stream_failed",
+    "call_control", "internal",
+]
+
+
+class MediaError(BaseModel):
+    id: str
+    call_control_id: str | None
+    kind: MediaErrorKind
+    detail: str
+    telnyx_error: str | None = Field(default=None, description="For `call_control`: the failure kind of the command (see CommandResult.error).")
+    instance: str
+    at: datetime = Field(default_factory=_now)
+
+
+class MediaDtmf(BaseModel):
+    id: str
+    call_control_id: str
+    stream_id: str | None
+    digit: str
+    occurred_at: str | None = None
+
+
+class MediaMark(BaseModel):
+    """A playback mark Telnyx echoed: the audio sent before it has been played (or was cleared)."""
+
+    id: str
+    call_control_id: str
+    stream_id: str | None
+    name: str
+
+
+class PlaybackRequest(BaseModel):
+    """Written by any consumer on ``voicetap.media.playback`` (entry field ``call_control_id`` too).
+
+    Sent in order over the call's media stream by the instance holding it: ``clear`` first (drops
+    audio Telnyx has queued), then ``payload`` as a ``media`` frame, then ``mark``. The payload is
+    base64 audio in the stream's bidirectional codec (raw codec audio in ``rtp`` mode, 20 ms to
+    30 s per message; an MP3 file in ``mp3`` mode).
+    """
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not silently ignored
+
+    id: str | None = None
+    call_control_id: str | None = Field(default=None, description="When given, must match the entry's `call_control_id` field.")
+    payload: str | None = None
+    mark: str | None = None
+    clear: bool = False
