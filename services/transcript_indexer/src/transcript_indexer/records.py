@@ -105,7 +105,11 @@ class Batch:
 
     def add_call(self, update: CallUpdate) -> None:
         known = self.calls.get(update.call_control_id)
-        self.calls[update.call_control_id] = update if known is None else merge_calls(known, update)
+        if known is None:
+            self.calls[update.call_control_id] = update
+        elif update.state_rank or update.event_at < known.event_at:
+            self.calls[update.call_control_id] = merge_calls(known, update)
+        # else: a transcription's ids only, already known, later than what is known: nothing to merge
 
     def add_transcription(self, row: Segment, is_final: bool) -> None:
         if is_final:
@@ -115,9 +119,6 @@ class Batch:
         known = self.partials.get(key)
         if known is None or (row.occurred_at, row.event_id) > (known.occurred_at, known.event_id):
             self.partials[key] = row
-
-    def __len__(self) -> int:
-        return len(self.calls) + len(self.segments) + len(self.partials)
 
 
 def _parse_received(raw: bytes) -> datetime | None:

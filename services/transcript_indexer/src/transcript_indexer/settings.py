@@ -31,7 +31,7 @@ class IndexerSettings(CommonSettings):
     indexer_settle_seconds: float = Field(
         default=5.0, gt=0, description="Quiet time after the hang-up before a transcript counts as completed."
     )
-    indexer_batch_size: int = Field(default=500, gt=0, description="Entries read per topic and per batch.")
+    indexer_batch_size: int = Field(default=2000, gt=0, description="Entries read per topic and per batch (one transaction).")
     indexer_block_ms: int = Field(default=1000, gt=0, description="Longest wait for new entries in one read.")
     indexer_claim_idle_ms: int = Field(
         default=30_000, gt=0, description="Entries a consumer held this long unacknowledged are claimed by another."

@@ -54,7 +54,7 @@ class Transcript:
 class CallFilter:
     since: datetime | None = None
     until: datetime | None = None
-    number: str | None = None  # matches the caller or the callee
+    numbers: tuple[str, ...] = ()  # spellings of one number, matching the caller or the callee
     text: Node | None = None  # calls with at least one matching segment
 
 

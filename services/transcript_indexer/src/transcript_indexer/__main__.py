@@ -1,0 +1,5 @@
+"""``python -m transcript_indexer``."""
+
+from transcript_indexer.main import main
+
+main()

@@ -1,0 +1,123 @@
+"""Publishing ``voicetap.transcript.completed`` once per call, whichever process gets there first.
+
+A transcript is complete when its hang-up is stored and nothing new (segment or hang-up) was
+stored for the settle time. Every indexer process sweeps for such calls; publication goes through
+one Redis script that sets the call's "published" key and appends to the topic atomically (both
+keys in the topic's hash slot), so two processes can never both publish. The database's
+``completed_at`` is set afterwards; a crash in between only means the next sweep finds the key set
+and just marks the call.
+"""
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Counter
+from redis.asyncio import Redis
+
+from voicetap_common import codec
+from voicetap_common.streams import entry_fields
+from voicetap_common.topics import dedupe_key
+
+from transcript_indexer.formats import as_text
+from transcript_indexer.live import LiveFeed
+from transcript_indexer.messages import (
+    TRANSCRIPT_COMPLETED,
+    TranscriptCompleted,
+    TranscriptCompletedPayload,
+    TranscriptSegment,
+)
+from transcript_indexer.storage.base import Storage, StorageUnavailable
+
+log = logging.getLogger("voicetap.transcript_indexer.completion")
+
+# KEYS[1] the "published" key, KEYS[2] the topic; ARGV: ttl, maxlen, then field/value pairs.
+PUBLISH_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+    return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+end
+return false
+"""
+PUBLISHED_TTL_SECONDS = 7 * 86_400
+SWEEP_LIMIT = 100
+
+
+def completed_event_id(call_control_id: str) -> str:
+    return f"transcript.completed:{call_control_id}"
+
+
+class Completer:
+    def __init__(
+        self,
+        storage: Storage,
+        redis: Redis,
+        live: LiveFeed,
+        settle_seconds: float,
+        topic_maxlen: int,
+        registry: CollectorRegistry,
+    ) -> None:
+        self._storage = storage
+        self._redis = redis
+        self._live = live
+        self._settle = timedelta(seconds=settle_seconds)
+        self._maxlen = topic_maxlen
+        self._script = redis.register_script(PUBLISH_ONCE)
+        self._published = Counter(
+            "voicetap_indexer_transcripts_completed_total", "Completed transcripts published by this process", registry=registry
+        )
+
+    @property
+    def interval_seconds(self) -> float:
+        return max(0.05, min(1.0, self._settle.total_seconds() / 4))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sweep until ``stop``; outages of the database or Redis are logged and waited out."""
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except Exception as exc:  # the next sweep tries again; nothing is lost meanwhile
+                log.warning("completion sweep failed", extra={"error": repr(exc)})
+            try:
+                await asyncio.wait_for(stop.wait(), self.interval_seconds)
+            except asyncio.TimeoutError:
+                pass
+
+    async def sweep(self) -> int:
+        """Publish every transcript that is due; returns how many this process published."""
+        now = datetime.now(UTC)
+        published = 0
+        for call_control_id in await self._storage.due_completions(now - self._settle, SWEEP_LIMIT):
+            published += await self.complete(call_control_id)
+        return published
+
+    async def complete(self, call_control_id: str) -> bool:
+        transcript = await self._storage.transcript(call_control_id)
+        if transcript is None:
+            raise StorageUnavailable(f"call {call_control_id} vanished")
+        now = datetime.now(UTC)
+        event_id = completed_event_id(call_control_id)
+        event = TranscriptCompleted(
+            id=event_id,
+            occurred_at=now,
+            payload=TranscriptCompletedPayload(
+                call_control_id=call_control_id,
+                call=transcript.call.as_json(),
+                segments=[
+                    TranscriptSegment(id=s.event_id, occurred_at=s.occurred_at, track=s.track or None, text=s.text, confidence=s.confidence)
+                    for s in transcript.segments
+                ],
+                text=as_text(transcript),
+            ),
+        )
+        fields = entry_fields(event_id, TRANSCRIPT_COMPLETED, codec.dumps(event.model_dump(mode="json")), call_control_id=call_control_id)
+        args: list[str | bytes | int] = [PUBLISHED_TTL_SECONDS, self._maxlen]
+        for name, value in fields.items():
+            args.extend((name, value))
+        entry_id = await self._script(keys=[dedupe_key(TRANSCRIPT_COMPLETED, event_id), TRANSCRIPT_COMPLETED], args=args)
+        await self._storage.mark_completed(call_control_id, now)
+        await self._live.publish_completed(call_control_id, event_id)  # again if another process won: harmless
+        if entry_id is None:
+            return False
+        self._published.inc()
+        log.info("transcript completed", extra={"call_control_id": call_control_id, "segments": len(transcript.segments)})
+        return True

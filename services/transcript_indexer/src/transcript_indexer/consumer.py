@@ -1,0 +1,68 @@
+"""The indexer's stream handler: one database transaction per batch, then the live feed and commands.
+
+The shared :class:`~voicetap_common.consumer.StreamConsumer` acknowledges a batch only after this
+handler returns, i.e. after the commit. A database that is down or locked raises ``RetryLater``:
+the same batch is retried in place, never acknowledged and dropped. A malformed entry raises
+``Undeliverable`` and goes to the dead-letter topic while the rest of its batch is stored.
+"""
+
+import time
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from voicetap_common import topics
+from voicetap_common.consumer import ConsumerOptions, RetryLater
+from voicetap_common.streams import Entry
+
+from transcript_indexer.control import TranscriptionStarter
+from transcript_indexer.live import LiveFeed
+from transcript_indexer.records import build_batch
+from transcript_indexer.settings import IndexerSettings
+from transcript_indexer.storage.base import Storage, StorageUnavailable
+
+GROUP = "transcript_indexer"
+TOPICS = (topics.CALL_TRANSCRIPTION, topics.CALL_INITIATED, topics.CALL_ANSWERED, topics.CALL_HANGUP)
+
+
+def consumer_options(settings: IndexerSettings) -> ConsumerOptions:
+    return ConsumerOptions(
+        group=GROUP,
+        topics=TOPICS,
+        consumer=settings.indexer_consumer_name,
+        start=settings.indexer_start,
+        batch_size=settings.indexer_batch_size,
+        block_ms=settings.indexer_block_ms,
+        claim_idle_ms=settings.indexer_claim_idle_ms,
+        claim_interval_s=settings.indexer_claim_interval_seconds,
+        max_deliveries=settings.indexer_max_deliveries,
+    )
+
+
+class Indexer:
+    def __init__(
+        self, storage: Storage, live: LiveFeed, starter: TranscriptionStarter | None, registry: CollectorRegistry
+    ) -> None:
+        self._storage = storage
+        self._live = live
+        self._starter = starter
+        self._stored = Counter(
+            "voicetap_indexer_rows_stored_total", "Segments and partials newly stored", ["kind"], registry=registry
+        )
+        self._write_seconds = Histogram(
+            "voicetap_indexer_write_seconds", "Time to write one batch in one transaction", registry=registry
+        )
+
+    async def handle(self, entries: list[Entry]) -> None:
+        batch = build_batch(entries)
+        started = time.perf_counter()
+        try:
+            applied = await self._storage.apply(batch, datetime.now(UTC))
+        except StorageUnavailable as exc:
+            raise RetryLater(str(exc)) from exc
+        self._write_seconds.observe(time.perf_counter() - started)
+        self._stored.labels("segment").inc(len(applied.segments))
+        self._stored.labels("partial").inc(len(applied.partials))
+        await self._live.publish(applied.segments, applied.partials)
+        if self._starter is not None and batch.answered:
+            await self._starter.start_all(batch.answered)

@@ -1,0 +1,120 @@
+"""``voicetap indexer``: the consumer, the completion sweeper and the query API in one process.
+
+Stops cleanly on SIGTERM or SIGINT: the API stops accepting, the consumer finishes (or abandons,
+unacknowledged) its batch, and connections close.
+"""
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from voicetap_common.consumer import ConsumerMetrics, StreamConsumer
+from voicetap_common.logs import configure_logging
+from voicetap_common.redis_client import connect
+from voicetap_common.streams import Producer
+
+from transcript_indexer.app import create_app
+from transcript_indexer.completion import Completer
+from transcript_indexer.consumer import Indexer, consumer_options
+from transcript_indexer.control import TranscriptionStarter, create_client
+from transcript_indexer.live import LiveFeed
+from transcript_indexer.settings import IndexerSettings
+from transcript_indexer.storage import create_storage
+from transcript_indexer.storage.base import Storage, StorageUnavailable
+
+log = logging.getLogger("voicetap.transcript_indexer")
+
+STOP_GRACE_SECONDS = 5.0
+
+
+async def _open_storage(storage: Storage, stop: asyncio.Event) -> bool:
+    """Open (and migrate) the database, waiting out an outage; false when stopped first."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            await storage.open()
+            return True
+        except StorageUnavailable as exc:
+            log.warning("database unavailable at start, retrying", extra={"error": str(exc), "backoff_s": backoff})
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, 10.0)
+    return False
+
+
+async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set (or the API server exits)."""
+    if settings.indexer_auto_transcribe and settings.telnyx_api_key is None:
+        raise SystemExit("INDEXER_AUTO_TRANSCRIBE needs TELNYX_API_KEY")
+    storage = create_storage(settings)
+    if not await _open_storage(storage, stop):
+        return
+    keepalive_ms = int(settings.indexer_sse_keepalive_seconds * 1000)
+    redis = connect(settings, blocking_ms=max(settings.indexer_block_ms, keepalive_ms))
+    registry = CollectorRegistry()
+    producer = Producer(redis, settings.topic_maxlen)
+    live = LiveFeed(redis, settings.indexer_live_maxlen, settings.indexer_live_ttl_seconds)
+    client = None
+    starter = None
+    if settings.indexer_auto_transcribe and settings.telnyx_api_key is not None:
+        client = create_client(settings.telnyx_api_key.get_secret_value(), settings.telnyx_base_url)
+        starter = TranscriptionStarter(
+            client, redis, producer, settings.indexer_transcription_engine, settings.indexer_transcription_tracks, registry
+        )
+    indexer = Indexer(storage, live, starter, registry)
+    consumer = StreamConsumer(redis, producer, consumer_options(settings), indexer.handle, ConsumerMetrics(registry))
+    completer = Completer(storage, redis, live, settings.indexer_settle_seconds, settings.topic_maxlen, registry)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, storage, redis, registry),
+            host=settings.indexer_host,
+            port=settings.indexer_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    log.info(
+        "transcript indexer starting",
+        extra={"consumer": consumer.consumer_name, "port": settings.indexer_port, "auto_transcribe": starter is not None},
+    )
+    workers = [asyncio.create_task(consumer.run(stop)), asyncio.create_task(completer.run(stop))]
+
+    async def stop_server() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    watcher = asyncio.create_task(stop_server())
+    try:
+        await server.serve()  # returns on SIGTERM/SIGINT (uvicorn catches them) or once stop is set
+    finally:
+        stop.set()
+        watcher.cancel()
+        _, pending = await asyncio.wait(workers, timeout=STOP_GRACE_SECONDS)
+        for task in pending:  # e.g. a batch waiting for a database that is down: left unacknowledged
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        if client is not None:
+            await client.close()
+        await redis.aclose()
+        await storage.close()
+        log.info("transcript indexer stopped")
+
+
+async def _main(settings: IndexerSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # uvicorn installs its own handlers while serving and re-raises the signal after: either way stop is set.
+        loop.add_signal_handler(sig, stop.set)
+    await run(settings, stop)
+
+
+def main() -> None:
+    settings = IndexerSettings()
+    configure_logging("transcript_indexer", settings.log_level, settings.log_format)
+    asyncio.run(_main(settings))

@@ -1,0 +1,68 @@
+"""Running the indexer under test: settings with short bounds, the whole service in the test's loop."""
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+from transcript_indexer.main import run
+from transcript_indexer.settings import IndexerSettings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def indexer_settings(redis_url: str, database_url: str, data_dir: Path, **overrides: object) -> IndexerSettings:
+    """Settings for an indexer under test: short bounds so that tests wait little."""
+    values: dict[str, object] = {
+        "redis_url": redis_url,
+        "voicetap_data_dir": data_dir,
+        "indexer_database_url": database_url,
+        "indexer_port": free_port(),
+        "indexer_block_ms": 100,
+        "indexer_settle_seconds": 0.3,
+        "indexer_claim_idle_ms": 1000,
+        "indexer_claim_interval_seconds": 0.2,
+        "indexer_sse_keepalive_seconds": 1.0,
+        "log_format": "console",
+    }
+    values.update(overrides)
+    return IndexerSettings(**values)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def running_indexer(settings: IndexerSettings) -> AsyncIterator[str]:
+    """The whole indexer (consumer, sweeper, API) in this event loop; yields the API's base URL."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings, stop))
+    url = f"http://127.0.0.1:{settings.indexer_port}"
+    headers = {"authorization": f"Bearer {settings.indexer_api_token.get_secret_value()}"} if settings.indexer_api_token else {}
+    try:
+        async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+            for _ in range(200):
+                if task.done():
+                    task.result()
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError("indexer did not become ready")
+        yield url
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0, message: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{message} not reached within {timeout} s")
+        await asyncio.sleep(0.05)
