@@ -11,7 +11,7 @@ from telnyx_simulator.serve import serve
 from telnyx_simulator.state import FakeTelnyxState
 from tests.transcript_indexer.harness import eventually, indexer_settings, running_indexer
 from tests.transcript_indexer.indexer_events import answered, publish
-from transcript_indexer.messages import COMMAND_FAILED
+from voicetap_common.commands import COMMAND_RESULTS
 
 API_KEY = "KEYindexer_test"
 
@@ -43,7 +43,7 @@ async def test_transcription_starts_once_per_answered_call(redis: Redis, redis_u
             )
 
             async def all_tried() -> bool:
-                return len(state.requests_for(action="transcription_start")) >= 3 and await redis.xlen(COMMAND_FAILED) >= 1
+                return len(state.requests_for(action="transcription_start")) >= 3 and await redis.xlen(COMMAND_RESULTS) >= 3
 
             await eventually(all_tried, message="three commands sent")
             await asyncio.sleep(0.5)  # room for a doubled command to show up
@@ -55,11 +55,13 @@ async def test_transcription_starts_once_per_answered_call(redis: Redis, redis_u
     assert started[0].body == {
         "transcription_engine": "B",
         "transcription_tracks": "inbound",
-        "command_id": f"transcription_start:{live_answer['data']['id']}",  # type: ignore[index]
+        "command_id": f"voicetap:transcription_start:auto:{live_answer['data']['id']}",  # type: ignore[index]
     }
     assert state.call(live.call_control_id).transcription is not None
     assert [r.status for r in state.requests_for(ended.call_control_id, "transcription_start")] == [422]
-    failures = [orjson.loads(f[b"event"]) for _, f in await redis.xrange(COMMAND_FAILED)]
-    assert len(failures) == 1  # the ended call is not a failure; the unknown one is
-    payload = failures[0]["payload"]
-    assert (payload["call_control_id"], payload["status_code"], payload["error_code"]) == ("v3:unknown-call", 404, "10005")
+    results = {r["call_control_id"]: r for r in (orjson.loads(f[b"event"]) for _, f in await redis.xrange(COMMAND_RESULTS))}
+    assert len(results) == 3  # one outcome per call, however often it was answered
+    assert results[live.call_control_id]["ok"] is True
+    assert results[ended.call_control_id]["error"] == "call_ended"  # logged at info: not an error for voicetap
+    unknown = results["v3:unknown-call"]
+    assert (unknown["error"], unknown["telnyx_errors"][0]["code"]) == ("unknown_call", "10005")

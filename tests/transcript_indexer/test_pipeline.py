@@ -10,7 +10,7 @@ from telnyx_simulator.serve import serve
 from telnyx_simulator.signing import WebhookSigner
 from tests.transcript_indexer.harness import eventually, indexer_settings, running_indexer
 from tests.transcript_indexer.indexer_events import answered, hangup, initiated, publish, transcription
-from transcript_indexer.messages import TRANSCRIPT_COMPLETED
+from voicetap_common.transcript_events import TRANSCRIPT_COMPLETED
 from voicetap_common import codec
 from voicetap_common.topics import CALL_TRANSCRIPTION, dlq_topic
 from webhook_gateway.app import create_app as create_gateway

@@ -7,7 +7,7 @@ processes that send commands, never on a hot path or at import.
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
 from voicetap_common.commands import CommandResult, ErrorKind, _Command
@@ -32,7 +32,9 @@ _SDK_METHODS = {
 class TelnyxApiSettings(BaseSettings):
     """Mixed into the settings of a service that sends commands."""
 
-    telnyx_api_key: str | None = Field(default=None, description="API key (v2) of the Telnyx account; needed to send commands.")
+    telnyx_api_key: SecretStr | None = Field(
+        default=None, description="API key (v2) of the Telnyx account; needed to send Call Control commands."
+    )
     telnyx_base_url: str | None = Field(
         default=None, description="Call Control API base URL; default the SDK's (`https://api.telnyx.com/v2`). Tests point it at the simulator."
     )
@@ -40,11 +42,22 @@ class TelnyxApiSettings(BaseSettings):
     telnyx_timeout_seconds: float = Field(default=10.0, gt=0, description="Bound on one Call Control request.")
 
 
+class MissingApiKey(Exception):
+    """No ``TELNYX_API_KEY``: commands cannot be sent (answered as ``bad_key``)."""
+
+
+class NoCapacity(Exception):
+    """The executing service has no room for the command (e.g. every UDP port pair in use)."""
+
+
 def telnyx_client(settings: TelnyxApiSettings) -> "AsyncTelnyx":
+    """The SDK's async client; raises :class:`MissingApiKey` without a key."""
+    if settings.telnyx_api_key is None:
+        raise MissingApiKey("TELNYX_API_KEY is not set: this service cannot send Call Control commands")
     from telnyx import AsyncTelnyx
 
     return AsyncTelnyx(
-        api_key=settings.telnyx_api_key,
+        api_key=settings.telnyx_api_key.get_secret_value(),
         base_url=settings.telnyx_base_url,
         max_retries=settings.telnyx_max_retries,
         timeout=settings.telnyx_timeout_seconds,
@@ -61,6 +74,10 @@ def classify(exc: BaseException) -> tuple[ErrorKind, str, list[dict[str, Any]] |
     """The kind of a failed command, a readable detail, and Telnyx's own error objects."""
     import telnyx
 
+    if isinstance(exc, MissingApiKey):
+        return "bad_key", str(exc), None
+    if isinstance(exc, NoCapacity):
+        return "no_capacity", str(exc), None
     if isinstance(exc, telnyx.APIConnectionError):
         return "network", f"could not reach the Telnyx API: {exc}", None
     if not isinstance(exc, telnyx.APIStatusError):

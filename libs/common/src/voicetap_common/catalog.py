@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from voicetap_common import commands, events, topics
+from voicetap_common import commands, events, media_events, topics, transcript_events
 
 
 @dataclass(frozen=True)
@@ -67,5 +67,62 @@ COMMAND_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
+MEDIA_TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(
+        name=media_events.MEDIA_ANALYTICS,
+        summary="About once a second per active call: per-leg level, voice activity, talk and silence, over-talk. Bounded by `INGEST_ANALYTICS_MAXLEN`.",
+        message=media_events.MediaAnalytics,
+        written_by="media_ingest",
+    ),
+    TopicSpec(
+        name=media_events.MEDIA_AUDIO,
+        summary="When `INGEST_PUBLISH_AUDIO`: one leg's PCM chunk (s16le, rate and channels in the event). Bounded by `INGEST_AUDIO_MAXLEN`.",
+        message=media_events.MediaAudio,
+        written_by="media_ingest",
+    ),
+    TopicSpec(
+        name=media_events.RECORDING_COMPLETED,
+        summary="Once per call: the stereo WAV (left = inbound caller, right = outbound), duration, codec, paused intervals, per-leg statistics.",
+        message=media_events.RecordingCompleted,
+        written_by="media_ingest",
+    ),
+    TopicSpec(
+        name=media_events.MEDIA_ERROR,
+        summary="A media failure: ports exhausted, unsupported codec, refused or failed stream, Call Control error.",
+        message=media_events.MediaError,
+        written_by="media_ingest",
+    ),
+    TopicSpec(
+        name=media_events.MEDIA_DTMF,
+        summary="A DTMF digit received on a call's media stream.",
+        message=media_events.MediaDtmf,
+        written_by="media_ingest",
+    ),
+    TopicSpec(
+        name=media_events.MEDIA_MARK,
+        summary="A playback mark echoed by Telnyx: the audio sent before it has played (or was cleared).",
+        message=media_events.MediaMark,
+        written_by="media_ingest",
+    ),
+    TopicSpec(
+        name=media_events.MEDIA_PLAYBACK,
+        summary="Audio, `clear` or `mark` to send into a streamed call; every media_ingest instance tails it (XREAD, no group) and the one holding the call's WebSocket sends it.",
+        message=media_events.PlaybackRequest,
+        written_by="any consumer",
+    ),
+)
+
+
+TRANSCRIPT_TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(
+        name=transcript_events.TRANSCRIPT_COMPLETED,
+        summary="Once per call, when its hang-up was seen and no new segment came for `INDEXER_SETTLE_SECONDS`: "
+        "the assembled transcript (final segments in order, with tracks and confidence) and the call's metadata.",
+        message=transcript_events.TranscriptCompleted,
+        written_by="transcript_indexer",
+    ),
+)
+
+
 def all_topics() -> tuple[TopicSpec, ...]:
-    return TELNYX_TOPICS + COMMAND_TOPICS
+    return TELNYX_TOPICS + COMMAND_TOPICS + MEDIA_TOPICS + TRANSCRIPT_TOPICS

@@ -67,7 +67,7 @@ class CommandRunner:
         self, entry: Entry, reason: str, command_id: str | None = None, action: str | None = None, call_control_id: str | None = None
     ) -> None:
         fallback = _loose_fields(entry.body)
-        command_id = command_id or fallback.get("id") or f"entry:{entry.topic}:{entry.entry_id}"
+        command_id = command_id or fallback.get("id") or entry.event_id or f"entry:{entry.topic}:{entry.entry_id}"
         await self._publish(
             CommandResult(
                 id=f"result:{command_id}",

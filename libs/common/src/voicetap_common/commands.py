@@ -159,7 +159,7 @@ def parse_command(body: bytes | str) -> Command:
 
 ErrorKind = Literal[
     "bad_key", "not_permitted", "unknown_call", "call_ended", "invalid_parameters", "rate_limited", "network",
-    "telnyx_error", "malformed", "internal",
+    "telnyx_error", "no_capacity", "malformed", "internal",
 ]
 
 

@@ -7,10 +7,12 @@ so the ports of an instance that died come back by themselves after ``lease_seco
 """
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+
+from voicetap_common.call_control import NoCapacity
 
 LEASE_PREFIX = "{voicetap.ingest}:port:"
 
@@ -22,8 +24,16 @@ end
 return 0
 """
 
+# Deletes a lease only while it is still ours (an expired lease may belong to another instance now).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
-class PortsExhausted(Exception):
+
+class PortsExhausted(NoCapacity):
     """Every pair of the range is in use: the instance is at capacity."""
 
 
@@ -52,6 +62,7 @@ class PortAllocator:
         self._held: dict[PortPair, str] = {}
         self._cursor = 0
         self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
 
     @property
     def capacity(self) -> int:
@@ -90,8 +101,9 @@ class PortAllocator:
     async def release(self, allocation: Allocation) -> None:
         allocation.rx_socket.close()
         allocation.tx_socket.close()
-        if self._held.pop(allocation.pair, None) is not None:
-            await self._redis.delete(self._key(allocation.pair))
+        owner = self._held.pop(allocation.pair, None)
+        if owner is not None:
+            await self._release(keys=[self._key(allocation.pair)], args=[f"{self._instance}|{owner}"])
 
     async def renew(self) -> list[PortPair]:
         """Extend every lease this instance holds (called periodically); returns the pairs whose lease was lost."""
@@ -100,6 +112,19 @@ class PortAllocator:
             if not await self._renew(keys=[self._key(pair)], args=[f"{self._instance}|{owner}", self._lease]):
                 lost.append(pair)
         return lost
+
+
+    async def reclaim(self, stale: Callable[[str], bool]) -> int:
+        """Delete leases of the range whose holder ``stale(value)`` says is gone (e.g. an earlier
+        process of this instance name, killed); returns how many came back."""
+        keys = [self._key(pair) for pair in self._pairs if pair not in self._held]
+        freed = 0
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            for key, value in zip(chunk, await self._redis.mget(chunk)):
+                if value is not None and stale(value.decode()):
+                    freed += int(await self._release(keys=[key], args=[value]))
+        return freed
 
 
 def _bind(host: str, port: int) -> socket.socket:

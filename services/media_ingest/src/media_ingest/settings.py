@@ -36,6 +36,20 @@ class IngestSettings(CommonSettings, TelnyxApiSettings):
     ingest_analytics_interval_seconds: float = Field(default=1.0, gt=0, description="Period of `voicetap.media.analytics` events.")
     ingest_publish_audio: bool = Field(default=False, description="Publish PCM chunks on `voicetap.media.audio`.")
     ingest_audio_maxlen: int = Field(default=100_000, gt=0, description="Length bound of the audio topic.")
+    ingest_analytics_maxlen: int = Field(default=100_000, gt=0, description="Length bound of the analytics topic.")
+    ingest_event_queue: int = Field(
+        default=10_000, gt=0, description="Bound of the in-memory queue of analytics/audio events waiting for Redis; what overflows is dropped and counted."
+    )
+    ingest_paused_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="A call whose fork is stopped (paused) and gets no resume or hang-up this long is closed."
+    )
+    ingest_instance_id: str = Field(
+        default="", description="This instance's name in Redis (call routing, port leases); default `<hostname>-<pid>`."
+    )
+    ingest_ws_ping_seconds: float = Field(default=20.0, gt=0, description="Keep-alive ping period of media-stream WebSockets.")
+    ingest_stream_bidirectional_mode: Literal["rtp", "mp3", "off"] = Field(
+        default="rtp", description="`stream_bidirectional_mode` asked for on streaming_start (playback into the call); `off` sends none."
+    )
     ingest_dynamic_payload_types: str = Field(
         default="", description="Dynamic RTP payload types, e.g. `96=OPUS/48000,97=AMR-WB/16000`."
     )

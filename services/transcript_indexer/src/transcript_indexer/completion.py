@@ -21,7 +21,7 @@ from voicetap_common.topics import dedupe_key
 
 from transcript_indexer.formats import as_text
 from transcript_indexer.live import LiveFeed
-from transcript_indexer.messages import (
+from voicetap_common.transcript_events import (
     TRANSCRIPT_COMPLETED,
     TranscriptCompleted,
     TranscriptCompletedPayload,

@@ -12,15 +12,17 @@ import signal
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from voicetap_common.consumer import ConsumerMetrics, StreamConsumer
+from voicetap_common.command_runner import CommandRunner
+from voicetap_common.commands import TRANSCRIPTION_COMMANDS
+from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.logs import configure_logging
 from voicetap_common.redis_client import connect
 from voicetap_common.streams import Producer
 
 from transcript_indexer.app import create_app
 from transcript_indexer.completion import Completer
-from transcript_indexer.consumer import Indexer, consumer_options
-from transcript_indexer.control import TranscriptionStarter, create_client
+from transcript_indexer.consumer import GROUP, Indexer, consumer_options
+from transcript_indexer.control import ACTIONS, EXECUTED_BY, TelnyxCommands, TranscriptionStarter
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.settings import IndexerSettings
 from transcript_indexer.storage import create_storage
@@ -58,15 +60,27 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
     registry = CollectorRegistry()
     producer = Producer(redis, settings.topic_maxlen)
     live = LiveFeed(redis, settings.indexer_live_maxlen, settings.indexer_live_ttl_seconds)
-    client = None
-    starter = None
-    if settings.indexer_auto_transcribe and settings.telnyx_api_key is not None:
-        client = create_client(settings.telnyx_api_key.get_secret_value(), settings.telnyx_base_url)
-        starter = TranscriptionStarter(
-            client, redis, producer, settings.indexer_transcription_engine, settings.indexer_transcription_tracks, registry
-        )
+    commands = TelnyxCommands(settings, registry)
+    starter = (
+        TranscriptionStarter(commands, redis, producer, settings.indexer_transcription_engine, settings.indexer_transcription_tracks)
+        if settings.indexer_auto_transcribe
+        else None
+    )
     indexer = Indexer(storage, live, starter, registry)
-    consumer = StreamConsumer(redis, producer, consumer_options(settings), indexer.handle, ConsumerMetrics(registry))
+    consumer_metrics = ConsumerMetrics(registry)
+    consumer = StreamConsumer(redis, producer, consumer_options(settings), indexer.handle, consumer_metrics)
+    runner = CommandRunner(redis, producer, commands.execute, executed_by=EXECUTED_BY, actions=ACTIONS)
+    command_options = ConsumerOptions(
+        group=GROUP,
+        topics=[TRANSCRIPTION_COMMANDS],
+        consumer=consumer.consumer_name,
+        batch_size=50,
+        block_ms=settings.indexer_block_ms,
+        claim_idle_ms=settings.indexer_claim_idle_ms,
+        claim_interval_s=settings.indexer_claim_interval_seconds,
+        max_deliveries=settings.indexer_max_deliveries,
+    )
+    command_consumer = StreamConsumer(redis, producer, command_options, runner.handle, consumer_metrics)
     completer = Completer(storage, redis, live, settings.indexer_settle_seconds, settings.topic_maxlen, registry)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -82,7 +96,11 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
         "transcript indexer starting",
         extra={"consumer": consumer.consumer_name, "port": settings.indexer_port, "auto_transcribe": starter is not None},
     )
-    workers = [asyncio.create_task(consumer.run(stop)), asyncio.create_task(completer.run(stop))]
+    workers = [
+        asyncio.create_task(consumer.run(stop)),
+        asyncio.create_task(command_consumer.run(stop)),
+        asyncio.create_task(completer.run(stop)),
+    ]
 
     async def stop_server() -> None:
         await stop.wait()
@@ -98,8 +116,7 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
         for task in pending:  # e.g. a batch waiting for a database that is down: left unacknowledged
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        if client is not None:
-            await client.close()
+        await commands.close()
         await redis.aclose()
         await storage.close()
         log.info("transcript indexer stopped")

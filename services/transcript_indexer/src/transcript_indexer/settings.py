@@ -5,10 +5,11 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from voicetap_common.call_control import TelnyxApiSettings
 from voicetap_common.settings import CommonSettings
 
 
-class IndexerSettings(CommonSettings):
+class IndexerSettings(CommonSettings, TelnyxApiSettings):
     indexer_host: str = Field(default="127.0.0.1", description="Address the query API listens on.")
     indexer_port: int = Field(default=8002, ge=0, le=65535, description="Port of the query API (0: any free port).")
     indexer_database_url: str = Field(
@@ -53,10 +54,6 @@ class IndexerSettings(CommonSettings):
         default=86_400, gt=0, description="A call's live transcript stream expires this long after its last entry."
     )
     indexer_sse_keepalive_seconds: float = Field(default=15.0, gt=0, description="Comment sent on a quiet live stream.")
-    telnyx_api_key: SecretStr | None = Field(default=None, description="Telnyx API key (the SDK's own variable).")
-    telnyx_base_url: str | None = Field(
-        default=None, description="Telnyx API base URL (the SDK's own variable); a local fake in tests."
-    )
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file to use, or ``None`` when the database is PostgreSQL."""

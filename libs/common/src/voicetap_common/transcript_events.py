@@ -1,5 +1,5 @@
-"""The voicetap events the indexer publishes, shaped like Telnyx's own (``id``, ``event_type``,
-``occurred_at``, ``payload``) so one reader handles both."""
+"""voicetap's transcript events, shaped like Telnyx's own (``id``, ``event_type``, ``occurred_at``,
+``payload``) so one reader handles both."""
 
 from datetime import datetime
 from typing import Any, Literal
@@ -7,7 +7,6 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 TRANSCRIPT_COMPLETED = "voicetap.transcript.completed"
-COMMAND_FAILED = "voicetap.command.failed"
 
 
 class TranscriptSegment(BaseModel):
@@ -31,21 +30,3 @@ class TranscriptCompleted(BaseModel):
     id: str
     occurred_at: datetime
     payload: TranscriptCompletedPayload
-
-
-class CommandFailedPayload(BaseModel):
-    call_control_id: str
-    command: str
-    command_id: str
-    status_code: int | None
-    error_code: str | None
-    detail: str
-    caused_by: str  # the event id that triggered the command
-
-
-class CommandFailed(BaseModel):
-    record_type: Literal["event"] = "event"
-    event_type: Literal["voicetap.command.failed"] = COMMAND_FAILED
-    id: str
-    occurred_at: datetime
-    payload: CommandFailedPayload

@@ -1,0 +1,102 @@
+"""Publishing media events without ever making media wait for Redis.
+
+Live events (analytics, audio, DTMF, marks, errors) are *offered*: put on a bounded in-memory queue
+that one task drains to Redis in pipelined batches. When Redis is slow or down the queue fills and
+what overflows is dropped and counted (``voicetap_ingest_events_dropped_total``); the packet path
+and the WebSocket readers never await Redis. ``recording.completed`` is different: it is awaited
+(with retries) on the control path and published once per call.
+"""
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from pydantic import BaseModel
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from voicetap_common import codec
+from voicetap_common.streams import Producer, entry_fields
+
+from media_ingest.metrics import IngestMetrics
+
+log = logging.getLogger("voicetap.media_ingest.events")
+
+_BATCH = 500
+
+
+class EventPublisher:
+    def __init__(self, redis: Redis, producer: Producer, metrics: IngestMetrics, *, queue_size: int, maxlens: dict[str, int], default_maxlen: int) -> None:
+        self._redis = redis
+        self.producer = producer
+        self._metrics = metrics
+        self._queue: deque[tuple[str, dict[str, Any], int]] = deque()
+        self._size = queue_size
+        self._maxlens = maxlens
+        self._default_maxlen = default_maxlen
+        self._wake = asyncio.Event()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def offer(self, topic: str, event_id: str, event_type: str, model: BaseModel | dict[str, Any], **extra: str) -> bool:
+        """Queue an event for publication; False (and counted) when the queue is full."""
+        if len(self._queue) >= self._size:
+            self._metrics.events_dropped.labels(topic).inc()
+            return False
+        body = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
+        fields = entry_fields(event_id, event_type, codec.dumps(body), **extra)
+        self._queue.append((topic, fields, self._maxlens.get(topic, self._default_maxlen)))
+        self._wake.set()
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set() or self._queue:
+            if not self._queue:
+                self._wake.clear()
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                continue
+            batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for topic, fields, maxlen in batch:
+                        pipe.xadd(topic, fields, maxlen=maxlen, approximate=True)
+                    await pipe.execute()
+                backoff = 0.1
+                for topic, _, _ in batch:
+                    self._metrics.events_published.labels(topic).inc()
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                # put the batch back as far as the bound allows; the rest is dropped and counted
+                room = max(self._size - len(self._queue), 0)
+                for item in reversed(batch[:room]):
+                    self._queue.appendleft(item)
+                for topic, _, _ in batch[room:]:
+                    self._metrics.events_dropped.labels(topic).inc()
+                log.warning("redis unavailable for media events, retrying", extra={"error": str(exc), "queued": len(self._queue)})
+                if stop.is_set():
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def publish_once(self, topic: str, event_id: str, event_type: str, model: BaseModel, stop: asyncio.Event | None = None, **extra: str) -> None:
+        """Publish ``model`` once per ``event_id`` (awaited; retried while Redis is away, until ``stop``)."""
+        body = codec.dumps(model.model_dump(mode="json"))
+        backoff = 0.1
+        while True:
+            try:
+                await self.producer.publish_once(topic, event_id, event_type, body, **extra)
+                return
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                if stop is not None and stop.is_set():
+                    log.error("could not publish before stopping", extra={"topic": topic, "id": event_id, "error": str(exc)})
+                    return
+                log.warning("redis unavailable, retrying publication", extra={"topic": topic, "id": event_id, "error": str(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)

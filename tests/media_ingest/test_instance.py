@@ -1,0 +1,129 @@
+"""A real ``media_ingest.main`` process: probes, metrics, recordings over HTTP, and SIGKILL mid-call."""
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+from redis.asyncio import Redis
+
+from media_ingest.calls import recording_path
+from media_ingest.ports import LEASE_PREFIX
+from media_ingest.wav import read_wav
+from telnyx_simulator.audio import CallAudio
+from tests.media_ingest.harness import (
+    API_KEY,
+    ingest_settings,
+    locate,
+    noise,
+    publish_webhook,
+    recording_completed,
+    run_command,
+    running,
+    target_port,
+    wait_for,
+)
+from tests.media_ingest.test_ingest_rtp import round_trip, send_fork
+from tests.media_ingest.test_ports import free_range
+from voicetap_cli.embedded_redis import free_port
+
+
+async def test_probes_metrics_and_the_recording_while_it_is_written(redis: Redis, redis_url: str, fake, tmp_path: Path) -> None:
+    call = fake.state.create_call()
+    ccid = call.call_control_id
+    audio = CallAudio(noise(3, 31), noise(3, 32))
+    async with running(ingest_settings(tmp_path, redis_url, fake.url)) as (_, url), httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        assert (await http.get("/readyz")).json() == {"ready": True, "checks": {"redis": True}}
+        assert (await http.get("/calls/v3:unknown/recording.wav")).status_code == 404
+        started = await run_command(redis, "fork_start", ccid)
+        sender = asyncio.create_task(send_fork(audio, target_port(started["allocated"]["rx"]), target_port(started["allocated"]["tx"]), 2.5))
+        await asyncio.sleep(2.0)
+        live = await http.get(f"/calls/{ccid}/recording.wav")
+        assert live.status_code == 200 and live.headers["x-voicetap-recording"] == "in-progress"
+        live_path = tmp_path / "live.wav"
+        live_path.write_bytes(live.content)
+        rate, frames = read_wav(live_path)  # a valid WAV while the call goes on
+        assert rate == 8000 and len(frames) > 0 and len(live.content) == 44 + 4 * len(frames)
+        metrics = (await http.get("/metrics")).text
+        for name in ("voicetap_ingest_active_calls 1.0", 'voicetap_ingest_packets_total{leg="inbound"}', "voicetap_ingest_packets_per_second",
+                     'voicetap_ingest_packets_lost_total{leg="inbound"} 0.0', 'voicetap_ingest_jitter_seconds{stat="max"}',
+                     "voicetap_ingest_decode_errors_total", "voicetap_ingest_foreign_packets_total", "voicetap_ingest_port_pairs_in_use 1.0"):
+            assert name in metrics, name
+        await sender
+        await publish_webhook(redis, "call.hangup", ccid)
+        await recording_completed(redis, ccid)
+        done = await http.get(f"/calls/{ccid}/recording.wav")
+        assert done.headers["x-voicetap-recording"] == "complete" and len(done.content) > len(live.content)
+        assert "voicetap_ingest_active_calls 0.0" in (await http.get("/metrics")).text
+
+
+async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_ports_come_back(redis: Redis, redis_url: str, fake, tmp_path: Path) -> None:
+    call = fake.state.create_call()
+    ccid = call.call_control_id
+    ports = free_range(2)
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url, "VOICETAP_DATA_DIR": str(tmp_path), "TELNYX_API_KEY": API_KEY, "TELNYX_BASE_URL": f"{fake.url}/v2",
+        "INGEST_PORT": str(free_port()), "INGEST_HOST": "127.0.0.1", "INGEST_RTP_HOST": "127.0.0.1", "INGEST_PUBLIC_HOST": "127.0.0.1",
+        "INGEST_RTP_PORTS": f"{ports.start}-{ports.stop - 1}", "INGEST_INSTANCE_ID": "ingest-crashy", "INGEST_PORT_LEASE_SECONDS": "60",
+        "INGEST_ANALYTICS_INTERVAL_SECONDS": "0.3", "LOG_LEVEL": "WARNING",
+    }
+    base = f"http://127.0.0.1:{env['INGEST_PORT']}"
+
+    async def start() -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "media_ingest.main", env=env)
+
+        async def ready() -> bool:
+            try:
+                async with httpx.AsyncClient() as http:
+                    return (await http.get(f"{base}/readyz")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_for(ready, 30, "the instance to be ready")
+        return process
+
+    process = await start()
+    try:
+        started = await run_command(redis, "fork_start", ccid)
+        assert started["executed_by"] == "media_ingest:ingest-crashy"
+        rx, tx = target_port(started["allocated"]["rx"]), target_port(started["allocated"]["tx"])
+        audio = CallAudio(noise(3, 41), noise(3, 42))
+        await send_fork(audio, rx, tx, 2.5)
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    lease = f"{LEASE_PREFIX}127.0.0.1:{rx}"
+    assert await redis.get(lease) == f"ingest-crashy|{ccid}".encode()  # still held by the dead process
+    wav = recording_path(tmp_path, ccid)
+    assert wav.exists() and wav.with_suffix(".json").exists()
+
+    process = await start()  # the same instance comes back: repairs, announces, frees its ports
+    try:
+        event = await recording_completed(redis, ccid, timeout=20)
+        assert event["recovered"] is True and event["reason"] == "recovered" and event["duration"] > 1.0
+        assert await redis.get(lease) is None
+        assert not wav.with_suffix(".json").exists()
+        rate, frames = read_wav(wav)
+        assert rate == 8000 and abs(len(frames) / 8000 - event["duration"]) <= 0.001
+        reference = round_trip(audio.inbound)
+        offset = locate(frames[:, 0], reference)
+        assert offset >= 0
+        written = len(frames) - offset
+        np.testing.assert_array_equal(frames[offset:, 0], reference[:written])  # what was written is exact
+        # the freed pair serves the next call at once
+        again = fake.state.create_call()
+        reused = await run_command(redis, "fork_start", again.call_control_id)
+        assert reused["ok"] and target_port(reused["allocated"]["rx"]) == rx
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 20)
+    # a clean stop completes every call it held
+    assert (await recording_completed(redis, again.call_control_id))["reason"] == "shutdown"
