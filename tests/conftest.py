@@ -23,7 +23,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from telnyx_simulator.fake_api import create_fake_api
 from telnyx_simulator.serve import serve
 from telnyx_simulator.state import FakeTelnyxState
-
 from voicetap_cli.embedded_redis import EmbeddedRedis
 
 

@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--from", dest="start", choices=("beginning", "now"), default="beginning",
         help="where a new group starts: every entry still in the topic, or only new ones (default: %(default)s)",
     )
-    parser.add_argument("--phrase", action="append", dest="phrases", help="a phrase to watch for (repeat; default: %s)" % ", ".join(DEFAULT_PHRASES))
+    parser.add_argument("--phrase", action="append", dest="phrases", help=f"a phrase to watch for (repeat; default: {', '.join(DEFAULT_PHRASES)})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = Stop()

@@ -13,8 +13,8 @@ import pytest
 from redis import Redis
 
 from telnyx_simulator.signing import WebhookSigner
-from voicetap_cli.embedded_redis import free_port
 from tests.webhook_gateway.conftest import make_event
+from voicetap_cli.embedded_redis import free_port
 
 VOICETAP = str(Path(sys.executable).with_name("voicetap"))
 

@@ -88,7 +88,7 @@ def test_keda_scales_the_consumers_on_their_groups() -> None:
     redis_service = k8s_by_kind("Service")["redis"]
     redis_address = f"redis.{redis_service['metadata']['namespace']}.svc.cluster.local:{redis_service['spec']['ports'][0]['port']}"
     assert set(scaled) == {"indexer", "ingest"}
-    for name, obj in scaled.items():
+    for obj in scaled.values():
         assert obj["apiVersion"] == "keda.sh/v1alpha1"
         spec = obj["spec"]
         assert spec["scaleTargetRef"]["name"] in deployments

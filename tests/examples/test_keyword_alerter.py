@@ -18,7 +18,13 @@ from redis.asyncio import Redis as AsyncRedis
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "keyword_alerter"
 sys.path.insert(0, str(EXAMPLE))
 import keyword_alerter  # noqa: E402
-from keyword_alerter import ALERT_TOPIC, SOURCE_TOPIC, KeywordAlerter, find_phrases, phrase_pattern  # noqa: E402
+from keyword_alerter import (  # noqa: E402
+    ALERT_TOPIC,
+    SOURCE_TOPIC,
+    KeywordAlerter,
+    find_phrases,
+    phrase_pattern,
+)
 
 
 @pytest.fixture

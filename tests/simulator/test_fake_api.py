@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 import telnyx
-from telnyx_simulator.state import Effect, FakeTelnyxState
 
+from telnyx_simulator.state import Effect, FakeTelnyxState
 from tests.conftest import API_KEY, Fake, FakeFactory
 
 Call = Callable[[telnyx.AsyncTelnyx, str], Awaitable[Any]]

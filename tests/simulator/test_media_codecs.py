@@ -11,6 +11,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
+
 from telnyx_simulator.audio import CallAudio
 from telnyx_simulator.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from telnyx_simulator.rtp import RtpStream

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import telnyx
+
 from telnyx_simulator.audio import CallAudio
 from telnyx_simulator.g711 import ulaw_decode
 from telnyx_simulator.player import CallPlayer, CallSpec
@@ -21,9 +22,9 @@ from telnyx_simulator.script import parse_script
 from telnyx_simulator.serve import serve
 from telnyx_simulator.signing import WebhookSigner
 from telnyx_simulator.webhooks import DeliveryPolicy, WebhookSender
+from tests.conftest import Fake
 from voicetap_common.events import CallHangupEvent, CallTranscriptionEvent, parse_envelope
 
-from tests.conftest import Fake
 from .receivers import MediaEndpoint, WebhookReceiver
 
 SCRIPT = parse_script("inbound: I would like to check my order\noutbound: sure what is the number")

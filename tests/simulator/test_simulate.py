@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -112,7 +111,7 @@ async def test_a_required_service_that_is_not_running_fails_the_run_and_says_why
     ingest = args[args.index("--ingest-url") + 1]
     code, out = await simulate(capsys, *args, "--require", "ingest", "--wait", "0.5")
     assert code == 1
-    assert f"FAIL  ingest" in out and f"not running at {ingest} (required): no answer" in out, out
+    assert "FAIL  ingest" in out and f"not running at {ingest} (required): no answer" in out, out
     assert "result: FAIL" in out
     assert await redis.xlen("telnyx.call.initiated") == 0, "no call is played against an incomplete stack"
 
@@ -173,8 +172,9 @@ def test_script_lines_can_say_when_they_are_spoken() -> None:
 
 
 def test_wav_length_is_read_from_any_encoding(tmp_path: Path) -> None:
-    from telnyx_simulator.main import SAMPLE_AUDIO
     from importlib.resources import files
+
+    from telnyx_simulator.main import SAMPLE_AUDIO
 
     sample = (files("telnyx_simulator") / "data" / SAMPLE_AUDIO).read_bytes()
     assert 8.0 < wav_seconds(sample) < 9.5 and len(sample) < 300_000

@@ -9,10 +9,16 @@ from redis.asyncio import Redis
 from telnyx_simulator.serve import serve
 from telnyx_simulator.signing import WebhookSigner
 from tests.transcript_indexer.harness import eventually, indexer_settings, running_indexer
-from tests.transcript_indexer.indexer_events import answered, hangup, initiated, publish, transcription
-from voicetap_common.transcript_events import TRANSCRIPT_COMPLETED
+from tests.transcript_indexer.indexer_events import (
+    answered,
+    hangup,
+    initiated,
+    publish,
+    transcription,
+)
 from voicetap_common import codec
 from voicetap_common.topics import CALL_TRANSCRIPTION, dlq_topic
+from voicetap_common.transcript_events import TRANSCRIPT_COMPLETED
 from webhook_gateway.app import create_app as create_gateway
 from webhook_gateway.settings import GatewaySettings
 

@@ -3,8 +3,14 @@
 import random
 from datetime import UTC, datetime, timedelta
 
-from tests.transcript_indexer.indexer_events import answered, at, entry, hangup, initiated, transcription
-
+from tests.transcript_indexer.indexer_events import (
+    answered,
+    at,
+    entry,
+    hangup,
+    initiated,
+    transcription,
+)
 from transcript_indexer.query import parse_query
 from transcript_indexer.records import build_batch
 from transcript_indexer.storage.base import MARK_END, MARK_START, CallFilter, Storage

@@ -104,7 +104,7 @@ async def test_three_workers_share_the_group(redis: Redis, redis_url: str, tmp_p
     ports = [free_port() for _ in range(3)]
     workers = [_spawn(tmp_path, redis_url, database, f"worker{n}", port, batch_size=50) for n, port in enumerate(ports)]
     try:
-        for port, worker in zip(ports, workers):
+        for port, worker in zip(ports, workers, strict=True):
             await _ready(port, worker)
         events = _events(30, 100)
         for start in range(0, len(events), 150):  # a steady load rather than one pre-filled burst
@@ -115,12 +115,18 @@ async def test_three_workers_share_the_group(redis: Redis, redis_url: str, tmp_p
             return (await redis.xpending(CALL_TRANSCRIPTION, GROUP))["pending"] == 0 and _count(database)[0] == len(events)
 
         await eventually(finished, timeout=60, message="all events stored")
-        handled = []
-        async with httpx.AsyncClient() as client:
-            for port in ports:
-                metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-                line = next(x for x in metrics.splitlines() if x.startswith("voicetap_consumer_entries_total{") and CALL_TRANSCRIPTION in x)
-                handled.append(float(line.split()[-1]))
+        handled: list[float] = []
+
+        async def counted() -> bool:  # a worker counts an entry just after its XACK: allow it that instant
+            handled.clear()
+            async with httpx.AsyncClient() as client:
+                for port in ports:
+                    metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                    line = next(x for x in metrics.splitlines() if x.startswith("voicetap_consumer_entries_total{") and CALL_TRANSCRIPTION in x)
+                    handled.append(float(line.split()[-1]))
+            return sum(handled) >= len(events)
+
+        await eventually(counted, timeout=5, message="every handled entry counted")
         assert sum(handled) == len(events) and all(h > 0 for h in handled), handled
         assert _count(database) == (len(events), len(events))
     finally:

@@ -7,8 +7,8 @@ import httpx
 import orjson
 import pytest
 
-from telnyx_simulator.signing import WebhookSigner
 from telnyx_simulator.serve import serve
+from telnyx_simulator.signing import WebhookSigner
 from webhook_gateway.app import create_app
 from webhook_gateway.settings import GatewaySettings
 
@@ -50,9 +50,8 @@ def gateway_settings(redis_url: str, signer: WebhookSigner, tmp_path: Any) -> Ca
 @pytest.fixture
 async def gateway(redis: Any, gateway_settings: Callable[..., GatewaySettings]) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on a real uvicorn-served gateway, with Redis emptied first."""
-    async with serve(create_app(gateway_settings())) as base_url:
-        async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
-            yield client
+    async with serve(create_app(gateway_settings())) as base_url, httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+        yield client
 
 
 def signed_post(signer: WebhookSigner, body: bytes, timestamp: int | None = None) -> dict[str, Any]:

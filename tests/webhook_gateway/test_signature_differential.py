@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from telnyx_simulator.signing import WebhookSigner
-from webhook_gateway.signature import InvalidPublicKey, SignatureError, SignatureVerifier, load_public_key
+from webhook_gateway.signature import (
+    InvalidPublicKey,
+    SignatureError,
+    SignatureVerifier,
+    load_public_key,
+)
 
 BODY = b'{"data":{"event_type":"call.answered","id":"0ccc7b54-4df3-4bca-a65a-3da1ecc777f0","payload":{"call_control_id":"v3:x"}},"meta":{"attempt":1}}'
 SIGNER = WebhookSigner(SigningKey(b"\x07" * 32))

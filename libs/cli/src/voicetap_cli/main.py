@@ -7,8 +7,8 @@ import sys
 
 from voicetap_cli import dev_keys
 from voicetap_cli.call import add_call_parser
-from voicetap_cli.streams_cli import add_stream_parsers
 from voicetap_cli.settings import CliSettings
+from voicetap_cli.streams_cli import add_stream_parsers
 from voicetap_common.logs import configure_logging
 
 log = logging.getLogger("voicetap.cli")

@@ -74,4 +74,4 @@ def render(rows: list[TopicRow]) -> str:
             )
             table.append(head + tail)
     widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table)

@@ -14,9 +14,17 @@ so a command is refused before anything is sent.
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 MEDIA_COMMANDS = "voicetap.command.media"
 TRANSCRIPTION_COMMANDS = "voicetap.command.transcription"
@@ -133,7 +141,7 @@ class TranscriptionStop(_Command):
 
 
 Command = Annotated[
-    Union[ForkStart, ForkStop, StreamingStart, StreamingStop, TranscriptionStart, TranscriptionStop],
+    ForkStart | ForkStop | StreamingStart | StreamingStop | TranscriptionStart | TranscriptionStop,
     Field(discriminator="action"),
 ]
 command_adapter: TypeAdapter[Command] = TypeAdapter(Command)

@@ -7,7 +7,7 @@ valid signature covers is ever dropped. The union discriminates on ``event_type`
 """
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar, Union
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
@@ -192,18 +192,7 @@ def _event_tag(value: Any) -> str:
 
 
 TelnyxEvent = Annotated[
-    Union[
-        Annotated[CallInitiatedEvent, Tag("call.initiated")],
-        Annotated[CallAnsweredEvent, Tag("call.answered")],
-        Annotated[CallHangupEvent, Tag("call.hangup")],
-        Annotated[CallForkStartedEvent, Tag("call.fork.started")],
-        Annotated[CallForkStoppedEvent, Tag("call.fork.stopped")],
-        Annotated[StreamingStartedEvent, Tag("streaming.started")],
-        Annotated[StreamingStoppedEvent, Tag("streaming.stopped")],
-        Annotated[StreamingFailedEvent, Tag("streaming.failed")],
-        Annotated[CallTranscriptionEvent, Tag("call.transcription")],
-        Annotated[GenericEvent, Tag(_GENERIC_TAG)],
-    ],
+    Annotated[CallInitiatedEvent, Tag("call.initiated")] | Annotated[CallAnsweredEvent, Tag("call.answered")] | Annotated[CallHangupEvent, Tag("call.hangup")] | Annotated[CallForkStartedEvent, Tag("call.fork.started")] | Annotated[CallForkStoppedEvent, Tag("call.fork.stopped")] | Annotated[StreamingStartedEvent, Tag("streaming.started")] | Annotated[StreamingStoppedEvent, Tag("streaming.stopped")] | Annotated[StreamingFailedEvent, Tag("streaming.failed")] | Annotated[CallTranscriptionEvent, Tag("call.transcription")] | Annotated[GenericEvent, Tag(_GENERIC_TAG)],
     Discriminator(_event_tag),
 ]
 

@@ -18,14 +18,14 @@ from urllib.parse import quote
 import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from voicetap_common import codec
-from voicetap_common.media_events import RECORDING_COMPLETED
 
 from telnyx_simulator.player import CallPlayer
 from telnyx_simulator.report import CallResult, Check
 from telnyx_simulator.rtp import FRAME_SECONDS
 from telnyx_simulator.state import FakeTelnyxState
 from telnyx_simulator.webhooks import Delivery
+from voicetap_common import codec
+from voicetap_common.media_events import RECORDING_COMPLETED
 
 MEDIA_ACTIONS = ("fork_start", "streaming_start")
 DURATION_TOLERANCE = 0.5  # seconds a recording may differ from the audio sent

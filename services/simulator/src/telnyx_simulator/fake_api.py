@@ -19,10 +19,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from voicetap_common import codec
 
 from telnyx_simulator.errors import not_found
 from telnyx_simulator.state import FakeTelnyxState, SimCall
+from voicetap_common import codec
 
 
 def create_fake_api(state: FakeTelnyxState) -> Starlette:

@@ -26,8 +26,6 @@ from typing import Any
 
 import httpx
 from redis.asyncio import Redis
-from voicetap_common import codec
-from voicetap_common.logs import configure_logging
 
 from telnyx_simulator import checks
 from telnyx_simulator.audio import CallAudio, Codec
@@ -52,6 +50,8 @@ from telnyx_simulator.stack import (
 from telnyx_simulator.state import FakeTelnyxState
 from telnyx_simulator.validation import TRANSCRIPTION_ENGINES
 from telnyx_simulator.webhooks import DeliveryPolicy, WebhookSender
+from voicetap_common import codec
+from voicetap_common.logs import configure_logging
 
 log = logging.getLogger("voicetap.simulator")
 

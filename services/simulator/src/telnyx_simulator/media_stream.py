@@ -17,7 +17,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from voicetap_common import codec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
@@ -26,6 +25,7 @@ from telnyx_simulator.audio import FRAME_SAMPLES, CallAudio, Codec, Track, encod
 from telnyx_simulator.rtp import FRAME_SECONDS
 from telnyx_simulator.state import SimCall
 from telnyx_simulator.webhooks import WebhookSender
+from voicetap_common import codec
 
 log = logging.getLogger("voicetap.simulator.media_stream")
 

@@ -5,6 +5,7 @@ demo), so the simulator finds a stack started with the same environment without 
 """
 
 from pydantic import Field
+
 from voicetap_common.settings import CommonSettings
 
 

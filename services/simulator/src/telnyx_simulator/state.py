@@ -20,8 +20,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from voicetap_common import codec
-
 from telnyx_simulator.errors import (
     ApiError,
     authentication_failed,
@@ -32,6 +30,7 @@ from telnyx_simulator.errors import (
     too_many_requests,
 )
 from telnyx_simulator.validation import validate
+from voicetap_common import codec
 
 CallState = Literal["parked", "answered", "ended"]
 

@@ -17,10 +17,10 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
-from voicetap_common import codec
 
 from telnyx_simulator import payloads
 from telnyx_simulator.signing import WebhookSigner
+from voicetap_common import codec
 
 log = logging.getLogger("voicetap.simulator.webhooks")
 

@@ -9,12 +9,11 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from voicetap_common.http import operational_routes
-from voicetap_common.redis_client import ping
-
 from transcript_indexer.routes import api_routes
 from transcript_indexer.settings import IndexerSettings
 from transcript_indexer.storage.base import Storage
+from voicetap_common.http import operational_routes
+from voicetap_common.redis_client import ping
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapers carry no token
 
@@ -46,7 +45,7 @@ def create_app(settings: IndexerSettings, storage: Storage, redis: Redis, regist
     async def database_answers() -> bool:
         try:
             return await asyncio.wait_for(storage.ping(), bound)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def readiness() -> dict[str, bool]:

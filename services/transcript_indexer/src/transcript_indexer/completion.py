@@ -9,25 +9,25 @@ and just marks the call.
 """
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
+from transcript_indexer.formats import as_text
+from transcript_indexer.live import LiveFeed
+from transcript_indexer.storage.base import Storage, StorageUnavailable
 from voicetap_common import codec
 from voicetap_common.streams import entry_fields
 from voicetap_common.topics import dedupe_key
-
-from transcript_indexer.formats import as_text
-from transcript_indexer.live import LiveFeed
 from voicetap_common.transcript_events import (
     TRANSCRIPT_COMPLETED,
     TranscriptCompleted,
     TranscriptCompletedPayload,
     TranscriptSegment,
 )
-from transcript_indexer.storage.base import Storage, StorageUnavailable
 
 log = logging.getLogger("voicetap.transcript_indexer.completion")
 
@@ -77,10 +77,8 @@ class Completer:
                 await self.sweep()
             except Exception as exc:  # the next sweep tries again; nothing is lost meanwhile
                 log.warning("completion sweep failed", extra={"error": repr(exc)})
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval_seconds)
-            except asyncio.TimeoutError:
-                pass
 
     async def sweep(self) -> int:
         """Publish every transcript that is due; returns how many this process published."""

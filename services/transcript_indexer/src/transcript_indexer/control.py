@@ -45,7 +45,7 @@ class TelnyxCommands:
 
     def __init__(self, settings: TelnyxApiSettings, registry: CollectorRegistry) -> None:
         self._settings = settings
-        self._client: "AsyncTelnyx | None" = None
+        self._client: AsyncTelnyx | None = None
         self._outcomes = Counter(
             "voicetap_indexer_commands_total", "Call Control commands by action and outcome", ["command", "outcome"], registry=registry
         )

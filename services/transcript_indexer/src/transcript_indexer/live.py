@@ -10,9 +10,8 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
-from voicetap_common import codec
-
 from transcript_indexer.records import Segment
+from voicetap_common import codec
 
 # Every live stream shares one hash tag, so one script appends a whole batch in one round trip
 # (on Redis Cluster they all live on one shard; a live entry is small and short-lived).

@@ -12,13 +12,6 @@ import signal
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from voicetap_common.command_runner import CommandRunner
-from voicetap_common.commands import TRANSCRIPTION_COMMANDS
-from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
-from voicetap_common.logs import configure_logging
-from voicetap_common.redis_client import connect
-from voicetap_common.streams import Producer
-
 from transcript_indexer.app import create_app
 from transcript_indexer.completion import Completer
 from transcript_indexer.consumer import GROUP, Indexer, consumer_options
@@ -27,6 +20,12 @@ from transcript_indexer.live import LiveFeed
 from transcript_indexer.settings import IndexerSettings
 from transcript_indexer.storage import create_storage
 from transcript_indexer.storage.base import Storage, StorageUnavailable
+from voicetap_common.command_runner import CommandRunner
+from voicetap_common.commands import TRANSCRIPTION_COMMANDS
+from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
+from voicetap_common.logs import configure_logging
+from voicetap_common.redis_client import connect
+from voicetap_common.streams import Producer
 
 log = logging.getLogger("voicetap.transcript_indexer")
 

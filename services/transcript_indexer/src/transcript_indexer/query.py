@@ -18,7 +18,6 @@ Words are split the way the indexes split text (letters and digits; anything els
 
 import re
 from dataclasses import dataclass
-from typing import Union
 
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 32
@@ -47,7 +46,7 @@ class Or:
     options: tuple["Node", ...]
 
 
-Node = Union[Term, And, Or]
+Node = Term | And | Or
 
 _TOKEN = re.compile(r'\s*(?:(?P<quote>"[^"]*"?)|(?P<paren>[()])|(?P<word>[^\s()"]+))')
 _WORD_CHARS = re.compile(r"[^\W_]+")

@@ -14,7 +14,14 @@ from starlette.routing import Route
 from transcript_indexer import formats
 from transcript_indexer.query import QuerySyntaxError, parse_query
 from transcript_indexer.sse import live_events, resume_position, stream_position
-from transcript_indexer.storage.base import MARK_END, MARK_START, CallFilter, SearchHit, Storage, StorageUnavailable
+from transcript_indexer.storage.base import (
+    MARK_END,
+    MARK_START,
+    CallFilter,
+    SearchHit,
+    Storage,
+    StorageUnavailable,
+)
 
 MAX_LIMIT = 200
 

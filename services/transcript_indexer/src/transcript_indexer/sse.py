@@ -12,10 +12,9 @@ from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 
-from voicetap_common import codec
-
 from transcript_indexer.live import live_topic
 from transcript_indexer.storage.base import Transcript
+from voicetap_common import codec
 
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 

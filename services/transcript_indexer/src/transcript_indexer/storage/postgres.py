@@ -122,9 +122,8 @@ class PostgresStorage:
     async def _transaction(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
         """Run ``work`` in one transaction; a lost or refused connection means try again later."""
         try:
-            async with self._pool.connection() as conn:
-                async with conn.transaction():
-                    return await work(conn)
+            async with self._pool.connection() as conn, conn.transaction():
+                return await work(conn)
         except psycopg.OperationalError as exc:  # includes PoolTimeout, deadlocks, serialisation failures
             raise StorageUnavailable(f"postgresql: {exc}") from exc
 

@@ -1,8 +1,8 @@
 """What both back ends share: the logical schema's columns and the mapping of rows to values."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from transcript_indexer.records import CallUpdate, Segment
 from transcript_indexer.storage.base import CallInfo
