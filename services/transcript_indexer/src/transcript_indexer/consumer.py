@@ -11,15 +11,14 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from voicetap_common import topics
-from voicetap_common.consumer import ConsumerOptions, RetryLater
-from voicetap_common.streams import Entry
-
 from transcript_indexer.control import TranscriptionStarter
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.records import build_batch
 from transcript_indexer.settings import IndexerSettings
 from transcript_indexer.storage.base import Storage, StorageUnavailable
+from voicetap_common import topics
+from voicetap_common.consumer import ConsumerOptions, RetryLater
+from voicetap_common.streams import Entry
 
 GROUP = "transcript_indexer"
 TOPICS = (topics.CALL_TRANSCRIPTION, topics.CALL_INITIATED, topics.CALL_ANSWERED, topics.CALL_HANGUP)
