@@ -11,7 +11,14 @@ What FastStream 0.7.8's stream subscriber lacks (STACK.md), done once here for e
   acknowledged, so processing continues;
 - an :class:`Undeliverable` entry (malformed) goes to the dead-letter topic at once;
 - a :class:`RetryLater` from the handler (database down or locked) never counts as a failed
-  delivery: the same batch is retried in place with backoff, never acknowledged and dropped.
+  delivery: the same batch is retried in place with backoff, never acknowledged and dropped;
+- with ``read_ahead`` (the default) the next XREADGROUP is in flight while the handler of the
+  current batch runs, and the acknowledgement of a handled batch travels in the same pipeline as
+  the read after it. Entries read ahead are pending under this consumer like any others: never
+  acknowledged before their own handler returned, claimable by the group if the process dies,
+  skipped by this consumer's own claim cycle, and handled before :meth:`StreamConsumer.run`
+  returns on ``stop``. Acknowledgements are never held back behind a blocking read: unless the read
+  ahead came back with a full batch (so more is waiting), a handled batch is acknowledged at once.
 """
 
 import asyncio
@@ -25,6 +32,7 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
 from voicetap_common.streams import Entry, Producer
@@ -55,6 +63,7 @@ class ConsumerOptions:
     claim_interval_s: float = 5.0
     max_deliveries: int = 5
     retry_backoff_max_s: float = 10.0
+    read_ahead: bool = True
 
 
 def default_consumer_name() -> str:
@@ -99,6 +108,9 @@ class StreamConsumer:
         self._handler = handler
         self._metrics = metrics
         self._last_claim = 0.0
+        self._ahead: asyncio.Task[list[Entry]] | None = None  # the read in flight while a batch is handled
+        self._ready: list[Entry] | None = None  # a read-ahead batch collected before a claim cycle, not yet handled
+        self._unacked: list[Entry] = []  # handled; acknowledged with the next read
 
     @property
     def consumer_name(self) -> str:
@@ -114,40 +126,114 @@ class StreamConsumer:
                     raise
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set; Redis outages are waited out, never fatal."""
+        """Consume until ``stop`` is set; Redis outages are waited out, never fatal.
+
+        On ``stop`` the batch already read ahead is handled and every handled entry acknowledged
+        before this returns; cancelled instead, the read in flight is abandoned (what it read
+        stays pending, to be claimed)."""
         backoff = 0.2
-        while not stop.is_set():
-            try:
-                await self.ensure_groups()
-                while not stop.is_set():
-                    await self.run_once()
-                backoff = 0.2
-            except (RedisError, OSError, asyncio.TimeoutError) as exc:
-                log.warning("redis unavailable, retrying", extra={"group": self._options.group, "error": str(exc)})
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, self._options.retry_backoff_max_s)
+        try:
+            while not stop.is_set():
+                try:
+                    await self.ensure_groups()
+                    while not stop.is_set():
+                        await self.run_once()
+                    await self.finish()
+                    backoff = 0.2
+                except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                    log.warning("redis unavailable, retrying", extra={"group": self._options.group, "error": str(exc)})
+                    await _sleep_or_stop(stop, backoff)
+                    backoff = min(backoff * 2, self._options.retry_backoff_max_s)
+        finally:
+            self._abandon_read_ahead()
 
     async def run_once(self) -> int:
-        """One step: claim idle entries when due, else read new ones. Returns entries handled."""
+        """One step: claim idle entries when due, else handle the next batch. Returns entries handled."""
         now = time.monotonic()
         if now - self._last_claim >= self._options.claim_interval_s:
             self._last_claim = now
-            claimed = await self._claim_idle()
+            held = await self._collect_read_ahead()
+            if self._unacked:  # handled entries must not look idle to the claim below
+                await self._ack(self._take_unacked())
+            claimed = await self._claim_idle(exclude={entry.entry_id for entry in held})
             if claimed:
                 return claimed
-        reply = await self._redis.xreadgroup(
-            self._options.group,
-            self._consumer,
-            {topic: ">" for topic in self._options.topics},
-            count=self._options.batch_size,
-            block=self._options.block_ms,
-        )
-        entries = [Entry.from_redis(topic, entry_id, fields) for topic, items in reply or [] for entry_id, fields in items]
+        entries = await self._next_batch()
         if entries:
-            await self._handle(entries)
+            if self._options.read_ahead:
+                self._ahead = asyncio.create_task(self._read(self._take_unacked()))
+            try:
+                await self._handle(entries, defer_ack=self._options.read_ahead)
+            except BaseException:
+                self._abandon_read_ahead()  # e.g. the process is going down: read no further
+                raise
         return len(entries)
 
-    async def _handle(self, entries: list[Entry]) -> None:
+    async def finish(self) -> None:
+        """Handle the batch read ahead (if any), then acknowledge everything handled. Reads no more."""
+        entries = await self._collect_read_ahead()
+        self._ready = None
+        if entries:
+            await self._handle(entries)
+        if self._unacked:
+            await self._ack(self._take_unacked())
+
+    async def _next_batch(self) -> list[Entry]:
+        if self._ready is not None:
+            entries, self._ready = self._ready, None
+            return entries
+        if self._ahead is not None:
+            task, self._ahead = self._ahead, None
+            return await task
+        return await self._read(self._take_unacked())
+
+    async def _collect_read_ahead(self) -> list[Entry]:
+        """Wait for the read in flight, so that its entries are known (and kept for handling)."""
+        if self._ahead is not None:
+            task, self._ahead = self._ahead, None
+            self._ready = await task
+        return self._ready or []
+
+    def _read_ahead_is_full(self) -> bool:
+        """The read ahead came back with a full batch: the read after it will not block (more is
+        waiting), so an acknowledgement riding with it goes out at once, and so does its count."""
+        ahead = self._ahead
+        return (
+            ahead is not None and ahead.done() and not ahead.cancelled() and ahead.exception() is None
+            and len(ahead.result()) >= self._options.batch_size
+        )
+
+    def _abandon_read_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead.cancel()  # whatever it read stays pending under this consumer: claimable
+            self._ahead = None
+
+    def _take_unacked(self) -> list[Entry]:
+        acks, self._unacked = self._unacked, []
+        return acks
+
+    async def _read(self, acks: list[Entry]) -> list[Entry]:
+        """XREADGROUP, preceded in the same pipeline by the XACK of ``acks`` (entries already handled)."""
+        streams = {topic: ">" for topic in self._options.topics}
+        try:
+            if acks:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    by_topic = self._queue_acks(pipe, acks)
+                    pipe.xreadgroup(self._options.group, self._consumer, streams, count=self._options.batch_size, block=self._options.block_ms)
+                    reply = (await pipe.execute())[-1]
+                self._count_handled(by_topic)
+            else:
+                reply = await self._redis.xreadgroup(
+                    self._options.group, self._consumer, streams, count=self._options.batch_size, block=self._options.block_ms
+                )
+        except BaseException:
+            self._unacked = acks + self._unacked  # not known to be acknowledged: again with the next read
+            raise
+        return [Entry.from_redis(topic, entry_id, fields) for topic, items in reply or [] for entry_id, fields in items]
+
+    async def _handle(self, entries: list[Entry], *, defer_ack: bool = False) -> None:
+        """Handle a batch and acknowledge it; ``defer_ack``: the acknowledgement may ride with the next
+        read, when that read is about to be issued (the read ahead already came back)."""
         started = time.perf_counter()
         try:
             await self._call_handler(entries)
@@ -166,7 +252,10 @@ class StreamConsumer:
             for entry in entries:  # isolate the entry that fails; ack the rest
                 await self._handle([entry])
             return
-        await self._ack(entries)
+        if defer_ack and self._read_ahead_is_full():
+            self._unacked.extend(entries)
+        else:
+            await self._ack(entries)
         self._metrics.batch_seconds.labels(self._options.group).observe(time.perf_counter() - started)
 
     async def _call_handler(self, entries: list[Entry]) -> None:
@@ -182,18 +271,27 @@ class StreamConsumer:
                 backoff = min(backoff * 2, self._options.retry_backoff_max_s)
 
     async def _ack(self, entries: list[Entry]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            by_topic = self._queue_acks(pipe, entries)
+            await pipe.execute()
+        self._count_handled(by_topic)
+
+    def _queue_acks(self, pipe: Pipeline, entries: list[Entry]) -> dict[str, list[str]]:
         by_topic: dict[str, list[str]] = {}
         for entry in entries:
             by_topic.setdefault(entry.topic, []).append(entry.entry_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for topic, ids in by_topic.items():
-                pipe.xack(topic, self._options.group, *ids)
-            await pipe.execute()
+        for topic, ids in by_topic.items():
+            pipe.xack(topic, self._options.group, *ids)
+        return by_topic
+
+    def _count_handled(self, by_topic: dict[str, list[str]]) -> None:
         for topic, ids in by_topic.items():
             self._metrics.handled.labels(self._options.group, topic).inc(len(ids))
 
-    async def _claim_idle(self) -> int:
-        """Claim entries idle past the bound; dead-letter those delivered too often; handle the rest."""
+    async def _claim_idle(self, exclude: set[str]) -> int:
+        """Claim entries idle past the bound; dead-letter those delivered too often; handle the rest.
+
+        ``exclude``: entries this consumer read ahead and will handle next (not idle, only waiting)."""
         handled = 0
         for topic in self._options.topics:
             pending = await self._redis.xpending_range(
@@ -201,7 +299,12 @@ class StreamConsumer:
             )
             if not pending:
                 continue
-            deliveries = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+            deliveries = {
+                p["message_id"]: int(p["times_delivered"]) for p in pending
+                if not (p["consumer"].decode() == self._consumer and p["message_id"].decode() in exclude)
+            }
+            if not deliveries:
+                continue
             claimed = await self._redis.xclaim(
                 topic, self._options.group, self._consumer, self._options.claim_idle_ms, list(deliveries)
             )
