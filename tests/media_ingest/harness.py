@@ -95,11 +95,35 @@ async def run_command(redis: Redis, action: str, call_control_id: str, **params:
     return await command_result(redis, command_id)
 
 
-async def publish_webhook(redis: Redis, event_type: str, call_control_id: str, **payload: Any) -> dict[str, Any]:
-    data = webhook_event(event_type, {"call_control_id": call_control_id, **payload}, datetime.now(UTC))
+async def publish_webhook(
+    redis: Redis, event_type: str, call_control_id: str, *, occurred_at: datetime | str | None = None, handled: bool = False, **payload: Any
+) -> dict[str, Any]:
+    """Publish a webhook as the gateway would (``occurred_at`` now unless given: a string is sent as
+    it is); with ``handled``, return once the ingest group has handled and acknowledged it."""
+    data = webhook_event(event_type, {"call_control_id": call_control_id, **payload}, occurred_at if isinstance(occurred_at, datetime) else datetime.now(UTC))
+    if isinstance(occurred_at, str):
+        data["occurred_at"] = occurred_at
     body = codec.dumps({"data": data, "meta": {"attempt": 1, "delivered_to": "http://test/webhooks"}})
-    await Producer(redis, 10_000).publish(telnyx_topic(event_type), data["id"], event_type, body, call_control_id=call_control_id)
+    topic = telnyx_topic(event_type)
+    entry_id = await Producer(redis, 10_000).publish(topic, data["id"], event_type, body, call_control_id=call_control_id)
+    if handled:
+        await wait_for(lambda: acknowledged(redis, topic, entry_id), 10, f"{event_type} handled")
     return data
+
+
+def _stream_id(value: bytes | str) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def acknowledged(redis: Redis, topic: str, entry_id: str, group: str = "media_ingest") -> bool:
+    """The group has read ``entry_id`` of ``topic`` and acknowledged everything it read there."""
+    for info in await redis.xinfo_groups(topic):
+        name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+        if name == group:
+            return _stream_id(info["last-delivered-id"]) >= _stream_id(entry_id) and info["pending"] == 0
+    return False
 
 
 async def recording_completed(redis: Redis, call_control_id: str, timeout: float = 15.0) -> dict[str, Any]:

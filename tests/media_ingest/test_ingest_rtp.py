@@ -2,6 +2,7 @@
 impaired streams), real Redis, the fake Telnyx API through the real SDK."""
 
 import asyncio
+import secrets
 import shutil
 import socket
 import subprocess
@@ -17,7 +18,8 @@ from media_ingest.rtp import build_rtp
 from media_ingest.wav import read_wav
 from telnyx_simulator.audio import CallAudio
 from telnyx_simulator.g711 import ulaw_decode, ulaw_encode
-from telnyx_simulator.rtp import ForkLeg, RtpFork
+from telnyx_simulator.rtp import ForkLeg, RtpFork, strep_header
+from tests.media_ingest.test_codecs import av_decode, av_encode
 from tests.media_ingest.harness import (
     ingest_settings,
     locate,
@@ -277,3 +279,95 @@ async def test_ffmpeg_rtp_is_recorded_sample_exact(redis: Redis, redis_url: str,
 
 async def _requests(fake, ccid: str, action: str) -> list:
     return fake.state.requests_for(ccid, action)
+
+
+async def test_legacy_strep_wrapped_rtp_of_both_legs_on_one_port(redis: Redis, redis_url: str, fake, tmp_path: Path) -> None:
+    """The legacy single fork target: both legs to one port, each packet behind a 24-byte STREP
+    header whose D bit says the leg (TELNYX.md); the simulator's fork sends them."""
+    call = fake.state.create_call()
+    ccid = call.call_control_id
+    audio = CallAudio(noise(2, 8), noise(2, 9))
+    async with running(ingest_settings(tmp_path, redis_url, fake.url)):
+        result = await run_command(redis, "fork_start", ccid)
+        rx = target_port(result["allocated"]["rx"])
+        legs = [
+            ForkLeg("inbound", "127.0.0.1", rx, strep_header(call.call_leg_id, b_leg=False, transmitted=False)),
+            ForkLeg("outbound", "127.0.0.1", rx, strep_header(call.call_leg_id, b_leg=False, transmitted=True)),
+        ]
+        fork = RtpFork(audio, legs, "PCMU")
+        task = asyncio.create_task(fork.run())
+        await asyncio.sleep(1.5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.sleep(0.2)
+        await publish_webhook(redis, "call.hangup", ccid)
+        event = await recording_completed(redis, ccid)
+    for track in ("inbound", "outbound"):
+        stats = event["legs"][track]
+        assert stats["received"] == fork.sent[track] and stats["lost"] == stats["malformed"] == stats["foreign"] == 0, stats
+    _, frames = read_wav(Path(event["path"]))
+    for channel, pcm, track in ((0, audio.inbound, "inbound"), (1, audio.outbound, "outbound")):
+        reference = round_trip(pcm[: fork.sent[track] * 160])
+        offset = locate(frames[:, channel], reference)
+        assert offset >= 0, f"{track} is not on its channel"
+        np.testing.assert_array_equal(frames[offset : offset + len(reference), channel], reference)
+
+
+async def send_packets(payloads: dict[str, list[bytes]], ports: dict[str, int], payload_type: int, ticks: int) -> None:
+    """Paced RTP of two legs from one socket: one packet per leg every 20 ms, random SSRC,
+    sequence and timestamp origins, ``ticks`` RTP clock ticks per packet."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    origins = {track: (secrets.randbits(32), secrets.randbits(16), secrets.randbits(32)) for track in payloads}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        for k in range(max(len(p) for p in payloads.values())):
+            for track, packets in payloads.items():
+                if k < len(packets):
+                    ssrc, seq, ts = origins[track]
+                    datagram = build_rtp(packets[k], payload_type=payload_type, sequence=(seq + k) & 0xFFFF, timestamp=(ts + k * ticks) & 0xFFFFFFFF, ssrc=ssrc, marker=k == 0)
+                    sock.sendto(datagram, ("127.0.0.1", ports[track]))
+            await asyncio.sleep(max(started + (k + 1) * 0.02 - loop.time(), 0))
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize(
+    ("codec", "ffmpeg", "rate", "ticks", "payload_type", "options"),
+    [
+        # G.722: RTP clock 8000 (RFC 3551), audio 16 kHz; recorded at 16 kHz: no resampling, so
+        # the recording is PyAV's (FFmpeg's) own round trip of the source, sample for sample
+        ("G722", "g722", 16000, 160, 9, {}),
+        # Opus on a payload type only INGEST_DYNAMIC_PAYLOAD_TYPES names; recorded at 48 kHz:
+        # exactly what libopus (through PyAV) decodes of the same packets
+        ("OPUS", "libopus", 48000, 960, 111, {"bit_rate": 32000}),
+    ],
+)
+async def test_wideband_codecs_over_udp_are_recorded_as_their_decoder_gives_them(
+    codec: str, ffmpeg: str, rate: int, ticks: int, payload_type: int, options: dict[str, int], redis: Redis, redis_url: str, fake, tmp_path: Path
+) -> None:
+    call = fake.state.create_call()
+    ccid = call.call_control_id
+    frame = rate // 50
+    payloads = {track: av_encode(ffmpeg, noise(1.5, seed, rate), rate, frame, **options) for track, seed in (("inbound", 81), ("outbound", 82))}
+    settings = ingest_settings(tmp_path, redis_url, fake.url, ingest_recording_rate=rate, ingest_dynamic_payload_types="111=OPUS/48000/2")
+    async with running(settings):
+        result = await run_command(redis, "fork_start", ccid)
+        ports = {"inbound": target_port(result["allocated"]["rx"]), "outbound": target_port(result["allocated"]["tx"])}
+        await send_packets(payloads, ports, payload_type, ticks)
+        await asyncio.sleep(0.2)
+        await publish_webhook(redis, "call.hangup", ccid)
+        event = await recording_completed(redis, ccid)
+    assert event["codec"] == codec and event["sample_rate"] == rate
+    file_rate, frames = read_wav(Path(event["path"]))
+    assert file_rate == rate
+    for channel, track in ((0, "inbound"), (1, "outbound")):
+        stats = event["legs"][track]
+        assert (stats["codec"], stats["sample_rate"]) == (codec, rate)
+        assert stats["received"] == len(payloads[track]) and stats["lost"] == stats["decode_errors"] == stats["unsupported"] == 0
+        reference = av_decode(ffmpeg, payloads[track], rate)
+        assert len(reference) == len(payloads[track]) * frame
+        # found by its second packet (a decoder's first output may start with silence)
+        offset = locate(frames[:, channel], reference[frame:], frame) - frame
+        assert offset >= 0
+        np.testing.assert_array_equal(frames[offset : offset + len(reference), channel], reference)

@@ -36,15 +36,71 @@ def stream(leg: Leg, seqs: list[int], *, seq0: int = 0, ts0: int = 0, t0: float 
         leg.push(seq0 + k, ts0 + k * TICKS, t0 + k * PTIME + delays.get(k, 0.0))
 
 
-def test_in_order_packets_play_at_once_on_the_rtp_timeline() -> None:
-    leg = Leg()
-    for k in range(5):
+def test_the_start_is_held_for_the_depth_then_in_order_packets_play_at_once_on_the_rtp_timeline() -> None:
+    leg = Leg(depth=0.06)
+    for k in range(3):
         leg.push(k, 1000 + k * TICKS, 100.5 + k * PTIME)
-        assert len(leg.played) == k + 1  # no added latency
-    assert leg.positions() == [4000 + k * TICKS for k in range(5)]  # first one at its arrival
+    assert leg.played == [] and leg.jb.pending == 3  # a packet sent before the first may still come
+    leg.jb.poll(100.5 + 0.059)
+    assert leg.played == []
+    leg.jb.poll(100.5 + 0.061)  # the first has waited the depth: the stream starts
+    assert leg.seqs() == [0, 1, 2] and leg.jb.pending == 0
+    for k in range(3, 8):
+        leg.push(k, 1000 + k * TICKS, 100.5 + k * PTIME)
+        assert len(leg.played) == k + 1  # from then on no added latency
+    assert leg.positions() == [4000 + k * TICKS for k in range(8)]  # first one at its arrival
     s = leg.jb.stats
-    assert (s.received, s.lost, s.reordered, s.duplicated, s.late) == (5, 0, 0, 0, 0)
+    assert (s.received, s.lost, s.reordered, s.duplicated, s.late) == (8, 0, 0, 0, 0)
     assert s.jitter == pytest.approx(0.0, abs=1e-6) and s.clock_rate == RATE
+
+
+def test_no_depth_no_hold() -> None:
+    leg = Leg(depth=0.0)
+    for k in range(3):
+        leg.push(k, k * TICKS, 100.5 + k * PTIME)
+        assert len(leg.played) == k + 1
+    assert leg.positions() == [4000 + k * TICKS for k in range(3)]
+
+
+@pytest.mark.parametrize("seq0", [1000, 65535])  # 65535: the first packet's number wraps to the second's
+def test_a_first_packet_that_arrives_after_the_second_is_played_first(seq0: int) -> None:
+    leg = Leg(depth=0.06)
+    leg.push(seq0 + 1, TICKS, 100.52)  # the stream's second packet, on time
+    leg.push(seq0, 0, 100.525)  # its first, 25 ms late: the start of the stream, not a duplicate
+    stream(leg, range(2, 4), seq0=seq0)
+    leg.jb.poll(100.52 + 0.06)
+    assert leg.seqs() == [(seq0 + k) & 0xFFFF for k in range(4)]
+    # anchored where the least delayed packet says the stream began, not at the late one's arrival
+    assert leg.positions() == [4000 + k * TICKS for k in range(4)]
+    s = leg.jb.stats
+    assert (s.received, s.lost, s.reordered, s.duplicated, s.late, s.discarded) == (4, 0, 1, 0, 0, 0)
+
+
+def test_the_hold_ends_when_max_pending_packets_are_held() -> None:
+    leg = Leg(depth=10.0, max_pending=3)
+    stream(leg, [1, 0, 2])
+    assert leg.played == []
+    stream(leg, [3])
+    assert leg.seqs() == [0, 1, 2, 3]
+
+
+def test_a_packet_sent_before_the_start_that_comes_after_the_hold_is_late() -> None:
+    leg = Leg(depth=0.06)
+    stream(leg, range(1, 6))
+    leg.push(0, 0, 100.61)
+    assert leg.seqs() == [1, 2, 3, 4, 5]
+    s = leg.jb.stats
+    assert (s.late, s.duplicated, s.lost) == (1, 0, 0)
+    leg.push(3, 3 * TICKS, 100.62)  # a played one again: a duplicate
+    assert s.duplicated == 1
+
+
+def test_an_implausible_timestamp_in_the_hold_does_not_move_the_start() -> None:
+    leg = Leg(depth=0.06)
+    leg.push(0, 0, 100.5)
+    leg.push(1, TICKS + RATE * 3600, 100.52)  # an hour ahead: implies a start long before the call
+    leg.jb.poll(100.56)
+    assert leg.played[0] == (0, 4000)
 
 
 def test_reordering_within_depth_is_repaired() -> None:
@@ -106,10 +162,12 @@ def test_ssrc_change_reanchors_on_the_wall_clock() -> None:
     # new source 1 s later (hold music, transfer), unrelated sequence and timestamps
     for k in range(3):
         leg.push(40000 + k, 123456 + k * TICKS, 101.5 + k * PTIME, ssrc=2)
+    leg.jb.poll(101.5 + 0.06)
     assert leg.positions()[3:] == [12000 + k * TICKS for k in range(3)]  # its first one included
     # a source that starts before the previous one's audio ended continues where it ended
     leg.push(7, 99, 101.5 + 2 * PTIME + 0.001, ssrc=3)
     leg.push(8, 99 + TICKS, 101.5 + 2 * PTIME + 0.002, ssrc=3)
+    leg.jb.flush()
     assert leg.positions()[-2:] == [12000 + 3 * TICKS, 12000 + 4 * TICKS]
     assert leg.jb.stats.ssrc_changes == 2 and leg.jb.stats.discarded == 0
 
@@ -117,10 +175,24 @@ def test_ssrc_change_reanchors_on_the_wall_clock() -> None:
 def test_pending_packets_of_the_old_ssrc_are_played_first() -> None:
     leg = Leg()
     stream(leg, [0, 2])
-    leg.push(500, 0, 100.6, ssrc=9)
-    assert leg.seqs() == [0]  # a new SSRC waits for its second packet
-    leg.push(501, TICKS, 100.62, ssrc=9)
+    leg.push(500, 0, 100.57, ssrc=9)
+    assert leg.seqs() == [0] and leg.jb.pending == 1  # a new SSRC waits for its second packet
+    leg.push(501, TICKS, 100.59, ssrc=9)
+    leg.jb.flush()
     assert leg.seqs() == [0, 2, 500, 501] and leg.jb.stats.lost == 1
+
+
+def test_a_new_ssrc_whose_first_two_packets_are_swapped_keeps_both() -> None:
+    leg = Leg()
+    stream(leg, range(3))
+    leg.push(501, 5000 + TICKS, 101.52, ssrc=9)
+    leg.push(500, 5000, 101.525, ssrc=9)  # confirms the new source although it comes second
+    leg.push(502, 5000 + 2 * TICKS, 101.54, ssrc=9)
+    leg.jb.poll(101.52 + 0.06)
+    assert leg.seqs() == [0, 1, 2, 500, 501, 502]
+    assert leg.positions()[3:] == [12000 + k * TICKS for k in range(3)]
+    s = leg.jb.stats
+    assert (s.ssrc_changes, s.discarded, s.lost, s.duplicated) == (1, 0, 0, 0)
 
 
 def test_stray_packets_of_other_ssrcs_do_not_restart_the_stream() -> None:
@@ -188,6 +260,7 @@ def test_sequence_restart_on_same_ssrc_needs_two_consecutive_packets() -> None:
     leg.push(3, 3 * TICKS, 100.56)
     leg.push(30000, 5000, 100.6)
     leg.push(30001, 5000 + TICKS, 100.62)  # confirms a restart
+    leg.jb.flush()
     assert leg.seqs() == [0, 1, 2, 3, 30001]
     assert leg.jb.stats.restarts == 1 and leg.jb.stats.discarded == 2
 
@@ -197,6 +270,7 @@ def test_untimed_packets_keep_order_without_positions() -> None:
     leg.push(0, 0, 100.5)
     leg.push(1, 0, 100.51, rate=0)  # telephone-event
     leg.push(2, 2 * TICKS, 100.54)
+    leg.jb.flush()
     assert leg.played == [(0, 4000), (1, None), (2, 4000 + 2 * TICKS)]
 
 

@@ -1,12 +1,16 @@
 """Media commands from ``voicetap.command.media`` to the fake Telnyx API (through the real SDK) and
-the result topic; pause and resume; routing between two instances; ports exhausted."""
+the result topic; pause and resume; switching between fork and stream; a late fork.stopped; the
+paused timeout; routing between two instances; ports exhausted."""
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 from redis.asyncio import Redis
+from websockets.asyncio.client import connect
 
 from media_ingest.control import owner_key
 from media_ingest.wav import read_wav
@@ -26,6 +30,7 @@ from tests.media_ingest.harness import (
     wait_for,
 )
 from tests.media_ingest.test_ingest_rtp import round_trip, send_fork
+from tests.media_ingest.test_streaming import AUTH, open_stream, stop_stream, stream_audio, ws_url
 from voicetap_common import codec
 from voicetap_common.commands import MEDIA_COMMANDS
 from voicetap_common.media_events import MEDIA_ERROR
@@ -175,6 +180,155 @@ async def test_an_instance_forwards_what_it_does_not_hold_to_the_holder(redis: R
             event = await recording_completed(redis, ccid)
             assert event["instance"] == "ingest-a" and len(a.calls) == 0 and len(b.calls) == 0
             assert not list((tmp_path / "b").glob("recordings/*.wav"))
+
+
+def assert_part(channel: np.ndarray, pcm: np.ndarray, first_frame: int, frames: int) -> int:
+    """Frames ``first_frame`` to ``first_frame + frames`` (20 ms each) of a leg's audio are in
+    ``channel`` sample-exact (G.711 round trip); returns where they start."""
+    reference = round_trip(pcm)[first_frame * 160 : (first_frame + frames) * 160]
+    offset = locate(channel, reference)
+    assert offset >= 0, f"frames {first_frame}.. not found"
+    np.testing.assert_array_equal(channel[offset : offset + len(reference)], reference)
+    return offset
+
+
+@pytest.mark.parametrize("first", ["fork", "stream"])
+async def test_switching_between_fork_and_stream_keeps_one_aligned_recording(first: str, redis: Redis, redis_url: str, fake, tmp_path: Path) -> None:
+    """One media operation per call: streaming_start replaces the fork, fork_start the stream.
+    Audio comes by real UDP, then by a real WebSocket client (or the other way round)."""
+    call = fake.state.create_call()
+    ccid = call.call_control_id
+    audio = CallAudio(noise(5, 13), noise(5, 14))
+    loop = asyncio.get_running_loop()
+    parts: list[tuple[int, int]] = []  # (first frame, frames sent) of each part, per leg alike
+
+    async def fork_part(started: float) -> None:
+        forked = await run_command(redis, "fork_start", ccid)
+        assert forked["ok"], forked
+        frame = round((loop.time() - started) / 0.02)  # live audio: the call went on meanwhile
+        fork = await send_fork(audio, target_port(forked["allocated"]["rx"]), target_port(forked["allocated"]["tx"]), 1.2, frame)
+        assert fork.sent["inbound"] == fork.sent["outbound"]
+        parts.append((frame, fork.sent["inbound"]))
+
+    async with running(ingest_settings(tmp_path, redis_url, fake.url)) as (service, url):
+        t0 = loop.time()
+        if first == "fork":
+            await fork_part(t0)
+            streaming = await run_command(redis, "streaming_start", ccid)  # replaces the fork
+            assert streaming["ok"], streaming
+            assert service.allocator.in_use == 0  # the fork's ports went back
+            # Telnyx's fork.stopped for the replaced fork comes late: it pauses nothing
+            await publish_webhook(redis, "call.fork.stopped", ccid, stream_type="decrypted", handled=True)
+            assert service.calls.get(ccid).stopped_at is None
+        else:
+            assert (await run_command(redis, "streaming_start", ccid))["ok"]
+        token = fake.state.requests_for(ccid, "streaming_start")[-1].body["stream_auth_token"]
+        async with connect(ws_url(url), additional_headers={AUTH: token}) as ws:
+            await open_stream(ws, service, ccid)
+            frame = round((loop.time() - t0) / 0.02)
+            await stream_audio(ws, audio, frame, 60)
+            parts.append((frame, 60))
+            if first == "stream":
+                await asyncio.sleep(0.1)
+                task = asyncio.create_task(fork_part(t0))  # replaces the stream ...
+                await wait_for(lambda: _true(service.allocator.in_use == 1), 5, "fork ports")
+                await stop_stream(ws, ccid)  # ... which Telnyx stops
+        if first == "stream":
+            await task
+            assert service.calls.get(ccid).stopped_at is None and service.calls.get(ccid).stream is None
+        await asyncio.sleep(0.2)
+        await publish_webhook(redis, "call.hangup", ccid)
+        event = await recording_completed(redis, ccid)
+        assert service.allocator.in_use == 0 and len(service.calls) == 0
+    assert list((tmp_path / "recordings").iterdir()) == [tmp_path / "recordings" / f"{ccid}.wav"]  # one recording
+    assert event["media"] == (["fork", "stream"] if first == "fork" else ["stream", "fork"])
+    assert event["codec"] == "PCMU" and event["legs"]["inbound"]["lost"] == 0
+    _, frames = read_wav(Path(event["path"]))
+    [(frame1, count1), (frame2, count2)] = parts
+    for channel, pcm in ((0, audio.inbound), (1, audio.outbound)):
+        o1 = assert_part(frames[:, channel], pcm, frame1, count1)
+        o2 = assert_part(frames[:, channel], pcm, frame2, count2)
+        # both parts where the live call was: the same offset from the call's frame 0, within 40 ms
+        assert abs((o2 - frame2 * 160) - (o1 - frame1 * 160)) <= 320, (o1, o2, frame1, frame2)
+        assert o1 + count1 * 160 <= o2 and not frames[o1 + count1 * 160 : o2, channel].any()  # the handover is silent
+    if first == "fork":  # nothing paused but the tail after the stream's end (its WebSocket closed before the hang-up)
+        [[stopped, end]] = event["paused"]
+        assert stopped >= (o2 + count2 * 160) / 8000 - 0.05 and end == event["duration"]
+    else:
+        assert event["paused"] == []
+
+
+async def test_a_late_fork_stopped_of_the_replaced_fork_is_ignored(redis: Redis, redis_url: str, fake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pause then resume: the fork.stopped Telnyx sent for the first fork arrives after the resume.
+    It must not stop the running fork; a fork.stopped of the running fork still does."""
+    call = fake.state.create_call()
+    ccid = call.call_control_id
+    audio = CallAudio(noise(5, 15), noise(5, 16))
+    loop = asyncio.get_running_loop()
+    async with running(ingest_settings(tmp_path, redis_url, fake.url)) as (service, _):
+        first = await run_command(redis, "fork_start", ccid)
+        t0 = loop.time()
+        fork1 = await send_fork(audio, target_port(first["allocated"]["rx"]), target_port(first["allocated"]["tx"]), 1.0)
+        assert (await run_command(redis, "fork_stop", ccid))["ok"]
+        stopped_at = datetime.now(UTC)  # when Telnyx stopped the first fork
+        await asyncio.sleep(0.5)
+        second = await run_command(redis, "fork_start", ccid)
+        held = service.calls.get(ccid)
+
+        def forking() -> bool:
+            return held.fork_active and held.stopped_at is None and len(held.receivers) == 2 and service.allocator.in_use == 1
+
+        assert forking()
+        # the old fork's fork.stopped, late: within the grace after the resume, even without a usable time
+        await publish_webhook(redis, "call.fork.stopped", ccid, occurred_at="", handled=True, stream_type="decrypted")
+        assert forking()
+        # past the grace, its occurred_at (before the resume) alone tells it is the old fork's
+        monkeypatch.setattr("media_ingest.control.FORK_STOP_GRACE", 0.0)
+        await publish_webhook(redis, "call.fork.stopped", ccid, occurred_at=stopped_at, handled=True, stream_type="decrypted")
+        assert forking()
+        resume_frame = round((loop.time() - t0) / 0.02)
+        fork2 = await send_fork(audio, target_port(second["allocated"]["rx"]), target_port(second["allocated"]["tx"]), 1.0, resume_frame)
+        # the running fork stops (Telnyx ended it): that one pauses the call and frees its ports
+        await publish_webhook(redis, "call.fork.stopped", ccid, handled=True, stream_type="decrypted")
+        assert not held.fork_active and held.stopped_at is not None and not held.receivers
+        await wait_for(lambda: _true(service.allocator.in_use == 0), 3, "ports released")
+        await publish_webhook(redis, "call.hangup", ccid)
+        event = await recording_completed(redis, ccid)
+    [[p1_start, p1_end], [p2_start, p2_end]] = event["paused"]
+    assert p1_end - p1_start >= 0.4 and p2_end == event["duration"]
+    _, frames = read_wav(Path(event["path"]))
+    for channel, pcm in ((0, audio.inbound), (1, audio.outbound)):
+        track = "inbound" if channel == 0 else "outbound"
+        o1 = assert_part(frames[:, channel], pcm, 0, fork1.sent[track])
+        o2 = assert_part(frames[:, channel], pcm, resume_frame, fork2.sent[track])  # the whole second fork recorded
+        assert abs((o2 - resume_frame * 160) - o1) <= 320
+        assert p1_end <= o2 / 8000 + 0.05 and (o2 + fork2.sent[track] * 160) / 8000 - 0.05 <= p2_start
+
+
+async def test_a_call_paused_and_never_resumed_ends_after_the_paused_timeout(redis: Redis, redis_url: str, fake, tmp_path: Path) -> None:
+    call = fake.state.create_call()
+    ccid = call.call_control_id
+    audio = CallAudio(noise(2, 17), noise(2, 18))
+    settings = ingest_settings(tmp_path, redis_url, fake.url, ingest_paused_timeout_seconds=1.0)
+    async with running(settings) as (service, _):
+        started = await run_command(redis, "fork_start", ccid)
+        fork = await send_fork(audio, target_port(started["allocated"]["rx"]), target_port(started["allocated"]["tx"]), 1.0)
+        assert (await run_command(redis, "fork_stop", ccid))["ok"]
+        event = await recording_completed(redis, ccid, timeout=10)
+        assert event["reason"] == "paused_timeout"
+        assert service.allocator.in_use == 0 and len(service.calls) == 0
+        assert await redis.get(owner_key(ccid)) is None
+    assert not list((tmp_path / "recordings").glob("*.json"))
+    [[pause_start, pause_end]] = event["paused"]  # listed up to the end of the recording
+    assert pause_end == event["duration"] and pause_end - pause_start >= 1.0
+    _, frames = read_wav(Path(event["path"]))
+    assert abs(len(frames) / 8000 - event["duration"]) <= 0.001
+    for channel, pcm in ((0, audio.inbound), (1, audio.outbound)):
+        track = "inbound" if channel == 0 else "outbound"
+        offset = assert_part(frames[:, channel], pcm, 0, fork.sent[track])
+        end = offset + fork.sent[track] * 160
+        assert end / 8000 - 0.05 <= pause_start <= end / 8000 + 1.0  # at the fork_stop
+        assert not frames[end:, channel].any()
 
 
 async def _true(value: bool) -> bool:

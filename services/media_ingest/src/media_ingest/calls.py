@@ -89,6 +89,7 @@ class Call:
     allocation: Allocation | None = None
     receivers: list[RtpReceiver] = field(default_factory=list)
     fork_started_wall: float = 0.0  # time.time() of the last fork_start this instance sent
+    stream_started_wall: float = 0.0  # time.time() of the last streaming_start this instance sent
     fork_active: bool = False
     stream: Any = None  # the media-stream session (websocket.StreamSession) feeding the call
     stopped_at: float | None = None  # monotonic time the media was stopped (paused), if it is
@@ -233,6 +234,8 @@ class CallRegistry:
         self._calls.pop(call.call_control_id, None)
         call.finished = True
         call.retire_receivers()
+        if call.stopped_at is not None:  # stopped and never resumed: paused up to the end
+            call.recording.pause(call.stopped_at)
         summary = call.recording.finish(time.monotonic())
         self._publish(call, np.zeros((0, 2), np.int16), summary["windows"])
         legs = {}

@@ -6,7 +6,11 @@ Inputs, all through the ``media_ingest`` consumer group (one instance takes each
   ``streaming_start`` to this instance's WebSocket with a fresh per-call token;
 - ``telnyx.call.hangup``: finish the recording, release the ports, publish
   ``voicetap.recording.completed`` once;
-- ``telnyx.call.fork.started/stopped``, ``telnyx.streaming.started/stopped/failed``;
+- ``telnyx.call.fork.started/stopped``, ``telnyx.streaming.started/stopped/failed``: a fork or stream
+  that stopped or failed leaves the call paused (its recording kept, the rest silent and listed as
+  paused) until media resumes, the call hangs up, or ``INGEST_PAUSED_TIMEOUT_SECONDS`` pass;
+  a ``fork.stopped`` or ``streaming.failed`` about an operation this instance has since replaced
+  (Telnyx delivers late and out of order) changes nothing;
 - ``voicetap.command.media`` (``fork_start``, ``fork_stop``, ``streaming_start``,
   ``streaming_stop``) through :class:`~voicetap_common.command_runner.CommandRunner`.
 
@@ -240,7 +244,7 @@ class MediaControl:
                 elif event_type == "call.fork.stopped":
                     self._on_fork_stopped(call_control_id, data.get("occurred_at"))
                 elif event_type == "streaming.failed":
-                    await self._on_stream_failed(call_control_id, payload)
+                    await self._on_stream_failed(call_control_id, payload, data.get("occurred_at"))
                 else:
                     log.info("media event", extra={"call_control_id": call_control_id, "event_type": event_type})
         finally:
@@ -290,9 +294,32 @@ class MediaControl:
             return
         self._stop_fork(call)
 
-    async def _on_stream_failed(self, call_control_id: str, payload: dict[str, Any]) -> None:
+    async def _on_stream_failed(self, call_control_id: str, payload: dict[str, Any], occurred_at: Any) -> None:
+        """Telnyx could not open, or lost, the call's media stream: its token is revoked, the
+        failure published, and the call paused (as when a stream stops) until media resumes."""
+        call = self.registry.get(call_control_id)
+        stream_id = payload.get("stream_id")
+        if call is not None and self._stale_stream_failure(call, stream_id, _wall(occurred_at)):
+            log.info("streaming.failed of a replaced stream ignored", extra={"call_control_id": call_control_id, "stream_id": stream_id})
+            return
         await self._redis.delete(TOKEN_PREFIX + call_control_id)
-        self.error(call_control_id, "stream_failed", f"streaming failed: {payload.get('failure_reason')}")
+        self.error(call_control_id, "stream_failed", f"streaming failed (stream {stream_id}): {payload.get('failure_reason')}")
+        if call is None:
+            return
+        session, call.stream = call.stream, None
+        if session is not None:
+            session.close()
+        call.stopped_at = call.stopped_at or time.monotonic()
+
+    @staticmethod
+    def _stale_stream_failure(call: Call, stream_id: Any, failed_wall: float | None) -> bool:
+        """A failure that is not about the stream feeding (or about to feed) the call now."""
+        if call.fork_active:  # a fork replaced the stream: the call's media did not fail
+            return True
+        if failed_wall is not None and failed_wall < call.stream_started_wall:
+            return True  # an attempt before the last streaming_start
+        current = call.stream.stream_id if call.stream is not None else None
+        return isinstance(stream_id, str) and current is not None and stream_id != current
 
     # -- commands ---------------------------------------------------------------------------------
     async def execute(self, command: _Command) -> dict[str, Any] | None:
@@ -425,6 +452,7 @@ class MediaControl:
         await self._claim(ccid)
         new = ccid not in self.registry
         call = self.registry.open(ccid)
+        call.stream_started_wall = time.time()
         try:
             await self._send(command, **overrides)
         except BaseException:

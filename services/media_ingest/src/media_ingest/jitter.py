@@ -1,15 +1,19 @@
 """Per-leg jitter buffer: puts RTP packets back in order and on the leg's wall-clock timeline.
 
-Packets are keyed on extended (unwrapped) sequence numbers. An in-order packet is played at once
-(no added latency); a packet after a gap waits until the gap is filled or until the oldest waiting
+Packets are keyed on extended (unwrapped) sequence numbers. A stream's first packets are held
+until the first of them has waited ``depth`` seconds (or ``max_pending`` are held): a packet sent
+before them may still come, and nothing can be placed before audio already played. The stream then
+starts at the lowest sequence number held. From there an in-order packet is played at once (no
+added latency); a packet after a gap waits until the gap is filled or until the oldest waiting
 packet has waited ``depth`` seconds, then the gap is declared lost. Played packets go to ``sink``
 with their *position*: where the packet's first sample lies on the leg's timeline, in ticks of
 the packet's clock rate, counted from ``origin`` (the call's media start, same clock as arrival
 times). Gaps between positions (loss, silence suppression, a leg that paused) are silence for
 whoever writes the audio.
 
-A packet of another SSRC is held until the next packet of that SSRC confirms it (then the new
-stream starts with both), so a stray datagram does not restart the stream; a sequence jump
+A packet of another SSRC is held until another packet of that SSRC with a sequence number within
+``max_misorder`` of it confirms it (then the new stream starts with both, held as above, in either
+order), so a stray datagram does not restart the stream; a sequence jump
 beyond ``max_dropout`` / ``max_misorder`` on the same SSRC likewise needs two consecutive packets
 (RFC 3550 A.1), the first of which is discarded.
 
@@ -17,7 +21,9 @@ Positions follow RTP timestamps (so network jitter does not move audio) and are 
 clock at the places where RTP timestamps cannot be trusted:
 
 - the first packet of a stream (first packet, new SSRC, sequence restart, clock-rate change)
-  lands at its arrival time, never before the end of what the leg already played;
+  lands at the earliest time its held successors imply (each one's arrival minus its timestamp
+  distance from the first: the least delayed packet wins), at most its own arrival time, never
+  before the end of what the leg already played;
 - a packet that would land more than ``resync`` seconds after its own arrival time (a forward
   timestamp jump) is moved back to its arrival time; a backward jump continues where audio ended;
 - when every packet of a ``window`` arrived more than ``resync`` seconds after its position
@@ -68,8 +74,9 @@ class JitterBuffer:
         self._max_pending = max_pending
         # sequence state of the current stream
         self._ssrc: int | None = None
-        self._max = 0
-        self._next = 0
+        self._max = 0  # highest extended sequence number seen: the reference for unwrapping
+        self._next: int | None = None  # next sequence number to play; None while the start is held
+        self._first = 0  # the sequence number the stream started at
         self._pending: dict[int, tuple[RtpPacket, float, int]] = {}
         self._lost: set[int] = set()
         self._probe: int | None = None
@@ -101,10 +108,12 @@ class JitterBuffer:
                 # packet from elsewhere does not restart the stream
                 candidate = self._candidate
                 if candidate is None or candidate[0].ssrc != packet.ssrc \
-                        or (candidate[0].sequence + 1) & 0xFFFF != packet.sequence:
+                        or not 0 < abs(_distance(candidate[0].sequence, packet.sequence)) <= self._max_misorder:
                     if candidate is not None:
                         self.stats.discarded += 1
                     self._candidate = (packet, arrival, clock_rate)
+                    if self._pending:
+                        self._release(arrival)
                     return
                 self.stats.ssrc_changes += 1
                 self._candidate = None
@@ -124,6 +133,8 @@ class JitterBuffer:
             if self._probe != seq:
                 self._probe = (seq + 1) & 0xFFFF
                 stats.discarded += 1
+                if self._pending:
+                    self._release(arrival)
                 return
             stats.restarts += 1
             self._start_stream(packet)
@@ -132,15 +143,8 @@ class JitterBuffer:
             self._measure_jitter(packet.timestamp, arrival, clock_rate)
         if ext > highest:
             self._max = ext
-        if ext == self._next:
-            if ext < highest:
-                stats.reordered += 1
-            self._play(packet, arrival, clock_rate, ext)
-            self._next = ext + 1
-            if self._pending:
-                self._drain()
-                self._release(arrival)
-        elif ext > self._next:
+        following = self._next
+        if following is None or ext > following:  # held: the stream's start, or after a gap
             if ext in self._pending:
                 stats.duplicated += 1
                 return
@@ -148,8 +152,18 @@ class JitterBuffer:
                 stats.reordered += 1
             self._pending[ext] = (packet, arrival, clock_rate)
             self._release(arrival)
+        elif ext == following:
+            if ext < highest:
+                stats.reordered += 1
+            self._play(packet, arrival, clock_rate, ext)
+            self._next = ext + 1
+            if self._pending:
+                self._drain()
+                self._release(arrival)
         elif ext in self._lost:
             self._lost.discard(ext)
+            stats.late += 1
+        elif ext < self._first:  # sent before the stream's start, came after its hold
             stats.late += 1
         else:
             stats.duplicated += 1
@@ -167,7 +181,8 @@ class JitterBuffer:
     def _start_stream(self, packet: RtpPacket) -> None:
         self.flush()
         self._ssrc = packet.ssrc
-        self._max = self._next = packet.sequence
+        self._max = packet.sequence
+        self._next = None
         self._lost.clear()
         self._probe = None
         self._last_ts = None
@@ -182,6 +197,9 @@ class JitterBuffer:
             self._skip_to(min(pending))
 
     def _skip_to(self, first: int) -> None:
+        if self._next is None:
+            self._begin(first)
+            return
         lost = range(self._next, first)
         self.stats.lost += len(lost)
         if len(self._lost) > 4 * self._max_misorder:
@@ -189,6 +207,21 @@ class JitterBuffer:
             self._lost = {seq for seq in self._lost if seq >= floor}
         self._lost.update(lost)
         self._next = first
+        self._drain()
+
+    def _begin(self, first: int) -> None:
+        """End the hold of the stream's start: play from ``first``, the lowest sequence number held,
+        anchored where the held packets say it was sent (see the module docstring)."""
+        packet, arrival, rate = self._pending[first]
+        if rate:
+            wall = arrival
+            for ext, (other, other_arrival, other_rate) in self._pending.items():
+                if ext > first and other_rate == rate:
+                    ticks = (other.timestamp - packet.timestamp) & 0xFFFFFFFF
+                    if ticks <= self._resync * rate:  # a plausible distance, not a timestamp jump
+                        wall = min(wall, other_arrival - ticks / rate)
+            self._pending[first] = (packet, wall, rate)
+        self._first = self._next = first
         self._drain()
 
     def _drain(self) -> None:
@@ -248,3 +281,9 @@ class JitterBuffer:
             self._dur = rate // 50
         self._win_start, self._win_min = arrival, _NO_LAG
         return max(wall, self._end)
+
+
+def _distance(first: int, second: int) -> int:
+    """Sequence number distance from ``first`` to ``second`` (mod 2^16), signed."""
+    delta = (second - first) & 0xFFFF
+    return delta - 0x10000 if delta >= 0x8000 else delta

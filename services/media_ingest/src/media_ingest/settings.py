@@ -31,7 +31,7 @@ class IngestSettings(CommonSettings, TelnyxApiSettings):
     ingest_media_timeout_seconds: float = Field(
         default=60.0, gt=0, description="A call whose media has been silent this long is closed and its ports released."
     )
-    ingest_jitter_ms: int = Field(default=60, ge=0, description="Reordering depth of each leg's jitter buffer.")
+    ingest_jitter_ms: int = Field(default=60, ge=0, description="Reordering depth of each leg's jitter buffer (also how long the first packets of a stream are held, in case an earlier one is still on its way).")
     ingest_recording_rate: int = Field(default=8000, description="Sample rate of recordings (Hz).")
     ingest_analytics_interval_seconds: float = Field(default=1.0, gt=0, description="Period of `voicetap.media.analytics` events.")
     ingest_publish_audio: bool = Field(default=False, description="Publish PCM chunks on `voicetap.media.audio`.")
@@ -41,7 +41,7 @@ class IngestSettings(CommonSettings, TelnyxApiSettings):
         default=10_000, gt=0, description="Bound of the in-memory queue of analytics/audio events waiting for Redis; what overflows is dropped and counted."
     )
     ingest_paused_timeout_seconds: float = Field(
-        default=600.0, gt=0, description="A call whose fork is stopped (paused) and gets no resume or hang-up this long is closed."
+        default=600.0, gt=0, description="A call whose media stopped (fork or stream stopped, stream failed: paused) and gets no resume or hang-up this long is closed; the pause is listed up to the end."
     )
     ingest_instance_id: str = Field(
         default="", description="This instance's name in Redis (call routing, port leases); default `<hostname>-<pid>`."
