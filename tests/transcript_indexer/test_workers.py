@@ -81,7 +81,11 @@ async def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(redis: Redis,
         if first.poll() is None:
             first.kill()
     stored_at_kill = _count(database)[0]
-    held = await redis.xpending_range(CALL_TRANSCRIPTION, GROUP, min="-", max="+", count=10, consumername="first")
+    held = [
+        entry
+        for name in ("first-0", "first-1")  # the worker's two consumers (INDEXER_CONSUMERS=2)
+        for entry in await redis.xpending_range(CALL_TRANSCRIPTION, GROUP, min="-", max="+", count=10, consumername=name)
+    ]
     assert stored_at_kill < len(events) and held, "the kill must leave work done and work held"
 
     second = _spawn(tmp_path, redis_url, database, "second", free_port(), batch_size=500)

@@ -17,18 +17,20 @@ from transcript_indexer.records import build_batch
 from transcript_indexer.settings import IndexerSettings
 from transcript_indexer.storage.base import Storage, StorageUnavailable
 from voicetap_common import topics
-from voicetap_common.consumer import ConsumerOptions, RetryLater
+from voicetap_common.consumer import ConsumerOptions, RetryLater, default_consumer_name
 from voicetap_common.streams import Entry
 
 GROUP = "transcript_indexer"
 TOPICS = (topics.CALL_TRANSCRIPTION, topics.CALL_INITIATED, topics.CALL_ANSWERED, topics.CALL_HANGUP)
 
 
-def consumer_options(settings: IndexerSettings) -> ConsumerOptions:
+def consumer_options(settings: IndexerSettings, index: int = 0) -> ConsumerOptions:
+    """Options of the process's ``index``-th consumer of the group."""
+    name = settings.indexer_consumer_name or default_consumer_name()
     return ConsumerOptions(
         group=GROUP,
         topics=TOPICS,
-        consumer=settings.indexer_consumer_name,
+        consumer=name if settings.indexer_consumers == 1 else f"{name}-{index}",
         start=settings.indexer_start,
         batch_size=settings.indexer_batch_size,
         block_ms=settings.indexer_block_ms,

@@ -10,6 +10,7 @@ import logging
 import signal
 
 import uvicorn
+import uvloop
 from prometheus_client import CollectorRegistry
 
 from transcript_indexer.app import create_app
@@ -67,7 +68,11 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
     )
     indexer = Indexer(storage, live, starter, registry)
     consumer_metrics = ConsumerMetrics(registry)
-    consumer = StreamConsumer(redis, producer, consumer_options(settings), indexer.handle, consumer_metrics)
+    consumers = [
+        StreamConsumer(redis, producer, consumer_options(settings, n), indexer.handle, consumer_metrics)
+        for n in range(settings.indexer_consumers)
+    ]
+    consumer = consumers[0]
     runner = CommandRunner(redis, producer, commands.execute, executed_by=EXECUTED_BY, actions=ACTIONS)
     command_options = ConsumerOptions(
         group=GROUP,
@@ -96,7 +101,7 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
         extra={"consumer": consumer.consumer_name, "port": settings.indexer_port, "auto_transcribe": starter is not None},
     )
     workers = [
-        asyncio.create_task(consumer.run(stop)),
+        *(asyncio.create_task(c.run(stop)) for c in consumers),
         asyncio.create_task(command_consumer.run(stop)),
         asyncio.create_task(completer.run(stop)),
     ]
@@ -133,4 +138,4 @@ async def _main(settings: IndexerSettings) -> None:
 def main() -> None:
     settings = IndexerSettings()
     configure_logging("transcript_indexer", settings.log_level, settings.log_format)
-    asyncio.run(_main(settings))
+    uvloop.run(_main(settings))  # as the gateway and ingest: the loop's own overhead was a third of the CPU

@@ -42,6 +42,12 @@ class IndexerSettings(CommonSettings, TelnyxApiSettings):
         default=5, gt=0, description="Deliveries after which a failing entry goes to the dead-letter topic."
     )
     indexer_consumer_name: str = Field(default="", description="Consumer name in the group; empty: host and pid.")
+    indexer_consumers: int = Field(
+        default=2,
+        ge=1,
+        description="Consumers of the group in this process (named `<consumer name>-<n>` when more than one): "
+        "one parses its batch while another's is written.",
+    )
     indexer_start: Literal["beginning", "now"] = Field(
         default="beginning", description="Where a new consumer group starts reading."
     )

@@ -62,6 +62,16 @@ WHERE (excluded.occurred_at, excluded.event_id) > (p.occurred_at, p.event_id)
 RETURNING event_id
 """
 
+def newest_finals(segments: Any, ts: Callable[[datetime | None], Any]) -> list[tuple[Any, ...]]:
+    """(call, track, time of its newest final) once per call and track: the PARTIALS_SUPERSEDED rows."""
+    newest: dict[tuple[str, str], datetime] = {}
+    for segment in segments:
+        key = (segment.call_control_id, segment.track)
+        if key not in newest or segment.occurred_at > newest[key]:
+            newest[key] = segment.occurred_at
+    return [(call, track, ts(at)) for (call, track), at in sorted(newest.items())]
+
+
 TOUCH_CALL = "UPDATE calls SET last_activity_at = {p} WHERE call_control_id = {p}"
 
 

@@ -63,6 +63,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 PRIMARY KEY (call_control_id, track))""",
         ],
     ),
+    # The per-row trigger cost 16 µs a segment, three times the insert itself; the rows a batch
+    # adds are indexed by one INSERT ... SELECT instead (see _apply).
+    (2, ["DROP TRIGGER segments_fts_insert"]),
 ]
 
 _P = {"p": "?", "greatest": "MAX", "least": "MIN", "ts": "INTEGER", "real": "REAL"}
@@ -71,6 +74,7 @@ PARTIAL_UPSERT = sql.PARTIAL_UPSERT.format(**_P)
 PARTIALS_SUPERSEDED = sql.PARTIALS_SUPERSEDED.format(**_P)
 TOUCH_CALL = sql.TOUCH_CALL.format(**_P)
 SEGMENT_INSERT = f"INSERT INTO segments ({sql.SEGMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+FTS_INDEX_NEW = "INSERT INTO segments_fts (rowid, text) SELECT id, text FROM segments WHERE id > ?"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -101,6 +105,8 @@ class SqliteStorage:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout_ms / 1000)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache: the FTS index stays in memory
+        conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA foreign_keys = OFF")
         return conn
 
@@ -179,12 +185,15 @@ class SqliteStorage:
             marks = ", ".join("?" * len(chunk))
             known.update(r[0] for r in conn.execute(f"SELECT event_id FROM segments WHERE event_id IN ({marks})", chunk))
         applied.segments.extend(row for event_id, row in batch.segments.items() if event_id not in known)
+        last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM segments").fetchone()[0]
         conn.executemany(
             SEGMENT_INSERT,
             [(r.event_id, r.call_control_id, _ts(r.occurred_at), r.track, r.text, r.confidence) for r in applied.segments],
         )
+        # Under the write lock, the rows past last_id are this batch's: index them in one statement.
+        conn.execute(FTS_INDEX_NEW, (last_id,))
         touched = {row.call_control_id for row in applied.segments}
-        conn.executemany(PARTIALS_SUPERSEDED, [(s.call_control_id, s.track, _ts(s.occurred_at)) for s in applied.segments])
+        conn.executemany(PARTIALS_SUPERSEDED, sql.newest_finals(applied.segments, _ts))
         for row in batch.partials.values():
             if conn.execute(PARTIAL_UPSERT, sql.partial_params(row, _ts)).fetchone():
                 applied.partials.append(row)
