@@ -24,6 +24,9 @@ class LegTimeline:
         self._fill = 0  # samples of _buf holding placed audio or silence before it
         self._snap = snap
         self.late_samples = 0
+        # Encoded audio placed but not yet decoded: (offset in _buf, bytes), one decode table.
+        self._encoded: list[tuple[int, bytes]] = []
+        self._table: np.ndarray | None = None
 
     @property
     def end(self) -> int:
@@ -31,32 +34,69 @@ class LegTimeline:
         return self._base + self._fill
 
     def place(self, index: int, pcm: np.ndarray) -> None:
+        span = self._claim(index, len(pcm))
+        if span is not None:
+            rel, skip = span
+            self._decode_pending()
+            self._buf[rel:rel + len(pcm) - skip] = pcm[skip:]
+
+    def place_encoded(self, index: int, payload: bytes, table: np.ndarray) -> None:
+        """Like ``place`` for one-byte-per-sample audio (G.711) decoded through ``table``.
+
+        Decoding waits until the audio is read, so that a second of packets is decoded by one
+        table lookup instead of fifty (the per-packet cost of the media path)."""
+        span = self._claim(index, len(payload))
+        if span is not None:
+            if table is not self._table:
+                self._decode_pending()
+                self._table = table
+            rel, skip = span
+            self._encoded.append((rel, payload[skip:] if skip else payload))
+
+    def _claim(self, index: int, count: int) -> tuple[int, int] | None:
+        """Where ``count`` samples placed at ``index`` go in _buf, and how many leading ones to drop
+        (late, or overlapping audio already there); None when nothing is left. Gaps are zeroed."""
         rel = index - self._base
+        skip = 0
         if rel < 0:
-            self.late_samples += min(-rel, len(pcm))
-            pcm = pcm[-rel:]
-            rel = 0
+            self.late_samples += min(-rel, count)
+            skip, rel = -rel, 0
         fill = self._fill
         gap = rel - fill
         if -self._snap <= gap <= self._snap:
             rel = fill
         elif gap < 0:
-            pcm = pcm[-gap:]
-            rel = fill
-        end = rel + len(pcm)
-        if end <= fill:
-            return
+            skip, rel = skip - gap, fill
+        end = rel + count - skip
+        if end <= fill or skip >= count:
+            return None
         if end > len(self._buf):
+            self._decode_pending()
             grown = np.zeros(max(end, 2 * len(self._buf)), np.int16)
             grown[:fill] = self._buf[:fill]
             self._buf = grown
         if rel > fill:
             self._buf[fill:rel] = 0
-        self._buf[rel:end] = pcm
         self._fill = end
+        return rel, skip
+
+    def _decode_pending(self) -> None:
+        encoded, self._encoded = self._encoded, []
+        if not encoded:
+            return
+        table = self._table
+        assert table is not None
+        start = encoded[0][0]
+        joined = b"".join(payload for _, payload in encoded)
+        if start + len(joined) == encoded[-1][0] + len(encoded[-1][1]):  # contiguous: the usual case
+            self._buf[start:start + len(joined)] = table[np.frombuffer(joined, np.uint8)]
+            return
+        for rel, payload in encoded:
+            self._buf[rel:rel + len(payload)] = table[np.frombuffer(payload, np.uint8)]
 
     def take(self, count: int) -> np.ndarray:
         """The next ``count`` samples (silence where none was placed); moves the read position."""
+        self._decode_pending()
         out = np.zeros(count, np.int16)
         have = min(self._fill, count)
         out[:have] = self._buf[:have]

@@ -23,6 +23,7 @@ from media_ingest.codecs import (
     CodecError,
     CodecSpec,
     Decoder,
+    G711Decoder,
     PayloadTypes,
     Resampler,
     UnsupportedCodec,
@@ -97,6 +98,9 @@ class LegReceiver:
             decoder, resampler = self._decoders[packet.payload_type]
         except KeyError:
             decoder, resampler = self._decoders[packet.payload_type] = self._make_decoder(spec)
+        if resampler is None and isinstance(decoder, G711Decoder):  # the common case: decoded a second at a time
+            self._timeline.place_encoded(position * self._rate // spec.clock_rate, packet.payload, decoder.table)
+            return
         try:
             pcm = decoder.decode(packet.payload)
         except CodecError:
