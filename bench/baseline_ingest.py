@@ -101,7 +101,7 @@ async def main() -> None:
         args.stats.with_suffix(".tmp").replace(args.stats)
         try:
             await asyncio.wait_for(stop.wait(), 0.5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     for leg in legs:
         leg.wav.close()

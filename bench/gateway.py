@@ -26,17 +26,26 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from nacl.signing import SigningKey
-from redis import Redis
-
 from harness import openloop, profile, redis_check
-from harness.machine import CpuPlan, cpu_busy_between, cpu_ticks, git_revision, load_average, machine_info, package_versions, tool_version
+from harness.machine import (
+    CpuPlan,
+    cpu_busy_between,
+    cpu_ticks,
+    git_revision,
+    load_average,
+    machine_info,
+    package_versions,
+    tool_version,
+)
 from harness.procs import ServerProcess
 from harness.report import fmt_ms, markdown_table, write_json
 from harness.requestfile import write_parts
 from harness.wrk import require_wrk, run_wrk, wrk_version
-from voicetap_cli.embedded_redis import EmbeddedRedis, free_port, server_binary
+from nacl.signing import SigningKey
+from redis import Redis
 from webhooks import WebhookFactory
+
+from voicetap_cli.embedded_redis import EmbeddedRedis, free_port, server_binary
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent

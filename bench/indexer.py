@@ -32,17 +32,26 @@ import time
 import uuid
 from pathlib import Path
 
+from harness import profile
+from harness.machine import (
+    CpuPlan,
+    cpu_busy_between,
+    cpu_ticks,
+    git_revision,
+    load_average,
+    machine_info,
+    package_versions,
+    tool_version,
+)
+from harness.procs import ServerProcess
+from harness.report import fmt_ms, markdown_table, write_json
+from harness.requestfile import write_parts
 from nacl.signing import SigningKey
 from redis import Redis
+from webhooks import _TRANSCRIPTION, WebhookFactory
 
-from harness import profile
-from harness.machine import CpuPlan, cpu_busy_between, cpu_ticks, git_revision, load_average, machine_info, package_versions, tool_version
-from harness.procs import ServerProcess
-from harness.report import fmt_ms, markdown_table, percentiles, write_json
-from harness.requestfile import write_parts
 from voicetap_cli.embedded_redis import EmbeddedRedis, free_port, server_binary
 from voicetap_common.streams import entry_fields
-from webhooks import _TRANSCRIPTION, WebhookFactory
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent

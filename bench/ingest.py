@@ -35,11 +35,20 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from redis import Redis
-
-from harness.machine import CpuPlan, cpu_busy_between, cpu_ticks, git_revision, load_average, machine_info, package_versions, tool_version
+from harness.machine import (
+    CpuPlan,
+    cpu_busy_between,
+    cpu_ticks,
+    git_revision,
+    load_average,
+    machine_info,
+    package_versions,
+    tool_version,
+)
 from harness.procs import ServerProcess, _status_kib
 from harness.report import markdown_table, write_json
+from redis import Redis
+
 from telnyx_simulator.fake_api import create_fake_api
 from telnyx_simulator.payloads import event as webhook_event
 from telnyx_simulator.serve import serve

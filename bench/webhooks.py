@@ -11,9 +11,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from nacl.signing import SigningKey
-
 from harness.requestfile import http_post
+from nacl.signing import SigningKey
 
 PATH = "/webhooks/telnyx"
 

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from harness.machine import CpuPlan
-from harness.requestfile import read
 from harness.report import percentiles
+from harness.requestfile import read
 
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 _CLOSE = re.compile(rb"\r\nconnection:\s*close", re.IGNORECASE)

@@ -13,7 +13,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, RetryLater, StreamConsumer, Undeliverable
+from voicetap_common.consumer import (
+    ConsumerMetrics,
+    ConsumerOptions,
+    RetryLater,
+    StreamConsumer,
+    Undeliverable,
+)
 from voicetap_common.streams import Entry, Producer
 
 TOPIC = "test.topic"

@@ -19,7 +19,6 @@ from media_ingest.wav import read_wav
 from telnyx_simulator.audio import CallAudio
 from telnyx_simulator.g711 import ulaw_decode, ulaw_encode
 from telnyx_simulator.rtp import ForkLeg, RtpFork, strep_header
-from tests.media_ingest.test_codecs import av_decode, av_encode
 from tests.media_ingest.harness import (
     ingest_settings,
     locate,
@@ -32,6 +31,7 @@ from tests.media_ingest.harness import (
     topic_events,
     wait_for,
 )
+from tests.media_ingest.test_codecs import av_decode, av_encode
 from voicetap_common.media_events import MEDIA_ANALYTICS
 
 ULAW = G711Decoder(CodecSpec("PCMU", 8000))

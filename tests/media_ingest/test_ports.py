@@ -17,7 +17,7 @@ def free_range(pairs: int) -> range:
         ports = range(start, start + pairs * 2)
         try:
             socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in ports]
-            for sock, port in zip(socks, ports):
+            for sock, port in zip(socks, ports, strict=True):
                 sock.bind(("127.0.0.1", port))
         except OSError:
             continue

@@ -140,7 +140,7 @@ class StreamConsumer:
                         await self.run_once()
                     await self.finish()
                     backoff = 0.2
-                except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, RedisError, OSError) as exc:
                     log.warning("redis unavailable, retrying", extra={"group": self._options.group, "error": str(exc)})
                     await _sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, self._options.retry_backoff_max_s)
@@ -358,5 +358,5 @@ class StreamConsumer:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass

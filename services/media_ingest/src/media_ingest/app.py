@@ -16,13 +16,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 
-from voicetap_common.http import operational_routes
-
 from media_ingest.calls import recording_path
 from media_ingest.control import STREAM_PATH
 from media_ingest.service import IngestService
 from media_ingest.wav import HEADER_SIZE
 from media_ingest.websocket import stream_endpoint
+from voicetap_common.http import operational_routes
 
 _CHUNK = 1 << 16
 

@@ -22,6 +22,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from media_ingest.codecs import CodecSpec, PayloadTypes
+from media_ingest.events import EventPublisher
+from media_ingest.ports import Allocation
+from media_ingest.recording import CallRecording
+from media_ingest.rtp import Track
+from media_ingest.udp import RtpReceiver
 from voicetap_common.media_events import (
     MEDIA_ANALYTICS,
     MEDIA_AUDIO,
@@ -31,13 +37,6 @@ from voicetap_common.media_events import (
     MediaAudio,
     RecordingCompleted,
 )
-
-from media_ingest.codecs import CodecSpec, PayloadTypes
-from media_ingest.events import EventPublisher
-from media_ingest.ports import Allocation
-from media_ingest.recording import CallRecording
-from media_ingest.rtp import Track
-from media_ingest.udp import RtpReceiver
 
 log = logging.getLogger("voicetap.media_ingest.calls")
 

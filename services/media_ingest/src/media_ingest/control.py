@@ -46,13 +46,20 @@ import logging
 import secrets
 import struct
 import time
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from media_ingest.calls import Call, CallRegistry, find_orphans, url_path
+from media_ingest.events import EventPublisher
+from media_ingest.metrics import IngestMetrics
+from media_ingest.ports import PortAllocator, PortsExhausted
+from media_ingest.settings import IngestSettings
+from media_ingest.udp import open_receiver
+from media_ingest.wav import repair_wav
 from voicetap_common import codec, topics
 from voicetap_common.call_control import classify, send
 from voicetap_common.command_runner import CommandRunner
@@ -66,16 +73,14 @@ from voicetap_common.commands import (
     _Command,
 )
 from voicetap_common.consumer import Undeliverable
-from voicetap_common.media_events import MEDIA_ERROR, RECORDING_COMPLETED, MediaError, MediaErrorKind, RecordingCompleted
+from voicetap_common.media_events import (
+    MEDIA_ERROR,
+    RECORDING_COMPLETED,
+    MediaError,
+    MediaErrorKind,
+    RecordingCompleted,
+)
 from voicetap_common.streams import Entry
-
-from media_ingest.calls import Call, CallRegistry, find_orphans, url_path
-from media_ingest.events import EventPublisher
-from media_ingest.metrics import IngestMetrics
-from media_ingest.ports import PortAllocator, PortsExhausted
-from media_ingest.settings import IngestSettings
-from media_ingest.udp import open_receiver
-from media_ingest.wav import repair_wav
 
 log = logging.getLogger("voicetap.media_ingest.control")
 

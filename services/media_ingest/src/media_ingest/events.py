@@ -16,10 +16,9 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from media_ingest.metrics import IngestMetrics
 from voicetap_common import codec
 from voicetap_common.streams import Producer, entry_fields
-
-from media_ingest.metrics import IngestMetrics
 
 log = logging.getLogger("voicetap.media_ingest.events")
 
@@ -72,7 +71,7 @@ class EventPublisher:
                 backoff = 0.1
                 for topic, _, _ in batch:
                     self._metrics.events_published.labels(topic).inc()
-            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, RedisError, OSError) as exc:
                 # put the batch back as far as the bound allows; the rest is dropped and counted
                 room = max(self._size - len(self._queue), 0)
                 for item in reversed(batch[:room]):
@@ -93,7 +92,7 @@ class EventPublisher:
             try:
                 await self.producer.publish_once(topic, event_id, event_type, body, **extra)
                 return
-            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, RedisError, OSError) as exc:
                 if stop is not None and stop.is_set():
                     log.error("could not publish before stopping", extra={"topic": topic, "id": event_id, "error": str(exc)})
                     return

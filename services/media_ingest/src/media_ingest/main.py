@@ -12,11 +12,10 @@ import uvicorn
 import uvloop
 from pydantic import ValidationError
 
-from voicetap_common.logs import configure_logging
-
 from media_ingest.app import create_app
 from media_ingest.service import IngestService
 from media_ingest.settings import IngestSettings
+from voicetap_common.logs import configure_logging
 
 
 async def run(settings: IngestSettings, stop: asyncio.Event) -> None:

@@ -14,9 +14,8 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from voicetap_common.media_events import MEDIA_PLAYBACK, PlaybackRequest
-
 from media_ingest.websocket import StreamSession
+from voicetap_common.media_events import MEDIA_PLAYBACK, PlaybackRequest
 
 log = logging.getLogger("voicetap.media_ingest.playback")
 
@@ -48,7 +47,7 @@ class PlaybackRouter:
                         started.set()
                 reply = await self._redis.xread({MEDIA_PLAYBACK: last_id}, count=self._batch, block=self._block_ms)
                 backoff = 0.2
-            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, RedisError, OSError) as exc:
                 log.warning("redis unavailable for playback, retrying", extra={"error": str(exc)})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

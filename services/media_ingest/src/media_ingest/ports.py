@@ -121,7 +121,7 @@ class PortAllocator:
         freed = 0
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            for key, value in zip(chunk, await self._redis.mget(chunk)):
+            for key, value in zip(chunk, await self._redis.mget(chunk), strict=True):
                 if value is not None and stale(value.decode()):
                     freed += int(await self._release(keys=[key], args=[value]))
         return freed

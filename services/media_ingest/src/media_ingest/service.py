@@ -19,13 +19,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
-from voicetap_common.call_control import telnyx_client
-from voicetap_common.commands import MEDIA_COMMANDS
-from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer, default_consumer_name
-from voicetap_common.media_events import MEDIA_ANALYTICS, MEDIA_AUDIO
-from voicetap_common.redis_client import connect, ping
-from voicetap_common.streams import Entry, Producer
-
 from media_ingest.calls import CallRegistry, PayloadTable
 from media_ingest.codecs import parse_payload_map
 from media_ingest.control import GROUP, LIFECYCLE_TOPICS, MediaControl, inbox
@@ -34,6 +27,17 @@ from media_ingest.metrics import IngestMetrics, MediaCollector
 from media_ingest.playback import PlaybackRouter
 from media_ingest.ports import PortAllocator
 from media_ingest.settings import IngestSettings
+from voicetap_common.call_control import telnyx_client
+from voicetap_common.commands import MEDIA_COMMANDS
+from voicetap_common.consumer import (
+    ConsumerMetrics,
+    ConsumerOptions,
+    StreamConsumer,
+    default_consumer_name,
+)
+from voicetap_common.media_events import MEDIA_ANALYTICS, MEDIA_AUDIO
+from voicetap_common.redis_client import connect, ping
+from voicetap_common.streams import Entry, Producer
 
 log = logging.getLogger("voicetap.media_ingest")
 
@@ -117,13 +121,13 @@ class IngestService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
             await asyncio.wait_for(self.control.shutdown(), 10)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             log.error("could not finish every call cleanly", extra={"error": repr(exc)})
         self.stop_event.set()
         if self._publishing is not None:
             try:
                 await asyncio.wait_for(self._publishing, 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("media events still queued at exit were dropped", extra={"queued": self.publisher.queued})
         if self.client is not None and self._own_client:
             await self.client.close()
@@ -172,10 +176,10 @@ class IngestService:
             try:
                 await asyncio.wait_for(stop.wait(), period)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             try:
                 await self.control.heartbeat()
                 await self.control.recover_orphans()
-            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, RedisError, OSError) as exc:
                 log.warning("heartbeat failed (leases expire if this lasts)", extra={"error": str(exc)})

@@ -25,12 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from voicetap_common import codec
-from voicetap_common.media_events import MEDIA_DTMF, MEDIA_MARK, MediaDtmf, MediaMark, PlaybackRequest
-
 from media_ingest.calls import Call
 from media_ingest.codecs import CodecSpec, UnsupportedCodec, codec_spec
 from media_ingest.rtp import RtpPacket
+from voicetap_common import codec
+from voicetap_common.media_events import (
+    MEDIA_DTMF,
+    MEDIA_MARK,
+    MediaDtmf,
+    MediaMark,
+    PlaybackRequest,
+)
 
 if TYPE_CHECKING:
     from media_ingest.service import IngestService
