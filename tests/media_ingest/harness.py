@@ -18,14 +18,13 @@ from media_ingest.service import IngestService
 from media_ingest.settings import IngestSettings
 from telnyx_simulator.payloads import event as webhook_event
 from telnyx_simulator.serve import serve
+from tests.conftest import API_KEY
 from tests.media_ingest.test_ports import free_range
 from voicetap_common import codec
 from voicetap_common.commands import COMMAND_RESULTS, MEDIA_COMMANDS
 from voicetap_common.media_events import RECORDING_COMPLETED
 from voicetap_common.streams import Producer
 from voicetap_common.topics import telnyx_topic
-
-API_KEY = "KEYsimulator_test"
 
 
 def ingest_settings(tmp_path: Path, redis_url: str, fake_url: str, *, pairs: int = 4, **overrides: Any) -> IngestSettings:

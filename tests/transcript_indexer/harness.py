@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -10,12 +9,7 @@ import httpx
 
 from transcript_indexer.main import run
 from transcript_indexer.settings import IndexerSettings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from voicetap_cli.embedded_redis import free_port
 
 
 def indexer_settings(redis_url: str, database_url: str, data_dir: Path, **overrides: object) -> IndexerSettings:
