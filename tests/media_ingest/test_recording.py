@@ -126,6 +126,24 @@ def test_pause_silences_both_legs_and_is_reported(tmp_path: Path) -> None:
     assert frames[100:3900].any(axis=0).all() and frames[8100:15900].any(axis=0).all()
 
 
+def test_a_stop_never_silences_audio_received_before_it(tmp_path: Path) -> None:
+    """Media that ran a little ahead of the wall clock (its last packet placed past the stop
+    time, some of it still in the jitter buffer) is kept whole; the pause starts after it."""
+    path = tmp_path / "stopped.wav"
+    recording = CallRecording(path, origin=ORIGIN, holdback=0.2)
+    caller = tone(1.0, 300)
+    for sent, data in datagrams(caller, start=0.0, ssrc=1, seq0=0, ts0=0):
+        recording.inbound.push(parse_rtp(data), sent)
+    stopped = ORIGIN + 0.99  # the stream ended before the wall clock reached its last sample
+    recording.pause(stopped)
+    recording.resume(ORIGIN + 1.5)
+    summary = recording.finish(ORIGIN + 2.0)
+    _, frames = read_wav(path)
+    [[pause_start, pause_end]] = summary["paused"]
+    assert pause_start == pytest.approx(1.0, abs=0.001) and pause_end == 1.5
+    decoded = frames[: len(caller), 0].astype(int)
+    assert decoded[-160:].any() and np.corrcoef(decoded, caller)[0, 1] > 0.99
+
 def test_unknown_payload_types_are_counted_not_fatal(tmp_path: Path) -> None:
     recording = CallRecording(None, origin=ORIGIN)
     for k in range(3):

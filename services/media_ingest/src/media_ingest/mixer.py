@@ -134,6 +134,11 @@ class StereoMixer:
         return self._paused_at is not None
 
     @property
+    def placed_end(self) -> float:
+        """Seconds on the call timeline just after the last audio placed on either leg."""
+        return max(self.inbound.end, self.outbound.end) / self.sample_rate
+
+    @property
     def paused_intervals(self) -> list[tuple[float, float]]:
         """Paused (silenced) intervals in seconds; an open pause ends where the audio ends."""
         rate = self.sample_rate

@@ -156,7 +156,14 @@ class CallRecording:
         return self.inbound if track == "inbound" else self.outbound
 
     def pause(self, now: float) -> None:
-        self.mixer.pause(now - self.origin)
+        """Silence the call from ``now`` (the media stopped) until it resumes.
+
+        Audio received before the stop is never silenced: what the jitter buffers still hold is
+        placed first, and the pause starts after the last placed sample if that is later (a
+        sender's timestamps run a little ahead of the wall clock)."""
+        self.inbound.jitter.flush()
+        self.outbound.jitter.flush()
+        self.mixer.pause(max(now - self.origin, self.mixer.placed_end))
 
     def resume(self, now: float) -> None:
         self.mixer.resume(now - self.origin)
