@@ -184,3 +184,61 @@ async def _partial_json(api: httpx.AsyncClient, call: str) -> str:
     import orjson
 
     return orjson.dumps((await api.get(f"/calls/{call}/transcript")).json()["partials"][0]).decode()
+
+
+async def _events_with_ids(response: httpx.Response) -> AsyncIterator[tuple[str | None, str, str]]:
+    """(id, event, data) of an event stream; id None when the event carries none."""
+    event_id: str | None = None
+    event = data = ""
+    async for line in response.aiter_lines():
+        if line.startswith("id: "):
+            event_id = line[4:]
+        elif line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif line == "" and event:
+            yield event_id, event, data
+            event_id, event, data = None, "", ""
+
+
+async def test_a_reconnecting_client_resumes_after_its_last_event_id(redis: Redis, settings: IndexerSettings) -> None:
+    """What an EventSource does after a dropped connection: it sends the last id it saw and gets
+    exactly what it missed, no snapshot again and nothing twice."""
+    call = "resume-1"
+    await publish(redis, initiated(call), transcription(call, "hello there", 1.0), transcription(call, "how can I help", 2.0, track="outbound"))
+    async with running_indexer(settings) as url, httpx.AsyncClient(base_url=url, timeout=10) as api:
+        async def stored() -> bool:
+            return (await api.get(f"/calls/{call}")).json().get("counts", {}).get("segments") == 2
+
+        await eventually(stored, message="snapshot stored")
+        async with api.stream("GET", f"/calls/{call}/transcript/live") as response:
+            events = _events_with_ids(response)
+            snapshot = [await anext(events) for _ in range(2)]
+            # only the snapshot's last event carries an id: cut off before it, a client starts over
+            assert [(event_id is None, kind) for event_id, kind, _ in snapshot] == [(True, "segment"), (False, "segment")]
+            await publish(redis, transcription(call, "my router is broken", 3.0))
+            last_id, kind, data = await asyncio.wait_for(anext(events), 5)
+            assert kind == "segment" and "my router is broken" in data and last_id is not None
+        # disconnected: two more segments are stored meanwhile
+        await publish(redis, transcription(call, "have you tried", 4.0, track="outbound"), transcription(call, "turning it off", 5.0, track="outbound"))
+        await eventually(lambda: _segments(api, call, 5), message="missed segments stored")
+        async with api.stream("GET", f"/calls/{call}/transcript/live", headers={"last-event-id": last_id}) as response:
+            events = _events_with_ids(response)
+            missed = [await asyncio.wait_for(anext(events), 5) for _ in range(2)]
+            # in the order they were stored (two consumers may store them either way round)
+            assert sorted((kind, "have you tried" in data, "turning it off" in data) for _, kind, data in missed) == [
+                ("segment", False, True),
+                ("segment", True, False),
+            ]
+            assert all(event_id is not None for event_id, _, _ in missed)
+            await publish(redis, hangup(call, 9.0))
+            assert (await asyncio.wait_for(anext(events), 5))[1] == "completed"
+        # a garbage Last-Event-ID is ignored: the client gets the full snapshot (now completed)
+        async with api.stream("GET", f"/calls/{call}/transcript/live", headers={"last-event-id": "not-an-id"}) as response:
+            kinds = [kind async for _, kind, _ in _events_with_ids(response)]
+            assert kinds == ["segment"] * 5 + ["completed"]
+
+
+async def _segments(api: httpx.AsyncClient, call: str, count: int) -> bool:
+    return (await api.get(f"/calls/{call}")).json()["counts"]["segments"] == count

@@ -3,8 +3,10 @@
 No gap and no repeat: the position in the call's live stream is read *before* the snapshot, and
 a segment is published there only after its commit, so anything the snapshot missed comes after
 that position; a segment seen in both is sent once. Every event carries the stream position as its
-``id``, so a client that reconnects with ``Last-Event-ID`` resumes where it stopped. The stream
-ends with a ``completed`` event once the transcript is completed.
+``id``, so a client that reconnects with ``Last-Event-ID`` resumes where it stopped; of the
+snapshot only the last event carries one, so a client cut off half-way through the snapshot has no
+id yet and gets the whole snapshot again. The stream ends with a ``completed`` event once the
+transcript is completed.
 """
 
 import re
@@ -19,9 +21,10 @@ from voicetap_common import codec
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
-def sse_event(event: str, data: bytes, event_id: str) -> bytes:
+def sse_event(event: str, data: bytes, event_id: str | None) -> bytes:
     # orjson never emits a raw newline, so one data line holds the whole JSON.
-    return b"id: " + event_id.encode() + b"\nevent: " + event.encode() + b"\ndata: " + data + b"\n\n"
+    head = b"id: " + event_id.encode() + b"\n" if event_id is not None else b""
+    return head + b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
 
 
 def resume_position(last_event_id: str | None) -> str | None:
@@ -43,11 +46,12 @@ async def live_events(
 ) -> AsyncIterator[bytes]:
     sent: set[str] = set()
     if snapshot is not None:
-        for kind, rows in (("segment", snapshot.segments), ("partial", snapshot.partials)):
-            for row in rows:
-                sent.add(row.event_id)
-                yield sse_event(kind, codec.dumps(row.as_json()), position)
-        if snapshot.call.completed_at is not None:
+        rows = [("segment", row) for row in snapshot.segments] + [("partial", row) for row in snapshot.partials]
+        completed = snapshot.call.completed_at is not None
+        for n, (kind, row) in enumerate(rows, 1):
+            sent.add(row.event_id)
+            yield sse_event(kind, codec.dumps(row.as_json()), position if n == len(rows) and not completed else None)
+        if completed:
             yield sse_event("completed", codec.dumps({"call_control_id": call_control_id}), position)
             return
     topic = live_topic(call_control_id)
