@@ -32,6 +32,7 @@ from tests.media_ingest.harness import (
     wait_for,
 )
 from tests.media_ingest.test_codecs import av_decode, av_encode
+from tests.system_parts import missing
 from voicetap_common.media_events import MEDIA_ANALYTICS
 
 ULAW = G711Decoder(CodecSpec("PCMU", 8000))
@@ -239,7 +240,7 @@ async def test_media_silent_past_the_timeout_ends_the_call(redis: Redis, redis_u
 async def test_ffmpeg_rtp_is_recorded_sample_exact(redis: Redis, redis_url: str, fake, tmp_path: Path) -> None:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        pytest.fail("ffmpeg is not installed (.ci/run installs it from Debian)")
+        missing("ffmpeg", "install it (Debian: apt-get install ffmpeg; .ci/run does)")
     source = tmp_path / "in.wav"
     pcm = noise(2, 7)
     with wave.open(str(source), "wb") as out:

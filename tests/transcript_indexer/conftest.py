@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.system_parts import missing
 from transcript_indexer.storage.base import Storage
 from transcript_indexer.storage.postgres import PostgresStorage
 from transcript_indexer.storage.sqlite import SqliteStorage
@@ -33,7 +34,7 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
         with psycopg.connect(postgres_admin_url, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {postgres_admin_url}: {exc}")
+        missing(f"PostgreSQL at {postgres_admin_url}", f"start one, or set VOICETAP_TEST_POSTGRES_URL ({exc})")
     try:
         yield _with_database(postgres_admin_url, name)
     finally:
