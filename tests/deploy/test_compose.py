@@ -76,6 +76,10 @@ def test_each_service_is_built_checked_restarted_and_configured() -> None:
         assert service["environment"]["VOICETAP_DATA_DIR"] == "/data"
         container_ports = {int(str(p).rsplit(":", 1)[-1].split("/")[0]) for p in service["ports"] if not str(p).endswith("/udp")}
         assert container_ports == {PORTS[command]}, command
+        # the Telnyx key each service reads is passed from the shell (a value-less entry: compose
+        # takes the shell's value when set, else leaves `.env`'s alone)
+        key = "TELNYX_PUBLIC_KEY" if command == "gateway" else "TELNYX_API_KEY"
+        assert key in service["environment"] and service["environment"][key] is None, command
 
 
 def test_nothing_prevents_scaling_the_workers() -> None:
