@@ -42,7 +42,8 @@ fields that any Redis client in any language can read:
 Subscribe with a consumer group of your own, from the beginning (`XGROUP CREATE <topic> <group> 0 \
 MKSTREAM`) or from now (`$`), read with `XREADGROUP`, and `XACK` after the effect is durable. \
 Delivery is at least once: make effects idempotent on `id`. Topics are trimmed to about \
-`TOPIC_MAXLEN` entries (`XADD MAXLEN ~`). Entries a group could not process after a bounded number \
+`TOPIC_MAXLEN` entries (`XADD MAXLEN ~`) and, when `TOPIC_MAX_AGE_SECONDS` is set, to entries \
+younger than that (`XTRIM MINID`). Entries a group could not process after a bounded number \
 of deliveries go to `<topic>.dlq`.
 """
 

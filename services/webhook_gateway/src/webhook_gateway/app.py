@@ -1,5 +1,6 @@
 """The gateway's ASGI app: the webhook endpoint on its hot path, Starlette for the rest."""
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from starlette.types import Receive, Scope, Send
 
 from voicetap_common import redis_client
 from voicetap_common.http import operational_routes
+from voicetap_common.retention import RetentionSweeper
 from voicetap_common.streams import Producer
 from webhook_gateway.metrics import GatewayMetrics
 from webhook_gateway.publisher import PublishBatcher
@@ -70,9 +72,18 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
                 "Development only."
             )
         log.info("gateway ready", extra={"path": WEBHOOK_PATH, "redis": settings.redis_url.split("@")[-1]})
+        stop = asyncio.Event()
+        sweeper = None
+        if settings.topic_max_age_seconds:
+            sweeper = asyncio.create_task(
+                RetentionSweeper(redis, settings.topic_max_age_seconds, on_trimmed=metrics.count_trimmed).run(stop)
+            )
         try:
             yield
         finally:
+            stop.set()
+            if sweeper is not None:
+                await sweeper
             await redis.aclose()
 
     return GatewayApp(webhook, Starlette(routes=operational_routes(registry, readiness), lifespan=lifespan))

@@ -24,3 +24,13 @@ class GatewayMetrics:
             "voicetap_gateway_last_batch_size", "Webhooks that shared the last Redis round trip", registry=registry
         )
         self.redis_up = Gauge("voicetap_gateway_redis_up", "1 when the last Redis call succeeded", registry=registry)
+        self.trimmed = Counter(
+            "voicetap_gateway_topic_entries_trimmed_total",
+            "Entries dropped from topics for being older than TOPIC_MAX_AGE_SECONDS, by topic",
+            ["topic"],
+            registry=registry,
+        )
+
+    def count_trimmed(self, trimmed: dict[str, int]) -> None:
+        for topic, count in trimmed.items():
+            self.trimmed.labels(topic).inc(count)

@@ -29,6 +29,11 @@ class GatewaySettings(CommonSettings):
         description="Development only: accept webhooks without checking signatures. Logged loudly at start.",
     )
     gateway_workers: int = Field(default=1, ge=1, description="Server processes sharing the port.")
+    topic_max_age_seconds: int = Field(
+        default=0,
+        ge=0,
+        description="When set, the gateway also trims every `telnyx.*` and `voicetap.*` topic to entries younger than this, once a minute (`XTRIM MINID`); 0: by `TOPIC_MAXLEN` only.",
+    )
 
     @model_validator(mode="after")
     def _fail_closed(self) -> "GatewaySettings":

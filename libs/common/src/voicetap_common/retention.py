@@ -1,0 +1,65 @@
+"""Trimming topics by age (``XTRIM MINID``), the bound ``TOPIC_MAXLEN`` cannot give: a quiet
+topic would keep its million entries for months, a busy one turns over in hours.
+
+Every stream whose name starts with ``telnyx.`` or ``voicetap.`` is swept, dead-letter topics
+included, so a topic nobody declared anywhere is bounded too. Entries are trimmed by their id's
+time (when they were stored), exactly, whether or not a group has read them: the age is also
+the longest a lagging consumer can fall behind without losing entries.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("voicetap.retention")
+
+TOPIC_PATTERNS = ("telnyx.*", "voicetap.*")
+
+
+async def trim_older_than(redis: Redis, max_age_seconds: float, now: float | None = None) -> dict[str, int]:
+    """Drop every topic's entries stored more than ``max_age_seconds`` before ``now``; the count
+    dropped per topic (topics that lost nothing are left out)."""
+    cutoff_ms = int(((time.time() if now is None else now) - max_age_seconds) * 1000)
+    trimmed: dict[str, int] = {}
+    for pattern in TOPIC_PATTERNS:
+        async for key in redis.scan_iter(match=pattern, count=1000, _type="STREAM"):
+            dropped = await redis.xtrim(key, minid=f"{max(cutoff_ms, 0)}-0", approximate=False)
+            if dropped:
+                trimmed[key.decode() if isinstance(key, bytes) else key] = int(dropped)
+    return trimmed
+
+
+class RetentionSweeper:
+    """Runs :func:`trim_older_than` at start and then every ``interval_seconds``; a Redis error
+    is logged and the next sweep tries again."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        max_age_seconds: float,
+        interval_seconds: float = 60.0,
+        on_trimmed: Callable[[dict[str, int]], None] | None = None,
+    ) -> None:
+        self._redis = redis
+        self._max_age = max_age_seconds
+        self._interval = interval_seconds
+        self._on_trimmed = on_trimmed
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                trimmed = await trim_older_than(self._redis, self._max_age)
+            except RedisError as exc:
+                log.warning("topic trim by age failed; retrying at the next sweep", extra={"error": str(exc)})
+            else:
+                if trimmed:
+                    if self._on_trimmed is not None:
+                        self._on_trimmed(trimmed)
+                    log.info("topics trimmed by age", extra={"max_age_seconds": self._max_age, "trimmed": trimmed})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval)
