@@ -3,14 +3,21 @@
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
+from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import Fake
 from tests.media_ingest.harness import ingest_settings, running
+from voicetap_cli.call import build_command
+from voicetap_cli.main import build_parser, main
+from voicetap_common.commands import COMMAND_MODELS, StreamingStart
 
 VOICETAP = str(Path(sys.executable).with_name("voicetap"))
 
@@ -64,3 +71,53 @@ async def test_an_invalid_option_is_refused_before_anything_is_sent(redis: Redis
     out, _ = await process.communicate()
     assert process.returncode == 1 and "udp:HOST:PORT" in out.decode()
     assert await redis.exists("voicetap.command.media") == 0
+
+
+def _literal_values(annotation: Any) -> list[Any]:
+    if typing.get_origin(annotation) is typing.Literal:
+        return list(typing.get_args(annotation))
+    return [value for arg in typing.get_args(annotation) for value in _literal_values(arg)]
+
+
+def _help(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as exited:
+        main(list(argv))
+    assert exited.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_call_help_lists_every_action_with_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    text = _help(capsys, "call", "--help")
+    for action, model in COMMAND_MODELS.items():
+        assert f"\n  {action} CALL_CONTROL_ID\n" in text, action
+        section = text.split(f"\n  {action} CALL_CONTROL_ID\n", 1)[1].split("\n\n", 1)[0]
+        listed = re.findall(r"^\s+(--[a-z-]+)", section, re.MULTILINE)
+        expected = []
+        for name, field in model.model_fields.items():
+            values = _literal_values(field.annotation)
+            if name in {"id", "action", "call_control_id"} or len(values) == 1:
+                continue  # not options: voicetap's own, or a value there is nothing to choose for
+            flag = "--" + name.replace("_", "-")
+            expected.append(flag)
+            [line] = [line for line in section.splitlines() if line.strip().startswith(flag + " ")]
+            assert all(str(value) in line for value in values), line
+        assert listed == expected, action
+        action_help = _help(capsys, "call", action, "--help")  # the action itself takes what is listed
+        assert all(flag in action_help for flag in listed), action
+    assert "--timeout SECONDS" in text and "--no-wait" in text
+
+
+def test_object_and_boolean_options_from_the_command_line() -> None:
+    args = build_parser().parse_args(
+        [
+            "call", "streaming_start", "v3:x", "--enable-dialogflow",
+            "--dialogflow-config", '{"analyze_sentiment": true}',
+            "--custom-parameters", '[{"name": "agent", "value": "7"}]',
+        ]
+    )
+    command = StreamingStart.model_validate(build_command(args))
+    assert command.enable_dialogflow is True
+    assert command.dialogflow_config is not None and command.dialogflow_config.analyze_sentiment is True
+    assert command.sdk_arguments()["custom_parameters"] == [{"name": "agent", "value": "7"}]
+    args = build_parser().parse_args(["call", "streaming_start", "v3:x", "--no-enable-dialogflow"])
+    assert build_command(args)["enable_dialogflow"] is False

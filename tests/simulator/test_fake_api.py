@@ -120,6 +120,35 @@ async def test_wrong_or_missing_key_is_401(fake: Fake, monkeypatch: pytest.Monke
     assert call.state == "parked"
 
 
+async def test_a_restricted_key_is_403_for_every_call(fake_factory: FakeFactory) -> None:
+    state = FakeTelnyxState(API_KEY, restricted_keys=["KEYrestricted"])
+    call = state.create_call()
+    async with fake_factory(state).client(api_key="KEYrestricted") as client:
+        with pytest.raises(telnyx.PermissionDeniedError) as caught:
+            await client.calls.actions.start_transcription(call.call_control_id)
+    assert caught.value.status_code == 403
+    assert _error(caught.value) == {
+        "code": "10010",
+        "title": "Authorization failed",
+        "detail": "You do not have permission to perform the requested action on the specified resource or resources.",
+        "meta": {"url": "https://developers.telnyx.com/docs/overview/errors/10010"},
+    }
+    assert call.transcription is None and call.effects.empty()
+
+
+async def test_a_call_not_permitted_is_403_while_others_are_served(
+    fake: Fake, sdk: telnyx.AsyncTelnyx
+) -> None:
+    forbidden = fake.state.create_call(permitted=False)
+    allowed = fake.state.create_call()
+    with pytest.raises(telnyx.PermissionDeniedError) as caught:
+        await sdk.calls.actions.hangup(forbidden.call_control_id)
+    assert _error(caught.value)["code"] == "10010"
+    await sdk.calls.actions.hangup(allowed.call_control_id)
+    assert (forbidden.state, allowed.state) == ("parked", "ended")
+    assert [r.status for r in fake.state.requests] == [403, 200]
+
+
 async def test_unknown_call_is_404(sdk: telnyx.AsyncTelnyx) -> None:
     with pytest.raises(telnyx.NotFoundError) as caught:
         await sdk.calls.actions.start_forking(
@@ -197,6 +226,20 @@ INVALID: list[tuple[str, Call]] = [
     (
         "transcription_tracks",
         lambda c, i: c.calls.actions.start_transcription(i, transcription_tracks="left"),
+    ),
+    (
+        "enable_dialogflow",
+        lambda c, i: c.calls.actions.start_streaming(
+            i, stream_url="wss://m.example", extra_body={"enable_dialogflow": "yes"}
+        ),
+    ),
+    (
+        "dialogflow_config",
+        lambda c, i: c.calls.actions.start_streaming(
+            i,
+            stream_url="wss://m.example",
+            extra_body={"dialogflow_config": {"analyze_sentiment": 1}},
+        ),
     ),
     ("client_state", lambda c, i: c.calls.actions.answer(i, client_state="not base64!")),
 ]
@@ -332,6 +375,10 @@ async def test_sim_routes_create_calls_and_list_requests(
         created = await http.post("/_sim/calls", json={"from": "+15550001", "to": "+15550002"})
         assert created.status_code == 201
         cid = created.json()["data"]["call_control_id"]
+        refused = await http.post("/_sim/calls", json={"permitted": False})
+        assert refused.json()["data"]["permitted"] is False
+        with pytest.raises(telnyx.PermissionDeniedError):
+            await sdk.calls.actions.answer(refused.json()["data"]["call_control_id"])
         await sdk.calls.actions.answer(cid)
         listed = (await http.get("/_sim/requests", params={"call_control_id": cid})).json()["data"]
         assert [(r["action"], r["status"], r["headers"]["authorization"]) for r in listed] == [

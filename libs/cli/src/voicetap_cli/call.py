@@ -6,9 +6,10 @@ import time
 import types
 import typing
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from redis import Redis
 
 from voicetap_common import codec
@@ -17,50 +18,110 @@ from voicetap_common.commands import COMMAND_MODELS, COMMAND_RESULTS, topic_for
 _NOT_OPTIONS = {"id", "action", "call_control_id"}
 
 
+@dataclass(frozen=True)
+class _Option:
+    """One command-line option of an action, derived from a field of its command model."""
+
+    name: str
+    kind: Literal["text", "choice", "json", "flag"]
+    help: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def metavar(self) -> str:
+        return "JSON" if self.kind == "json" else self.name.upper()
+
+    def invocation(self) -> str:
+        """How the option is written, as in the action's usage line."""
+        if self.kind == "flag":
+            return f"{self.flag} | --no-{self.flag[2:]}"
+        return f"{self.flag} {'{' + ','.join(self.choices) + '}' if self.kind == 'choice' else self.metavar}"
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The members of a union (``X | None`` included), else the annotation alone."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [a for a in typing.get_args(annotation) if a is not type(None)]
+    return [annotation]
+
+
 def _choices(annotation: Any) -> list[Any] | None:
     """The values of a Literal (possibly inside Optional), else None."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            if (found := _choices(arg)) is not None:
-                return found
-        return None
-    if typing.get_origin(annotation) is typing.Literal:
-        return list(typing.get_args(annotation))
+    for arg in _unwrap(annotation):
+        if typing.get_origin(arg) is typing.Literal:
+            return list(typing.get_args(arg))
     return None
 
 
 def _is_structured(annotation: Any) -> bool:
-    text = str(annotation)
-    return "dict" in text or "list" in text
+    """A list, a mapping or a nested model: given on the command line as JSON."""
+    return any(
+        typing.get_origin(arg) in (list, dict) or (isinstance(arg, type) and issubclass(arg, BaseModel))
+        for arg in _unwrap(annotation)
+    )
+
+
+def _options(model: type[BaseModel]) -> list[_Option]:
+    options: list[_Option] = []
+    for name, field in model.model_fields.items():
+        if name in _NOT_OPTIONS:
+            continue
+        text = field.description or ""
+        choices = _choices(field.annotation)
+        if choices is not None:
+            if len(choices) > 1:  # a single fixed value: nothing to choose
+                options.append(_Option(name, "choice", text, tuple(str(c) for c in choices)))
+        elif _is_structured(field.annotation):
+            options.append(_Option(name, "json", text))
+        elif _unwrap(field.annotation) == [bool]:
+            options.append(_Option(name, "flag", text))
+        else:
+            options.append(_Option(name, "text", text))
+    return options
+
+
+def _summary(model: type[BaseModel]) -> str:
+    return (model.__doc__ or "").strip().splitlines()[0].replace("``", "")
+
+
+def actions_epilog() -> str:
+    """Every action with its options, for ``voicetap call --help`` (generated from the command models)."""
+    lines = ["actions and their options (`voicetap call ACTION --help` describes each option):"]
+    for action, model in COMMAND_MODELS.items():
+        lines += ["", f"  {action} CALL_CONTROL_ID", f"      {_summary(model)}"]
+        lines += [f"      {option.invocation()}" for option in _options(model)]
+    lines += ["", "every action also takes --timeout SECONDS (default 30) and --no-wait."]
+    return "\n".join(lines)
 
 
 def add_call_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     call = sub.add_parser(
         "call",
         help="send a Call Control command and wait for its outcome",
-        description="Publish a command on its topic; the service that owns it executes it once and answers on "
+        description="Publish a command on its topic; the service that owns it executes it once and answers on\n"
         f"{COMMAND_RESULTS}. Exit code 0 when Telnyx accepted it, 1 when it failed, 2 on timeout.",
+        epilog=actions_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = call.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action, model in COMMAND_MODELS.items():
-        parser = actions.add_parser(action, help=(model.__doc__ or action).strip().splitlines()[0], description=model.__doc__)
+        parser = actions.add_parser(action, help=_summary(model), description=(model.__doc__ or "").replace("``", ""))
         parser.add_argument("call_control_id", metavar="CALL_CONTROL_ID")
-        parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the outcome (default 30)")
+        parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="seconds to wait for the outcome (default 30)")
         parser.add_argument("--no-wait", action="store_true", help="publish and return without waiting")
-        for name, field in model.model_fields.items():
-            if name in _NOT_OPTIONS:
-                continue
-            flag = "--" + name.replace("_", "-")
-            text = field.description or ""
-            choices = _choices(field.annotation)
-            if choices is not None and len(choices) > 1:
-                parser.add_argument(flag, dest=name, choices=[str(c) for c in choices], help=text)
-            elif choices is not None:
-                continue  # a single fixed value: nothing to choose
-            elif _is_structured(field.annotation):
-                parser.add_argument(flag, dest=name, type=json.loads, help=f"{text} (JSON)".strip())
+        for option in _options(model):
+            if option.kind == "choice":
+                parser.add_argument(option.flag, dest=option.name, choices=option.choices, help=option.help)
+            elif option.kind == "json":
+                parser.add_argument(option.flag, dest=option.name, type=json.loads, metavar=option.metavar, help=option.help)
+            elif option.kind == "flag":
+                parser.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction, help=option.help)
             else:
-                parser.add_argument(flag, dest=name, help=text)
+                parser.add_argument(option.flag, dest=option.name, metavar=option.metavar, help=option.help)
 
 
 def build_command(args: argparse.Namespace) -> dict[str, Any]:

@@ -6,9 +6,21 @@ command is answered on the result topic with the reason and dead-lettered; it ne
 worker. A command already answered (redelivered, or claimed after a crash) is not executed again;
 one that crashed mid-way is executed again with the same Telnyx ``command_id``, which Telnyx
 de-duplicates.
+
+Two deliveries of one command can be in two instances' hands at the same moment (the command
+published twice, or an entry claimed from a consumer that was only slow). Whoever executes first
+takes the command's execution lock (SET NX, ``lock_seconds``, longer than a command can take) and
+releases it only after the result is published. A holder that finds the lock taken waits for
+that result and then acknowledges its delivery without executing; after ``wait_seconds`` without
+one it raises :class:`~voicetap_common.consumer.RetryLater`, so the consumer tries the entry again
+in place. A holder that died never releases its lock: it expires, and the next try executes the
+command.
 """
 
+import asyncio
 import logging
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,7 +30,7 @@ from redis.asyncio import Redis
 from voicetap_common import codec
 from voicetap_common.call_control import result_for
 from voicetap_common.commands import COMMAND_RESULTS, CommandResult, _Command, parse_command
-from voicetap_common.consumer import Undeliverable
+from voicetap_common.consumer import RetryLater, Undeliverable
 from voicetap_common.streams import Entry, Producer
 from voicetap_common.topics import dedupe_key
 
@@ -28,15 +40,45 @@ log = logging.getLogger("voicetap.commands")
 Executor = Callable[[_Command], Awaitable[dict[str, Any] | None]]
 
 RESULT_WINDOW_SECONDS = 7 * 86_400
+# A command takes at most (retries + 1) x the request timeout plus the SDK's waits between tries
+# (Retry-After honoured up to 60 s): 3 x 10 s + 2 x 60 s = 150 s with the default settings.
+LOCK_SECONDS = 300
+WAIT_SECONDS = 10.0
+
+# Deletes the lock only while it is still this holder's (it may have expired and been retaken).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def lock_key(command_id: str) -> str:
+    """The execution lock of a command (in the result topic's slot, like its result marker)."""
+    return "{" + COMMAND_RESULTS + "}:executing:" + command_id
 
 
 class CommandRunner:
-    def __init__(self, redis: Redis, producer: Producer, executor: Executor, *, executed_by: str, actions: frozenset[str]) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        producer: Producer,
+        executor: Executor,
+        *,
+        executed_by: str,
+        actions: frozenset[str],
+        lock_seconds: float = LOCK_SECONDS,
+        wait_seconds: float = WAIT_SECONDS,
+    ) -> None:
         self._redis = redis
         self._producer = producer
         self._executor = executor
         self._executed_by = executed_by
         self._actions = actions
+        self._lock_ms = int(lock_seconds * 1000)
+        self._wait_seconds = wait_seconds
+        self._release = redis.register_script(_RELEASE)
 
     async def handle(self, entries: list[Entry]) -> None:
         for entry in entries:
@@ -52,16 +94,46 @@ class CommandRunner:
             reason = f"action {command.action} is not executed by {self._executed_by} (sent to the wrong topic?)"
             await self._answer_malformed(entry, reason, command.id, command.action, command.call_control_id)
             raise Undeliverable(reason)
-        if await self._redis.exists(dedupe_key(COMMAND_RESULTS, f"result:{command.id}")):
+        token = await self._take_lock(command)
+        if token is None:
             log.info("command already answered; not executed again", extra={"command": command.id})
             return
         try:
-            allocated = await self._executor(command)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a result event
-            result = result_for(command, executed_by=self._executed_by, error=exc)
-        else:
-            result = result_for(command, executed_by=self._executed_by, allocated=allocated)
-        await self._publish(result)
+            try:
+                allocated = await self._executor(command)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a result event
+                result = result_for(command, executed_by=self._executed_by, error=exc)
+            else:
+                result = result_for(command, executed_by=self._executed_by, allocated=allocated)
+            await self._publish(result)
+        finally:  # also when cancelled or unpublished: the next delivery then executes it again
+            await self._release(keys=[lock_key(command.id)], args=[token])
+
+    async def _take_lock(self, command: _Command) -> str | None:
+        """This runner's lock token when it is to execute ``command``; None once it has been answered.
+
+        The lock is taken before the result is looked up, in one round trip: a holder releases only
+        after publishing, so whoever takes a released lock also sees the result. Raises
+        :class:`RetryLater` while another holder is still executing after ``wait_seconds``."""
+        result_key = dedupe_key(COMMAND_RESULTS, f"result:{command.id}")
+        deadline = time.monotonic() + self._wait_seconds
+        pause = 0.02
+        while True:
+            token = f"{self._executed_by}:{uuid.uuid4().hex}"
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(lock_key(command.id), token, nx=True, px=self._lock_ms)
+                pipe.exists(result_key)
+                taken, answered = await pipe.execute()
+            if answered:
+                if taken:
+                    await self._release(keys=[lock_key(command.id)], args=[token])
+                return None
+            if taken:
+                return token
+            if time.monotonic() >= deadline:
+                raise RetryLater(f"command {command.id} is being executed elsewhere; no result yet")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     async def _answer_malformed(
         self, entry: Entry, reason: str, command_id: str | None = None, action: str | None = None, call_control_id: str | None = None

@@ -103,6 +103,12 @@ class CustomParameter(BaseModel):
     value: str
 
 
+class DialogflowConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    analyze_sentiment: bool | None = Field(default=None, description="Enable sentiment analysis from Dialogflow.")
+    partial_automated_agent_reply: bool | None = Field(default=None, description="Enable partial automated agent replies from Dialogflow.")
+
+
 class StreamingStart(_Command):
     """Stream the call's media over WebSocket; without ``stream_url``, to media_ingest's own endpoint."""
 
@@ -116,6 +122,8 @@ class StreamingStart(_Command):
     stream_bidirectional_target_legs: BidirectionalTargetLegs | None = None
     stream_auth_token: str | None = Field(default=None, max_length=4000)
     custom_parameters: list[CustomParameter] | None = None
+    enable_dialogflow: bool | None = Field(default=None, description="Enable Dialogflow on the call (Telnyx's default: false).")
+    dialogflow_config: DialogflowConfig | None = None
 
 
 class StreamingStop(_Command):

@@ -1,7 +1,8 @@
 """Telnyx's error answers: ``{"errors": [{"code", "title", "detail", "source"?, "meta"}]}``.
 
 Codes follow Telnyx's public error catalogue (10004 missing parameter, 10005 not found, 10009
-authentication failed, 10011 too many requests, 10015 bad request, 90018 call has already ended).
+authentication failed, 10010 authorization failed, 10011 too many requests, 10015 bad request,
+90018 call has already ended).
 Which code the real API uses for each invalid value is not documented; 10015 stands in for them.
 """
 
@@ -37,6 +38,16 @@ def authentication_failed() -> ApiError:
         "10009",
         "Authentication failed",
         "The required authentication headers were either invalid or not included in the request.",
+    )
+
+
+def not_permitted() -> ApiError:
+    """403: the key authenticated, but may not act on this resource (a restricted key, another account's call)."""
+    return ApiError(
+        403,
+        "10010",
+        "Authorization failed",
+        "You do not have permission to perform the requested action on the specified resource or resources.",
     )
 
 

@@ -9,7 +9,7 @@ The simulator's own control surface lives under ``/_sim/`` and takes no key:
 | --- | --- |
 | ``GET /_sim/requests`` | every recorded request (filters: ``call_control_id``, ``action``) |
 | ``GET /_sim/calls`` / ``GET /_sim/calls/{id}`` | calls and their state |
-| ``POST /_sim/calls`` | create a call (JSON: ``from``, ``to``, ``direction``, ``call_control_id``, ``client_state``) |
+| ``POST /_sim/calls`` | create a call (JSON: ``from``, ``to``, ``direction``, ``call_control_id``, ``client_state``, ``permitted``: false to have every command on it answered 403) |
 | ``POST /_sim/calls/{id}/hangup`` | end a call from the network side (JSON: ``hangup_source``, ``hangup_cause``) |
 """
 
@@ -62,6 +62,7 @@ def create_fake_api(state: FakeTelnyxState) -> Starlette:
             direction=body.get("direction", "incoming"),
             call_control_id=body.get("call_control_id"),
             client_state=body.get("client_state"),
+            permitted=body.get("permitted", True) is not False,
         )
         return JSONResponse({"data": call.to_json()}, status_code=201)
 

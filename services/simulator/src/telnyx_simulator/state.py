@@ -16,7 +16,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from telnyx_simulator.errors import (
     call_ended,
     invalid,
     not_found,
+    not_permitted,
     too_many_requests,
 )
 from telnyx_simulator.validation import validate
@@ -69,6 +70,7 @@ class SimCall:
     to: str
     direction: Literal["incoming", "outgoing"]
     client_state: str | None = None
+    permitted: bool = True  # False: the account's key may not control this call (answers 403)
     state: CallState = "parked"
     media: MediaOperation | None = None
     transcription: dict[str, Any] | None = None
@@ -92,6 +94,7 @@ class SimCall:
             "to": self.to,
             "direction": self.direction,
             "state": self.state,
+            "permitted": self.permitted,
             "media": None
             if media is None
             else {"kind": media.kind, "stream_id": media.stream_id, "params": media.params},
@@ -151,6 +154,10 @@ class FakeTelnyxState:
     the API answers 429 with ``Retry-After`` (``retry_after`` seconds if given, else the whole
     seconds until the window frees a slot, at least 1). ``clock`` (monotonic seconds) drives the rate limit and the
     ``command_id`` de-duplication window, so tests can move time.
+
+    Refusals with 403 (Telnyx code 10010): ``restricted_keys`` authenticate but may not use Call
+    Control at all (a key without that permission); a call created with ``permitted=False`` may not
+    be controlled with any key (it belongs to a connection the account's key cannot act on).
     """
 
     def __init__(
@@ -161,9 +168,11 @@ class FakeTelnyxState:
         rate_window: float = 1.0,
         retry_after: float | None = None,
         dedupe_seconds: float = 60.0,
+        restricted_keys: Collection[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_key = api_key
+        self.restricted_keys = frozenset(restricted_keys)
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.retry_after = retry_after
@@ -183,6 +192,7 @@ class FakeTelnyxState:
         direction: Literal["incoming", "outgoing"] = "incoming",
         call_control_id: str | None = None,
         client_state: str | None = None,
+        permitted: bool = True,
     ) -> SimCall:
         call = SimCall(
             call_control_id=call_control_id or new_call_control_id(),
@@ -193,6 +203,7 @@ class FakeTelnyxState:
             to=to,
             direction=direction,
             client_state=client_state,
+            permitted=permitted,
         )
         self._calls[call.call_control_id] = call
         return call
@@ -275,13 +286,20 @@ class FakeTelnyxState:
         action: str,
         record: RecordedRequest,
     ) -> Answer:
-        expected = f"Bearer {self.api_key}".encode()
-        if not hmac.compare_digest(headers.get("authorization", "").encode(), expected):
+        presented = headers.get("authorization", "").encode()
+        restricted = any(
+            hmac.compare_digest(presented, f"Bearer {key}".encode()) for key in self.restricted_keys
+        )
+        if not restricted and not hmac.compare_digest(presented, f"Bearer {self.api_key}".encode()):
             raise authentication_failed()
         self._take_rate_slot()
+        if restricted:
+            raise not_permitted()
         call = self._calls.get(call_control_id)
         if call is None:
             raise not_found("Call not found: no call has this call_control_id.")
+        if not call.permitted:
+            raise not_permitted()
         if not isinstance(body, dict):
             raise bad_request("The request body must be a JSON object.")
         validate(action, body)

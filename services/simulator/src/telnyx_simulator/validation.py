@@ -56,6 +56,12 @@ def _string(
     return value
 
 
+def _boolean(body: Body, field: str) -> None:
+    value = body.get(field)
+    if value is not None and not isinstance(value, bool):
+        raise invalid(field, "must be a boolean")
+
+
 def _choice(body: Body, field: str, choices: tuple[Any, ...]) -> None:
     value = body.get(field)
     if value is not None and (isinstance(value, bool) or value not in choices):
@@ -117,6 +123,14 @@ def _streaming_start(body: Body) -> None:
         )
     ):
         raise invalid("custom_parameters", "must be a list of {name, value} strings")
+    _boolean(body, "enable_dialogflow")
+    dialogflow = body.get("dialogflow_config")
+    if dialogflow is not None:
+        if not isinstance(dialogflow, dict):
+            raise invalid("dialogflow_config", "must be an object")
+        for name in ("analyze_sentiment", "partial_automated_agent_reply"):
+            if not isinstance(dialogflow.get(name, False), bool):
+                raise invalid("dialogflow_config", f"{name} must be a boolean")
 
 
 def _streaming_stop(body: Body) -> None:
