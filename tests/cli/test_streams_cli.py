@@ -1,10 +1,17 @@
 """`voicetap tail` and `voicetap replay` against a real Redis, run as a user runs them."""
 
+import asyncio
 import os
+import random
+import re
+import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
+import pytest
 from redis.asyncio import Redis
 
 VOICETAP = str(Path(sys.executable).with_name("voicetap"))
@@ -25,18 +32,113 @@ async def test_tail_prints_entries_with_their_json(redis: Redis, redis_url: str)
     assert "pcm: <3 bytes>" in done.stdout  # binary fields are not dumped
 
 
+async def test_tail_follows_several_topics_live_and_prints_every_entry_once(redis: Redis, redis_url: str) -> None:
+    """Entries written fast to several topics, one of them created after tail started, all show up
+    exactly once: no topic loses what it got between two reads before its first entry arrived."""
+    existing = ["tail.a", "tail.b", "tail.c"]
+    late = "tail.late"  # does not exist when tail starts
+    for topic in existing:
+        await redis.xadd(topic, {"n": f"{topic}:before"})  # before the start: not shown (--from now)
+    process = await asyncio.create_subprocess_exec(
+        VOICETAP, "tail", *existing, late,
+        env={**os.environ, "REDIS_URL": redis_url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    shown: list[tuple[str, str]] = []  # (topic, n) in the order printed
+    written: list[tuple[str, str]] = []
+
+    async def read_entries() -> None:
+        assert process.stdout is not None
+        topic = ""
+        async for raw in process.stdout:
+            line = raw.decode()
+            if header := re.match(r"── (\S+) ", line):
+                topic = header[1]
+            elif value := re.match(r" {3}n: (\S+)", line):
+                shown.append((topic, value[1]))
+
+    reader = asyncio.create_task(read_entries())
+    try:
+        ready = await asyncio.wait_for(process.stderr.readline(), 30)
+        assert ready.startswith(b"following tail.a, tail.b, tail.c, tail.late"), ready
+        rng = random.Random(5)
+        for batch in range(40):
+            if batch == 10:
+                existing.append(late)  # its first entry: the topic is created now
+            pipe = redis.pipeline(transaction=False)
+            for _ in range(50):
+                topic = rng.choice(existing)
+                n = f"{topic}:{len(written)}"
+                pipe.xadd(topic, {"n": n})
+                written.append((topic, n))
+            await pipe.execute()
+            await asyncio.sleep(rng.choice((0, 0, 0.001, 0.003)))  # bursts, some between two reads
+        deadline = time.monotonic() + 20
+        while len(shown) < len(written) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # anything printed twice would arrive by now
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+        await reader
+    assert len(written) == 2000 and {t for t, _ in written} == {"tail.a", "tail.b", "tail.c", late}
+    shown_once, written_once = set(shown), set(written)
+    missing = [entry for entry in written if entry not in shown_once]
+    assert not missing, f"{len(missing)} of {len(written)} entries never shown, the first: {missing[:5]}"
+    assert [entry for entry in shown if entry not in written_once] == [], "entries from before the start shown"
+    assert [entry for entry, n in Counter(shown).items() if n > 1] == [], "entries shown more than once"
+    for topic in ("tail.a", "tail.b", "tail.c", late):  # each topic in the order it was written
+        assert [n for t, n in shown if t == topic] == [n for t, n in written if t == topic]
+
+
 async def test_replay_rewinds_a_group(redis: Redis, redis_url: str) -> None:
     ids = [await redis.xadd("telnyx.call.answered", {"id": f"ev-{i}"}) for i in range(3)]
     await redis.xgroup_create("telnyx.call.answered", "g", id="$")
-    done = voicetap(redis_url, "replay", "telnyx.call.answered", "--group", "g", "--from", ids[0].decode())
-    assert done.returncode == 0, done.stdout
-    reread = await redis.xreadgroup("g", "c", {"telnyx.call.answered": ">"})
-    assert [fields[b"id"] for _, fields in reread[0][1]] == [b"ev-1", b"ev-2"]
-
     again = voicetap(redis_url, "replay", "telnyx.call.answered", "--group", "g", "--from", "beginning")
     assert again.returncode == 0
     reread = await redis.xreadgroup("g", "c", {"telnyx.call.answered": ">"})
-    assert len(reread[0][1]) == 3
+    assert [entry_id for entry_id, _ in reread[0][1]] == ids
+
+
+# Entries a millisecond apart, two in the middle millisecond: 1700000001000 is 2023-11-14T22:13:21Z.
+TIMED_IDS = ["1700000000000-0", "1700000001000-0", "1700000001000-1", "1700000002000-0"]
+
+
+@pytest.mark.parametrize(
+    ("start", "first"),
+    [
+        ("1700000001000-0", 1),  # an entry id: that entry is re-processed
+        ("1700000001000-1", 2),  # an entry with a sequence number above 0
+        ("1700000001000", 1),  # an id without its sequence number: the millisecond's first entry
+        ("2023-11-14T22:13:21Z", 1),  # a time: the first entry at or after it
+        ("2023-11-14T23:13:21+01:00", 1),  # the same time in another zone
+        ("2023-11-14T22:13:20.999Z", 1),  # just before an entry: that entry
+        ("2023-11-14T22:13:21.0005Z", 3),  # just after the millisecond of two entries: the next one
+    ],
+)
+async def test_replay_from_an_id_or_a_time_includes_that_entry(
+    redis: Redis, redis_url: str, start: str, first: int
+) -> None:
+    for entry_id in TIMED_IDS:
+        await redis.xadd("telnyx.call.answered", {"id": entry_id}, id=entry_id)
+    await redis.xgroup_create("telnyx.call.answered", "g", id="$")
+    done = voicetap(redis_url, "replay", "telnyx.call.answered", "--group", "g", "--from", start)
+    assert done.returncode == 0, done.stderr
+    assert f"will read entries from {start} on, that entry included" in done.stdout
+    reread = await redis.xreadgroup("g", "c", {"telnyx.call.answered": ">"})
+    assert [entry_id.decode() for entry_id, _ in reread[0][1]] == TIMED_IDS[first:]
+
+
+def test_replay_says_that_from_is_inclusive() -> None:
+    done = subprocess.run([VOICETAP, "replay", "--help"], capture_output=True, text=True, timeout=60)
+    assert "re-processes entry ID itself" in " ".join(done.stdout.split()), done.stdout
+
+
+def test_a_start_that_is_neither_id_nor_time_is_refused_as_an_argument(redis_url: str) -> None:
+    done = voicetap(redis_url, "tail", "t", "--from", "yesterday")
+    assert done.returncode == 2
+    assert "argument --from: not an entry id, 'beginning', 'now' or an ISO time: 'yesterday'" in done.stderr
 
 
 async def test_replay_names_an_unknown_group(redis: Redis, redis_url: str) -> None:

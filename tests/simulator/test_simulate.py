@@ -1,13 +1,16 @@
 """`voicetap simulate` as a user runs it: calls against a real gateway and Redis, the checks of its
-summary (passing, skipped, failing), and `voicetap up --demo` from start to Ctrl-C."""
+summary (passing, skipped, failing), a stack of its own (`--start-stack`), and `voicetap up --demo`
+from start to Ctrl-C."""
 
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -116,6 +119,17 @@ async def test_a_required_service_that_is_not_running_fails_the_run_and_says_why
     assert await redis.xlen("telnyx.call.initiated") == 0, "no call is played against an incomplete stack"
 
 
+async def test_the_demo_requires_every_installed_service(
+    capsys: pytest.CaptureFixture[str], redis: Redis, redis_url: str, gateway_url: str, keys_file: Path
+) -> None:
+    """The demo shows the whole pipeline: a service that is installed but not running fails it
+    instead of being skipped."""
+    code, out = await simulate(capsys, *common_args(gateway_url, redis_url, keys_file), "--demo", "--wait", "0.5")
+    assert code == 1, out
+    assert "FAIL  ingest" in out and "FAIL  indexer" in out and "(required)" in out, out
+    assert "SKIP" not in out and "result: FAIL (2 checks failed)" in out, out
+
+
 async def test_an_ingest_that_asks_for_no_media_fails_the_recordings_check(
     capsys: pytest.CaptureFixture[str], redis_url: str, gateway_url: str, keys_file: Path
 ) -> None:
@@ -182,6 +196,59 @@ def test_wav_length_is_read_from_any_encoding(tmp_path: Path) -> None:
         wav_seconds(b"RIFF\0\0\0\0WAVEjunk")
 
 
+def session_processes(session: int) -> list[int]:
+    """The live processes of a session: all that a process started with ``start_new_session``
+    started, even those whose parent died and that were adopted by init."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, _, sid = stat.read_text().rsplit(")", 1)[1].split()[:4]
+        except (OSError, ValueError):
+            continue
+        if int(sid) == session and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_simulate_with_its_own_stack_checks_recordings_and_transcripts_of_required_services(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("TELNYX_")}
+    ports = ("VOICETAP_EMBEDDED_REDIS_PORT", "GATEWAY_PORT", "INGEST_PORT", "INDEXER_PORT", "SIMULATOR_API_PORT")
+    env.update({name: str(free_port()) for name in ports}, LOG_FORMAT="console")
+    args = [
+        "simulate", "--start-stack", "--data-dir", str(tmp_path / "data"), "--require", "ingest,indexer",
+        "--calls", "2", "--duration", "2.5", "--wait", "20", "--settle", "10", "--json",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        [VOICETAP, *args], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    log = (tmp_path / "data" / "stack.log").read_text(errors="replace")
+    assert process.returncode == 0, f"{out}\n{err}\n--- stack.log:\n{log[-3000:]}"
+    summary = json.loads(out)
+    assert summary["ok"] and {name: s["required"] for name, s in summary["services"].items()} == {
+        "gateway": False, "ingest": True, "indexer": True,
+    }, out  # fmt: skip
+    assert checks_of(summary) == {
+        "gateway": "pass", "ingest": "pass", "indexer": "pass", "webhooks": "pass", "topics": "pass",
+        "media": "pass", "recordings": "pass", "transcripts": "pass",
+    }, out  # fmt: skip
+    assert len(summary["calls"]) == 2
+    for call in summary["calls"]:
+        assert call["recording_seconds"] is not None and abs(call["recording_seconds"] - call["media_seconds"]) < 0.5
+        assert call["transcript_lines"] >= 1 and call["transcript_url"] and call["search_word"]
+    # The stack is stopped with the run: nothing it started is left (given time to exit).
+    deadline = time.monotonic() + 10
+    while (left := session_processes(process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == [], f"processes left behind: {left}"
+
+
 def test_demo_plays_a_call_prints_where_to_look_and_the_stack_stops_on_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("TELNYX_")}
     ports = {name: str(free_port()) for name in ("VOICETAP_EMBEDDED_REDIS_PORT", "GATEWAY_PORT", "INGEST_PORT", "INDEXER_PORT", "SIMULATOR_API_PORT")}
@@ -206,6 +273,8 @@ def test_demo_plays_a_call_prints_where_to_look_and_the_stack_stops_on_ctrl_c(tm
         text = "".join(output)
         ingest, indexer = (f"http://127.0.0.1:{ports[p]}" for p in ("INGEST_PORT", "INDEXER_PORT"))
         assert "simulator finished with exit code 0" in text and "result: PASS" in text, text
+        for name in ("gateway", "ingest", "indexer"):  # every service the stack runs takes part
+            assert re.search(rf"^  {name} .* running \(required\)$", text, re.MULTILINE), text
         assert "Where to look:" in text
         assert f"{ingest}/calls/v3:" in text and "/recording.wav" in text
         assert f"{indexer}/calls/v3:" in text and "/transcript?format=txt" in text

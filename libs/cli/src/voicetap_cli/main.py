@@ -52,7 +52,9 @@ def cmd_up(args: argparse.Namespace, settings: CliSettings) -> int:
     names = list(installed_services())
     specs = [ChildSpec(name) for name in names]
     if args.demo:
-        specs.append(ChildSpec("simulator", ("--demo",), restart=False))
+        # Every service started here must take part: one that never gets ready fails the demo
+        # instead of being skipped as absent.
+        specs.append(ChildSpec("simulator", ("--demo", "--require", ",".join(names)), restart=False))
     supervisor = Supervisor(specs, child_env(os.environ, **overrides))
     try:
         supervisor.start()
@@ -127,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("gateway", "the webhook gateway"), ("ingest", "media ingest"), ("indexer", "the transcript indexer")):
         service = sub.add_parser(name, help=f"run {text} alone, as a container does")
         service.set_defaults(func=cmd_service, service=name)
-    sub.add_parser("keys", help="make an Ed25519 key pair for development").set_defaults(func=cmd_keys)
+    sub.add_parser("keys", help="print a new Ed25519 key pair for development (writes no file)").set_defaults(func=cmd_keys)
     topics = sub.add_parser("topics", help="list topics: length, time span, groups, pending, lag")
     topics.add_argument("--pattern", default="*", help="only topics matching this glob (default: all)")
     topics.set_defaults(func=cmd_topics)

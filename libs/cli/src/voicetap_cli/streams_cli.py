@@ -1,25 +1,89 @@
-"""``voicetap tail`` (follow a topic live) and ``voicetap replay`` (rewind a consumer group)."""
+"""``voicetap tail`` (follow a topic live) and ``voicetap replay`` (rewind a consumer group).
+
+Both take a start as ``beginning``, ``now``, an entry id or an ISO time, and both include the
+entry named: ``--from ID`` starts with entry ID itself, ``--from TIME`` with the first entry at or
+after TIME. Redis reads strictly *after* an id, so a start is turned into the id just before it.
+"""
 
 import argparse
-from datetime import datetime
+import math
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from redis import Redis
+from redis.exceptions import ResponseError
+
+MAX_SEQUENCE = 2**64 - 1
+_ENTRY_ID = re.compile(r"(\d+)(?:-(\d+))?")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _just_before(millis: int, sequence: int) -> str:
+    """The greatest entry id below ``millis-sequence``: reading after it includes that entry."""
+    if sequence > 0:
+        return f"{millis}-{sequence - 1}"
+    if millis > 0:
+        return f"{millis - 1}-{MAX_SEQUENCE}"
+    return "0-0"
 
 
 def start_id(value: str) -> str:
-    """``beginning``/``0``, ``now``/``$``, an entry id, or an ISO time (the first entry at or after it)."""
+    """The id to read after: ``0-0`` for ``beginning``/``0``, ``$`` for ``now``/``$``, else the id
+    just before the entry id or ISO time given (a time without a zone is local time)."""
     if value in ("beginning", "0"):
-        return "0"
+        return "0-0"
     if value in ("now", "$"):
         return "$"
-    if value.replace("-", "").isdigit() and value.count("-") <= 1:
-        return value
+    if match := _ENTRY_ID.fullmatch(value):
+        millis, sequence = int(match[1]), int(match[2] or 0)
+        if sequence > MAX_SEQUENCE:
+            raise argparse.ArgumentTypeError(f"the sequence number of {value!r} is above {MAX_SEQUENCE}")
+        return _just_before(millis, sequence)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an entry id, 'beginning', 'now' or an ISO time: {value!r}") from None
-    return f"{max(int(moment.timestamp() * 1000) - 1, 0)}-18446744073709551615"
+    since_epoch = (moment if moment.tzinfo else moment.astimezone()) - _EPOCH
+    # An entry of millisecond M is "at or after" the time when M >= the time, hence the ceiling.
+    return _just_before(max(math.ceil(since_epoch / timedelta(milliseconds=1)), 0), 0)
+
+
+def last_generated_id(redis: Redis, topic: str) -> str:
+    """The id of the last entry ever added to ``topic`` (even if trimmed since), or ``0-0`` when the
+    topic does not exist yet, so that its first entry is read."""
+    try:
+        last = redis.xinfo_stream(topic)["last-generated-id"]
+    except ResponseError as exc:
+        if "no such key" not in str(exc).lower():
+            raise
+        return "0-0"
+    return last.decode() if isinstance(last, bytes) else str(last)
+
+
+def follow_positions(redis: Redis, topics: Sequence[str], start: str) -> dict[str, str]:
+    """Each topic's position, resolved once. ``$`` must not be sent with every XREAD: it means "the
+    newest entry at the time of this call", so whatever a topic got between two calls before its
+    first entry reached us would be skipped."""
+    if start != "$":
+        return dict.fromkeys(topics, start)
+    return {topic: last_generated_id(redis, topic) for topic in topics}
+
+
+@dataclass(frozen=True)
+class Start:
+    """A ``--from`` as given, and the id to read after."""
+
+    given: str
+    after: str
+
+
+def parse_start(value: str) -> Start:
+    """The argparse type of ``--from``: a bad value is refused like any bad argument."""
+    return Start(value, start_id(value))
 
 
 def format_entry(topic: str, entry_id: bytes, fields: dict[bytes, bytes]) -> str:
@@ -44,9 +108,11 @@ def format_entry(topic: str, entry_id: bytes, fields: dict[bytes, bytes]) -> str
 
 
 def run_tail(args: argparse.Namespace, redis: Redis) -> int:
-    cursors = {topic: start_id(args.from_) for topic in args.topics}
     shown = 0
     try:
+        cursors = follow_positions(redis, args.topics, args.from_.after)
+        # On stderr, so that stdout holds only entries; once printed, every new entry will be shown.
+        print(f"following {', '.join(args.topics)} from {args.from_.given} (Ctrl-C stops)", file=sys.stderr, flush=True)
         while args.count is None or shown < args.count:
             reply = redis.xread(cursors, count=100, block=1000)
             for topic, entries in reply or []:
@@ -67,18 +133,32 @@ def run_replay(args: argparse.Namespace, redis: Redis) -> int:
     if args.group not in groups:
         print(f"no group {args.group!r} on {args.topic} (groups: {', '.join(groups) or 'none'})")
         return 1
-    target = start_id(args.from_)
-    redis.xgroup_setid(args.topic, args.group, target if target != "0" else "0-0")
-    print(f"group {args.group} on {args.topic} will re-read entries after {target}")
+    start: Start = args.from_
+    redis.xgroup_setid(args.topic, args.group, start.after)
+    if start.after == "$":
+        what = "only entries added from now on"
+    elif start.after == "0-0":
+        what = "every entry from the beginning"
+    else:
+        what = f"entries from {start.given} on, that entry included"
+    print(f"group {args.group} on {args.topic} will read {what}")
     return 0
+
+
+START_HELP = "an entry id (that entry included) or an ISO time (the first entry at or after it; no zone: local time)"
 
 
 def add_stream_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     tail = sub.add_parser("tail", help="follow topics live, pretty-printed")
     tail.add_argument("topics", nargs="+", metavar="TOPIC")
-    tail.add_argument("--from", dest="from_", default="now", help="now (default), beginning, an entry id or an ISO time")
+    tail.add_argument("--from", dest="from_", type=parse_start, default="now", help=f"now (default), beginning, {START_HELP}")
     tail.add_argument("--count", type=int, default=None, help="stop after this many entries")
-    replay = sub.add_parser("replay", help="rewind a consumer group so it re-processes history")
+    replay = sub.add_parser(
+        "replay",
+        help="rewind a consumer group so it re-processes history",
+        description="Rewind a consumer group: its next reads start at --from, inclusive (replay "
+        "--from ID re-processes entry ID itself).",
+    )
     replay.add_argument("topic", metavar="TOPIC")
     replay.add_argument("--group", required=True)
-    replay.add_argument("--from", dest="from_", required=True, help="beginning, an entry id or an ISO time")
+    replay.add_argument("--from", dest="from_", type=parse_start, required=True, help=f"beginning, now, {START_HELP}")

@@ -4,7 +4,9 @@ Serves the fake Telnyx Call Control API on ``--api-port`` for the whole run (loc
 stack's commands there), plays ``--calls`` calls ``--concurrency`` at a time (signed webhooks to
 the gateway, media and transcriptions as the stack asks), then checks what a user would: webhooks
 accepted, events on their topics, recordings, transcripts. Services that do not answer their
-``/readyz`` are not checked (the summary says so) unless ``--require`` names them.
+``/readyz`` are not checked (the summary says so) unless they are required: named by ``--require``,
+or installed here when the run started the stack (``--start-stack``) or is the demo, since such a
+stack runs every installed service and one that never gets ready is broken, not absent.
 ``--demo`` plays one short call and prints where to look; ``voicetap up --demo`` runs it.
 
 Exit codes: 0 every check passed, 1 a check failed, 2 the run could not be set up.
@@ -176,7 +178,8 @@ def build_parser(settings: SimulatorSettings) -> argparse.ArgumentParser:
     stack.add_argument("--start-stack", action="store_true", help="start `voicetap up` in local mode for the run, stop it at the end")
     stack.add_argument(
         "--require", type=_services, default=frozenset(), metavar="LIST",
-        help="services that must run (e.g. ingest,indexer); others not running are skipped",
+        help="services that must run, e.g. ingest,indexer: one not ready within --wait fails the run "
+        "(with --start-stack or --demo: every installed service); others not running are skipped",
     )  # fmt: skip
     stack.add_argument("--wait", type=float, default=30.0, metavar="SECONDS", help="wait this long for services to be ready (default 30)")
     stack.add_argument("--settle", type=float, default=20.0, metavar="SECONDS", help="wait this long after the calls for recordings and transcripts (default 20)")
@@ -298,12 +301,13 @@ def api_key_from(opts: Options, keys: DevKeys | None) -> str:
 async def discover(
     client: httpx.AsyncClient, opts: Options, stack: StartedStack | None
 ) -> list[ServiceState]:
-    """Which services answer. The gateway, required services and (when the stack was just
-    started, or in the demo) every installed one are waited for up to ``--wait``."""
+    """Which services answer. The gateway and required services (see the module's docstring) are
+    waited for up to ``--wait``; the others are probed once."""
     deadline = time.monotonic() + opts.wait
-    expected = set(opts.require) | {"gateway"}
+    required = set(opts.require)
     if opts.demo or stack is not None:
-        expected |= installed_services() & set(OPTIONAL_SERVICES)
+        required |= installed_services() & set(OPTIONAL_SERVICES)
+    expected = required | {"gateway"}
     urls = {"gateway": opts.gateway_url, "ingest": opts.ingest_url, "indexer": opts.indexer_url}
 
     async def one(name: str) -> ServiceState:
@@ -312,7 +316,7 @@ async def discover(
         detail = found.detail
         if not found.ready and stack is not None and (code := stack.exited()) is not None:
             detail += f"; the started stack exited with code {code} (see {stack.log_path})"
-        return ServiceState(name, url, found.ready, detail, name in opts.require)
+        return ServiceState(name, url, found.ready, detail, name in required)
 
     return list(await asyncio.gather(*(one(name) for name in urls)))
 
