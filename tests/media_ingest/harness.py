@@ -73,6 +73,12 @@ async def topic_events(redis: Redis, topic: str) -> list[dict[str, Any]]:
     return [codec.loads(fields[b"event"]) for _, fields in await redis.xrange(topic)]
 
 
+async def at_least(events: Awaitable[list[dict[str, Any]]], count: int) -> list[dict[str, Any]] | None:
+    """``events`` once there are ``count`` of them (a ``wait_for`` predicate)."""
+    value = await events
+    return value if len(value) >= count else None
+
+
 async def publish_command(redis: Redis, command: dict[str, Any]) -> str:
     await Producer(redis, 10_000).publish(MEDIA_COMMANDS, command["id"], command["action"], codec.dumps(command), call_control_id=command["call_control_id"])
     return command["id"]

@@ -20,6 +20,7 @@ from telnyx_simulator.audio import CallAudio
 from telnyx_simulator.g711 import ulaw_decode, ulaw_encode
 from telnyx_simulator.rtp import ForkLeg, RtpFork, strep_header
 from tests.media_ingest.harness import (
+    at_least,
     ingest_settings,
     locate,
     noise,
@@ -33,7 +34,7 @@ from tests.media_ingest.harness import (
 )
 from tests.media_ingest.test_codecs import av_decode, av_encode
 from tests.system_parts import missing
-from voicetap_common.media_events import MEDIA_ANALYTICS
+from voicetap_common.media_events import MEDIA_ANALYTICS, MEDIA_ERROR
 
 ULAW = G711Decoder(CodecSpec("PCMU", 8000))
 
@@ -371,4 +372,56 @@ async def test_wideband_codecs_over_udp_are_recorded_as_their_decoder_gives_them
         # found by its second packet (a decoder's first output may start with silence)
         offset = locate(frames[:, channel], reference[frame:], frame) - frame
         assert offset >= 0
+        np.testing.assert_array_equal(frames[offset : offset + len(reference), channel], reference)
+
+
+async def test_an_unsupported_payload_type_is_one_error_per_leg_and_type_and_the_good_audio_is_recorded(
+    redis: Redis, redis_url: str, fake, tmp_path: Path
+) -> None:
+    """Each PCMU packet is followed, in the same RTP stream, by four of payload types no decoder
+    takes (G.729 and an unmapped dynamic type): 400 such packets make three error events."""
+    call = fake.state.create_call()
+    ccid = call.call_control_id
+    audio = CallAudio(noise(1.2, 83), noise(1.2, 84))
+    junk = {"inbound": (18, 97, 18, 97), "outbound": (18, 18, 18, 18)}
+    packets = 50
+    async with running(ingest_settings(tmp_path, redis_url, fake.url)):
+        result = await run_command(redis, "fork_start", ccid)
+        ports = {"inbound": target_port(result["allocated"]["rx"]), "outbound": target_port(result["allocated"]["tx"])}
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            for k in range(packets):
+                for track, types in junk.items():
+                    ssrc, first = (0x3333, 1000) if track == "inbound" else (0x4444, 5000)
+                    seq = first + k * (1 + len(types))
+                    good = ulaw_encode(audio.frame(track, k))
+                    sock.sendto(build_rtp(good, payload_type=0, sequence=seq, timestamp=160 * k, ssrc=ssrc), ("127.0.0.1", ports[track]))
+                    for n, pt in enumerate(types, 1):
+                        datagram = build_rtp(b"\x5a" * 20, payload_type=pt, sequence=seq + n, timestamp=160 * k, ssrc=ssrc)
+                        sock.sendto(datagram, ("127.0.0.1", ports[track]))
+                await asyncio.sleep(max(started + (k + 1) * 0.02 - loop.time(), 0))
+        finally:
+            sock.close()
+        await wait_for(lambda: at_least(topic_events(redis, MEDIA_ERROR), 3), 5, "the unsupported_codec events")
+        await publish_webhook(redis, "call.hangup", ccid)
+        event = await recording_completed(redis, ccid)
+    errors = await topic_events(redis, MEDIA_ERROR)  # the instance has stopped: all it offered is published
+    assert {(e["kind"], e["call_control_id"], e["leg"], e["payload_type"]) for e in errors} == {
+        ("unsupported_codec", ccid, "inbound", 18), ("unsupported_codec", ccid, "inbound", 97), ("unsupported_codec", ccid, "outbound", 18)
+    }
+    assert len(errors) == 3, errors
+    for error in errors:
+        assert error["detail"].startswith(f"{error['leg']} leg: unsupported RTP ") and f" {error['payload_type']}: " in error["detail"]
+        assert "0 PCMU/8000, 8 PCMA/8000" in error["detail"] and "INGEST_DYNAMIC_PAYLOAD_TYPES" in error["detail"]
+        assert error["id"] == f"error:unsupported_codec:{ccid}:{error['leg']}:{error['payload_type']}"
+    assert event["codec"] == "PCMU"
+    _, frames = read_wav(Path(event["path"]))
+    for channel, track in ((0, "inbound"), (1, "outbound")):
+        stats = event["legs"][track]
+        assert (stats["received"], stats["unsupported"], stats["lost"], stats["codec"]) == (packets * 5, packets * 4, 0, "PCMU"), stats
+        reference = round_trip(getattr(audio, track)[: packets * 160])
+        offset = locate(frames[:, channel], reference)
+        assert offset >= 0, f"the {track} audio is not recorded"
         np.testing.assert_array_equal(frames[offset : offset + len(reference), channel], reference)

@@ -1,6 +1,7 @@
 """A real ``media_ingest.main`` process: probes, metrics, recordings over HTTP, and SIGKILL mid-call."""
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -10,7 +11,7 @@ import httpx
 import numpy as np
 from redis.asyncio import Redis
 
-from media_ingest.calls import recording_path
+from media_ingest.calls import SIDECAR_SECONDS, recording_path
 from media_ingest.ports import LEASE_PREFIX
 from media_ingest.wav import read_wav
 from telnyx_simulator.audio import CallAudio
@@ -62,9 +63,11 @@ async def test_probes_metrics_and_the_recording_while_it_is_written(redis: Redis
 
 
 async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_ports_come_back(redis: Redis, redis_url: str, fake, tmp_path: Path) -> None:
+    """Killed after a pause and a resume: the repaired recording is announced with the codec, the
+    statistics, the pause and the media kinds its sidecar saved while the call went on."""
     call = fake.state.create_call()
     ccid = call.call_control_id
-    ports = free_range(2)
+    ports = free_range(1)  # one pair: the next call can only get it if the dead instance's lease is freed
     env = {
         **os.environ,
         "REDIS_URL": redis_url, "VOICETAP_DATA_DIR": str(tmp_path), "TELNYX_API_KEY": API_KEY, "TELNYX_BASE_URL": f"{fake.url}/v2",
@@ -87,13 +90,31 @@ async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_port
         await wait_for(ready, 30, "the instance to be ready")
         return process
 
+    wav = recording_path(tmp_path, ccid)
+    audio = CallAudio(noise(6, 41), noise(6, 42))
+    loop = asyncio.get_running_loop()
     process = await start()
     try:
         started = await run_command(redis, "fork_start", ccid)
         assert started["executed_by"] == "media_ingest:ingest-crashy"
-        rx, tx = target_port(started["allocated"]["rx"]), target_port(started["allocated"]["tx"])
-        audio = CallAudio(noise(3, 41), noise(3, 42))
-        await send_fork(audio, rx, tx, 2.5)
+        t0 = loop.time()
+        fork1 = await send_fork(audio, target_port(started["allocated"]["rx"]), target_port(started["allocated"]["tx"]), 1.5)
+        assert (await run_command(redis, "fork_stop", ccid))["ok"]
+        await asyncio.sleep(1.0)
+        resumed = await run_command(redis, "fork_start", ccid)
+        rx, tx = target_port(resumed["allocated"]["rx"]), target_port(resumed["allocated"]["tx"])
+        resume_frame = round((loop.time() - t0) / 0.02)
+        fork2 = await send_fork(audio, rx, tx, 1.5, resume_frame)
+        sent = {track: fork1.sent[track] + fork2.sent[track] for track in ("inbound", "outbound")}
+
+        async def saved_statistics() -> bool:  # the periodic save after the last packet
+            try:
+                legs = json.loads(wav.with_suffix(".json").read_text())["legs"]
+            except ValueError:  # read while it was being written
+                return False
+            return all(legs[track]["received"] == sent[track] for track in sent)
+
+        await wait_for(saved_statistics, SIDECAR_SECONDS + 5, "the sidecar to have every packet")
         process.send_signal(signal.SIGKILL)
         await process.wait()
     finally:
@@ -102,22 +123,34 @@ async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_port
             await process.wait()
     lease = f"{LEASE_PREFIX}127.0.0.1:{rx}"
     assert await redis.get(lease) == f"ingest-crashy|{ccid}".encode()  # still held by the dead process
-    wav = recording_path(tmp_path, ccid)
     assert wav.exists() and wav.with_suffix(".json").exists()
 
     process = await start()  # the same instance comes back: repairs, announces, frees its ports
     try:
         event = await recording_completed(redis, ccid, timeout=20)
         assert event["recovered"] is True and event["reason"] == "recovered" and event["duration"] > 1.0
+        assert event["codec"] == "PCMU" and event["media"] == ["fork"]
+        for track in ("inbound", "outbound"):
+            stats = event["legs"][track]
+            assert (stats["received"], stats["lost"], stats["codec"]) == (sent[track], 0, "PCMU"), stats
         assert await redis.get(lease) is None
-        assert not wav.with_suffix(".json").exists()
+        assert not wav.with_suffix(".json").exists() and not wav.with_suffix(".json.tmp").exists()
         rate, frames = read_wav(wav)
         assert rate == 8000 and abs(len(frames) / 8000 - event["duration"]) <= 0.001
-        reference = round_trip(audio.inbound)
-        offset = locate(frames[:, 0], reference)
-        assert offset >= 0
-        written = len(frames) - offset
-        np.testing.assert_array_equal(frames[offset:, 0], reference[:written])  # what was written is exact
+        [[pause_start, pause_end]] = event["paused"]
+        for channel, pcm in ((0, audio.inbound), (1, audio.outbound)):
+            track = "inbound" if channel == 0 else "outbound"
+            reference = round_trip(pcm)
+            one = reference[: fork1.sent[track] * 160]
+            two = reference[resume_frame * 160 : (resume_frame + fork2.sent[track]) * 160]
+            o1, o2 = locate(frames[:, channel], one), locate(frames[:, channel], two)
+            assert o1 >= 0 and o2 >= 0, (o1, o2)
+            np.testing.assert_array_equal(frames[o1 : o1 + len(one), channel], one)  # what was written is exact
+            np.testing.assert_array_equal(frames[o2 : o2 + len(two), channel], two)
+            gap_start, gap_end = o1 + len(one), o2
+            assert not frames[gap_start:gap_end, channel].any()
+            assert gap_start / 8000 - 0.05 <= pause_start and pause_end <= gap_end / 8000 + 0.05
+        assert pause_end - pause_start >= 0.8
         # the freed pair serves the next call at once
         again = fake.state.create_call()
         reused = await run_command(redis, "fork_start", again.call_control_id)

@@ -144,6 +144,19 @@ def test_a_stop_never_silences_audio_received_before_it(tmp_path: Path) -> None:
     decoded = frames[: len(caller), 0].astype(int)
     assert decoded[-160:].any() and np.corrcoef(decoded, caller)[0, 1] > 0.99
 
+def test_a_stop_applied_long_after_it_happened_is_paused_from_the_stop(tmp_path: Path) -> None:
+    """A fork stopped and never resumed is paused when the call finishes (see ``calls.finish``),
+    long after the mixer has read past the stop: the pause still starts there, not at the read
+    position."""
+    recording = CallRecording(tmp_path / "late.wav", origin=ORIGIN)
+    for sent, data in datagrams(tone(1.0, 300), start=0.0, ssrc=1, seq0=0, ts0=0):
+        recording.inbound.push(parse_rtp(data), sent)
+    for second in range(2, 11):
+        recording.tick(ORIGIN + second)
+    recording.pause(ORIGIN + 1.2)
+    assert recording.finish(ORIGIN + 10.0)["paused"] == [[1.2, 10.0]]
+
+
 def test_unknown_payload_types_are_counted_not_fatal(tmp_path: Path) -> None:
     recording = CallRecording(None, origin=ORIGIN)
     for k in range(3):

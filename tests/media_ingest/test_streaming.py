@@ -18,6 +18,7 @@ from media_ingest.wav import read_wav
 from telnyx_simulator.audio import CallAudio
 from telnyx_simulator.g711 import ulaw_encode
 from tests.media_ingest.harness import (
+    at_least,
     ingest_settings,
     locate,
     noise,
@@ -135,7 +136,7 @@ async def test_a_stream_is_recorded_in_order_and_playback_goes_back(redis: Redis
         assert dtmf["digit"] == "7" and dtmf["call_control_id"] == ccid and dtmf["stream_id"] == "stream-1"
         [echo] = await wait_for(lambda: topic_events(redis, MEDIA_MARK), 5, "mark")
         assert echo["name"] == "greeting" and echo["call_control_id"] == ccid
-        errors = await wait_for(lambda: _len(topic_events(redis, MEDIA_ERROR), 2), 5, "stream errors")
+        errors = await wait_for(lambda: at_least(topic_events(redis, MEDIA_ERROR), 2), 5, "stream errors")
         assert {e["kind"] for e in errors} == {"stream_error"} and "100003" in errors[0]["detail"] and "100005" in errors[1]["detail"]
         await publish_webhook(redis, "call.hangup", ccid)
         event = await recording_completed(redis, ccid)
@@ -183,11 +184,6 @@ async def test_the_token_may_come_in_the_connected_frame(redis: Redis, redis_url
 
 async def _true(value: bool) -> bool:
     return value
-
-
-async def _len(awaitable: Any, count: int) -> Any:
-    value = await awaitable
-    return value if len(value) >= count else None
 
 
 async def test_a_first_chunk_that_arrives_after_the_second_is_recorded_sample_exact(redis: Redis, redis_url: str, fake, tmp_path: Path) -> None:

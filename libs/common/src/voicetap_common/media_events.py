@@ -106,7 +106,9 @@ class RecordingCompleted(BaseModel):
     sample_rate: int
     channels: dict[str, str] = Field(default_factory=lambda: {"left": "inbound", "right": "outbound"})
     paused: list[list[float]] = Field(default_factory=list, description="Silenced intervals [start, end] in seconds (fork stopped, PCI pause).")
-    legs: dict[str, LegStatistics] | None = Field(default=None, description="Per-leg statistics; None for a recovered file.")
+    legs: dict[str, LegStatistics] | None = Field(
+        default=None, description="Per-leg statistics; for a recovered file, as last saved during the call (None if never saved)."
+    )
     analytics: dict[str, Any] | None = Field(default=None, description="Talk, silence and over-talk totals.")
     media: list[str] = Field(default_factory=list, description="How media came: `fork`, `stream`.")
     reason: str = Field(description="Why the recording ended: hangup, media_timeout, recovered, shutdown.")
@@ -126,6 +128,12 @@ class MediaError(BaseModel):
     kind: MediaErrorKind
     detail: str
     telnyx_error: str | None = Field(default=None, description="For `call_control`: the failure kind of the command (see CommandResult.error).")
+    leg: Leg | None = Field(default=None, description="For `unsupported_codec` on forked RTP: the leg the packets came on.")
+    payload_type: int | None = Field(
+        default=None,
+        description="For `unsupported_codec` on forked RTP: the payload type no decoder takes. Published once per call, leg and "
+        "payload type; every such packet is counted in the leg's `unsupported`.",
+    )
     instance: str
     at: datetime = Field(default_factory=_now)
 

@@ -125,8 +125,17 @@ class PayloadTypes:
         except KeyError:
             kind = "dynamic payload type with no mapping" if payload_type >= 96 else "payload type"
             raise UnsupportedCodec(
-                f"unsupported RTP {kind} {payload_type}: known {sorted(self._table)}"
+                f"unsupported RTP {kind} {payload_type}: voicetap decodes {self._describe()} "
+                "(dynamic types 96-127 are mapped by INGEST_DYNAMIC_PAYLOAD_TYPES)"
             ) from None
+
+    def _describe(self) -> str:
+        """The audio payload types on the wire, e.g. ``0 PCMU/8000, 96 OPUS/48000/2``."""
+        return ", ".join(
+            f"{pt} {spec.name}/{spec.clock_rate}" + (f"/{spec.channels}" if spec.channels > 1 else "")
+            for pt, spec in sorted(self._table.items())
+            if pt < 128 and spec.is_audio
+        )
 
 
 # --- G.711 (ITU-T G.711 as its reference software, ITU-T G.191 g711.c, does it; vectorised) ------

@@ -40,6 +40,7 @@ shows why. A Call Control answer that the call has already ended is not an error
 """
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -53,8 +54,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from media_ingest.calls import Call, CallRegistry, find_orphans, url_path
-from media_ingest.events import EventPublisher
+from media_ingest.calls import Call, CallRegistry, find_orphans, recovered_recording
+from media_ingest.events import EventPublisher, publish_error
 from media_ingest.metrics import IngestMetrics
 from media_ingest.ports import PortAllocator, PortsExhausted
 from media_ingest.settings import IngestSettings
@@ -73,13 +74,7 @@ from voicetap_common.commands import (
     _Command,
 )
 from voicetap_common.consumer import Undeliverable
-from voicetap_common.media_events import (
-    MEDIA_ERROR,
-    RECORDING_COMPLETED,
-    MediaError,
-    MediaErrorKind,
-    RecordingCompleted,
-)
+from voicetap_common.media_events import RECORDING_COMPLETED, MediaErrorKind, RecordingCompleted
 from voicetap_common.streams import Entry
 
 log = logging.getLogger("voicetap.media_ingest.control")
@@ -548,19 +543,15 @@ class MediaControl:
     async def discard(self, call: Call) -> None:
         """Forget a call whose media never started (the command failed): no recording."""
         self.registry.discard(call)
-        try:
+        with contextlib.suppress(RedisError):
             await self._redis.delete(owner_key(call.call_control_id))
-        except RedisError:
-            pass
 
     async def shutdown(self) -> None:
         """Finish every call (the process is stopping) and give its ports back."""
         for call in self.registry.calls():
             await self.finish(call, "shutdown")
-        try:
+        with contextlib.suppress(RedisError):
             await self._redis.delete(INSTANCE_PREFIX + self.instance, inbox(self.instance))
-        except RedisError:
-            pass
 
     # -- recovery -----------------------------------------------------------------------------------
     async def reclaim_own_leases(self) -> int:
@@ -582,22 +573,11 @@ class MediaControl:
                 rate = _wav_rate(orphan.wav)
             except (OSError, ValueError) as exc:
                 log.error("could not repair an orphaned recording", extra={"path": str(orphan.wav), "error": str(exc)})
-                orphan.sidecar.unlink(missing_ok=True)
+                orphan.remove_sidecar()
                 continue
-            event = RecordingCompleted(
-                id=f"recording:{orphan.call_control_id}",
-                call_control_id=orphan.call_control_id,
-                path=str(orphan.wav.resolve()),
-                url_path=url_path(orphan.call_control_id),
-                instance=self.instance,
-                duration=round(frames / rate, 3),
-                codec=None,
-                sample_rate=rate,
-                reason="recovered",
-                recovered=True,
-            )
+            event = recovered_recording(orphan, instance=self.instance, frames=frames, sample_rate=rate)
             await self._publisher.publish_once(RECORDING_COMPLETED, event.id, RECORDING_COMPLETED, event, call_control_id=orphan.call_control_id)
-            orphan.sidecar.unlink(missing_ok=True)
+            orphan.remove_sidecar()
             log.warning("recovered the recording of a dead instance", extra={"call_control_id": orphan.call_control_id, "dead_instance": orphan.instance, "frames": frames})
             recovered.append(event)
         return recovered
@@ -605,13 +585,7 @@ class MediaControl:
     # -- errors -------------------------------------------------------------------------------------
     def error(self, call_control_id: str | None, kind: MediaErrorKind, detail: str, telnyx_error: str | None = None) -> None:
         """Log a media failure and publish it on ``voicetap.media.error``."""
-        log.warning("media error", extra={"call_control_id": call_control_id, "kind": kind, "detail": detail})
-        event = MediaError(
-            id=f"error:{kind}:{call_control_id}:{secrets.token_hex(4)}", call_control_id=call_control_id, kind=kind,
-            detail=detail, telnyx_error=telnyx_error, instance=self.instance,
-        )
-        extra = {"call_control_id": call_control_id} if call_control_id else {}
-        self._publisher.offer(MEDIA_ERROR, event.id, MEDIA_ERROR, event, **extra)
+        publish_error(self._publisher, self.instance, call_control_id, kind, detail, telnyx_error=telnyx_error)
 
 
 def _entry_call(entry: Entry) -> str | None:

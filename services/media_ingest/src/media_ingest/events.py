@@ -9,6 +9,7 @@ and the WebSocket readers never await Redis. ``recording.completed`` is differen
 
 import asyncio
 import logging
+import secrets
 from collections import deque
 from typing import Any
 
@@ -18,6 +19,7 @@ from redis.exceptions import RedisError
 
 from media_ingest.metrics import IngestMetrics
 from voicetap_common import codec
+from voicetap_common.media_events import MEDIA_ERROR, Leg, MediaError, MediaErrorKind
 from voicetap_common.streams import Producer, entry_fields
 
 log = logging.getLogger("voicetap.media_ingest.events")
@@ -99,3 +101,19 @@ class EventPublisher:
                 log.warning("redis unavailable, retrying publication", extra={"topic": topic, "id": event_id, "error": str(exc)})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+
+def publish_error(
+    publisher: EventPublisher, instance: str, call_control_id: str | None, kind: MediaErrorKind, detail: str, *,
+    telnyx_error: str | None = None, leg: Leg | None = None, payload_type: int | None = None,
+) -> None:
+    """Log a media failure and offer it on ``voicetap.media.error``."""
+    log.warning("media error", extra={"call_control_id": call_control_id, "kind": kind, "detail": detail})
+    # an error about a leg's payload type is said once per call: its id says which, for de-duplication
+    suffix = f"{leg}:{payload_type}" if payload_type is not None else secrets.token_hex(4)
+    event = MediaError(
+        id=f"error:{kind}:{call_control_id}:{suffix}", call_control_id=call_control_id, kind=kind, detail=detail,
+        telnyx_error=telnyx_error, leg=leg, payload_type=payload_type, instance=instance,
+    )
+    extra = {"call_control_id": call_control_id} if call_control_id else {}
+    publisher.offer(MEDIA_ERROR, event.id, MEDIA_ERROR, event, **extra)

@@ -24,14 +24,10 @@ class LegTimeline:
         self._fill = 0  # samples of _buf holding placed audio or silence before it
         self._snap = snap
         self.late_samples = 0
+        self.end = 0  #: timeline index just after the last placed sample (not moved by ``take``)
         # Encoded audio placed but not yet decoded: (offset in _buf, bytes), one decode table.
         self._encoded: list[tuple[int, bytes]] = []
         self._table: np.ndarray | None = None
-
-    @property
-    def end(self) -> int:
-        """Timeline index just after the last placed sample."""
-        return self._base + self._fill
 
     def place(self, index: int, pcm: np.ndarray) -> None:
         span = self._claim(index, len(pcm))
@@ -78,6 +74,7 @@ class LegTimeline:
         if rel > fill:
             self._buf[fill:rel] = 0
         self._fill = end
+        self.end = self._base + end
         return rel, skip
 
     def _decode_pending(self) -> None:

@@ -9,9 +9,14 @@ The I/O glue owns sockets and clocks and calls, for each call:
 - ``recording.pause(now)`` / ``resume(now)`` on user request;
 - ``recording.finish(now)`` once: the rest of the audio and the summary for the event.
 
+A payload type no decoder takes is reported through ``on_unsupported(track, payload_type,
+detail)`` on its first packet of each leg; its packets are counted in the leg's ``unsupported``.
+
 All times are one monotonic clock in seconds; ``origin`` is the call's media start on it.
 """
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +46,8 @@ class LegReceiver:
 
     ``codec`` fixes the format of every packet (WebSocket media, where there is no payload type:
     build ``RtpPacket`` objects from ``chunk`` and ``timestamp``); otherwise the payload type of
-    each packet picks it from ``payload_types``.
+    each packet picks it from ``payload_types``, and ``on_unsupported(payload_type, detail)`` hears
+    of the first packet of each payload type it has no codec for.
     """
 
     def __init__(
@@ -54,6 +60,7 @@ class LegReceiver:
         codec: CodecSpec | None = None,
         jitter_depth: float = 0.060,
         amrwb_mode: AmrWbMode = "auto",
+        on_unsupported: Callable[[int, str], None] | None = None,
     ) -> None:
         self._stats = LegStats()
         self.jitter = JitterBuffer(self._play, origin=origin, depth=jitter_depth, stats=self._stats)
@@ -62,6 +69,7 @@ class LegReceiver:
         self._payload_types = payload_types
         self._codec = codec
         self._amrwb_mode = amrwb_mode
+        self._on_unsupported = on_unsupported
         self._specs: dict[int, CodecSpec | None] = {}
         self._clocks: dict[int, int] = {}  # payload type -> clock rate for the jitter buffer
         self._decoders: dict[int, tuple[Decoder, Resampler | None]] = {}
@@ -80,11 +88,14 @@ class LegReceiver:
         self.jitter.push(packet, arrival, clock)
 
     def _resolve(self, payload_type: int) -> CodecSpec | None:
+        """The payload type's codec; called once per payload type (``push`` keeps the answer)."""
         if self._codec is not None:
             return self._codec
         try:
             return self._payload_types.get(payload_type)
-        except UnsupportedCodec:
+        except UnsupportedCodec as exc:
+            if self._on_unsupported is not None:
+                self._on_unsupported(payload_type, str(exc))
             return None
 
     def _play(self, packet: RtpPacket, position: int | None) -> None:
@@ -135,6 +146,7 @@ class CallRecording:
         holdback: float = 1.0,
         amrwb_mode: AmrWbMode = "auto",
         analytics: CallAnalytics | None = None,
+        on_unsupported: Callable[[Track, int, str], None] | None = None,
     ) -> None:
         self.origin = origin
         self.sample_rate = sample_rate
@@ -144,7 +156,8 @@ class CallRecording:
         codecs = codecs or {}
         self.inbound, self.outbound = (
             LegReceiver(timeline, sample_rate, origin=origin, payload_types=types,
-                        codec=codecs.get(track), jitter_depth=jitter_depth, amrwb_mode=amrwb_mode)
+                        codec=codecs.get(track), jitter_depth=jitter_depth, amrwb_mode=amrwb_mode,
+                        on_unsupported=partial(on_unsupported, track) if on_unsupported is not None else None)
             for track, timeline in (
                 ("inbound", self.mixer.inbound), ("outbound", self.mixer.outbound)
             )
