@@ -22,7 +22,7 @@ UV_VERSION = "0.13.9"
 
 
 def ensure_environment() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on whatever python3 is, to say so clearly
         sys.exit(f"voicetap needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "uv").exists():
         if not (BIN / "python").exists():

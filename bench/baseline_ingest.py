@@ -12,6 +12,7 @@ appended to the leg's mono WAV (the ``wave`` module; one file per port). Counter
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import socket
@@ -39,7 +40,7 @@ HEADER = struct.Struct("!BBHII")
 
 class Leg(asyncio.DatagramProtocol):
     def __init__(self, path: Path) -> None:
-        self.wav = wave.open(str(path), "wb")
+        self.wav = wave.open(str(path), "wb")  # noqa: SIM115 - open for the leg's lifetime, closed at the end
         self.wav.setnchannels(1)
         self.wav.setsampwidth(2)
         self.wav.setframerate(8000)
@@ -99,10 +100,8 @@ async def main() -> None:
         stats = {"received": sum(x.received for x in legs), "lost": sum(x.lost for x in legs), "malformed": sum(x.malformed for x in legs)}
         args.stats.with_suffix(".tmp").write_text(json.dumps(stats))
         args.stats.with_suffix(".tmp").replace(args.stats)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.5)
-        except TimeoutError:
-            pass
     for leg in legs:
         leg.wav.close()
 

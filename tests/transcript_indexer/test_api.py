@@ -1,4 +1,7 @@
-"""The query API over real HTTP (uvicorn), including the live transcript read as an event stream."""
+"""The query API over real HTTP (uvicorn), including the live transcript read as an event stream.
+
+What reads stored data runs on each back end (``database_url``); request validation and the token,
+which never reach the database, on SQLite only."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -14,8 +17,8 @@ from transcript_indexer.settings import IndexerSettings
 
 
 @pytest.fixture
-def settings(redis_url: str, tmp_path: Path) -> IndexerSettings:
-    return indexer_settings(redis_url, f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path)
+def settings(redis_url: str, database_url: str, tmp_path: Path) -> IndexerSettings:
+    return indexer_settings(redis_url, database_url, tmp_path)
 
 
 @pytest.fixture
@@ -35,6 +38,14 @@ async def api(redis: Redis, settings: IndexerSettings) -> AsyncIterator[httpx.As
             return response.status_code == 200 and response.json()["counts"]["segments"] == 2
 
         await eventually(stored, message="calls stored")
+        yield client
+
+
+@pytest.fixture
+async def bare_api(redis: Redis, redis_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """An indexer on an empty SQLite database, for requests that are answered before any query."""
+    settings = indexer_settings(redis_url, f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path)
+    async with running_indexer(settings) as url, httpx.AsyncClient(base_url=url, timeout=5) as client:
         yield client
 
 
@@ -109,9 +120,9 @@ async def test_search_ranks_highlights_and_pages(api: httpx.AsyncClient) -> None
     ],
 )
 async def test_bad_requests_answer_400_with_the_reason(
-    api: httpx.AsyncClient, path: str, params: dict[str, str], message: str
+    bare_api: httpx.AsyncClient, path: str, params: dict[str, str], message: str
 ) -> None:
-    response = await api.get(path, params=params)
+    response = await bare_api.get(path, params=params)
     assert response.status_code == 400
     assert message in response.json()["error"]
 
@@ -142,8 +153,10 @@ async def _events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
             event = data = ""
 
 
-async def test_live_transcript_streams_what_any_indexer_stores(redis: Redis, redis_url: str, tmp_path: Path) -> None:
-    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+async def test_live_transcript_streams_what_any_indexer_stores(
+    redis: Redis, redis_url: str, database_url: str, tmp_path: Path
+) -> None:
+    database = database_url
     reader = indexer_settings(redis_url, database, tmp_path, indexer_consumer_name="reader")
     other = indexer_settings(redis_url, database, tmp_path, indexer_consumer_name="other")
     call = "live-1"

@@ -1,7 +1,15 @@
 """The storage contract, run against SQLite and PostgreSQL alike."""
 
+import asyncio
 import random
+import sqlite3
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
 
 from tests.transcript_indexer.indexer_events import (
     answered,
@@ -13,6 +21,10 @@ from tests.transcript_indexer.indexer_events import (
 )
 from transcript_indexer.query import parse_query
 from transcript_indexer.records import build_batch
+from transcript_indexer.settings import IndexerSettings
+from transcript_indexer.storage import create_storage
+from transcript_indexer.storage import postgres as postgres_backend
+from transcript_indexer.storage import sqlite as sqlite_backend
 from transcript_indexer.storage.base import MARK_END, MARK_START, CallFilter, Storage
 
 NOW = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
@@ -109,19 +121,50 @@ async def test_redelivered_initiated_never_moves_state_back(storage: Storage) ->
     assert (call.state, call.ended_at, call.hangup_cause, call.initiated_at) == ("hangup", at(9.0), "normal_clearing", at(0.0))
 
 
+async def _due(storage: Storage, quiet_since: datetime) -> list[tuple[str, int]]:
+    return [(due.call_control_id, due.revision) for due in await storage.due_completions(quiet_since, 10)]
+
+
 async def test_transcription_after_hangup_is_kept_and_delays_completion(storage: Storage) -> None:
     await apply(storage, initiated("c3"), hangup("c3", 10.0), now=NOW)
-    assert await storage.due_completions(NOW, 10) == ["c3"]
+    assert await _due(storage, NOW) == [("c3", 1)]
     later = NOW + timedelta(seconds=3)
     await apply(storage, transcription("c3", "late words", 9.5), now=later)
-    assert await storage.due_completions(NOW + timedelta(seconds=1), 10) == []
-    assert await storage.due_completions(later, 10) == ["c3"]
+    assert await _due(storage, NOW + timedelta(seconds=1)) == []
+    [due] = await storage.due_completions(later, 10)
+    assert (due.call_control_id, due.revision) == ("c3", 1)
     transcript = await storage.transcript("c3")
     assert transcript is not None and [s.text for s in transcript.segments] == ["late words"]
-    await storage.mark_completed("c3", later)
-    assert await storage.due_completions(later + timedelta(hours=1), 10) == []
+    await storage.mark_completed("c3", 1, due.segment_seq, later)
+    assert await _due(storage, later + timedelta(hours=1)) == []
     call = await storage.get_call("c3")
     assert call is not None and call.completed_at == later
+
+
+async def test_a_segment_stored_after_completion_makes_the_next_revision_due(storage: Storage) -> None:
+    await apply(storage, initiated("r1"), transcription("r1", "hello", 1.0), hangup("r1", 5.0), now=NOW)
+    [first] = await storage.due_completions(NOW, 10)
+    assert first.revision == 1
+    await storage.mark_completed("r1", 1, first.segment_seq, NOW)
+    late = transcription("r1", "one more thing", 4.5)
+    later = NOW + timedelta(seconds=10)
+    await apply(storage, late, hangup("r1", 5.0), now=later)  # with a re-delivered hang-up
+    assert await _due(storage, later - timedelta(seconds=1)) == []  # quiet for the settle time first
+    [second] = await storage.due_completions(later, 10)
+    assert second.revision == 2 and second.segment_seq > first.segment_seq
+    # stored after the revision was found due (so maybe not in it): the mark does not cover it
+    await apply(storage, transcription("r1", "and another", 4.8), now=later)
+    await storage.mark_completed("r1", 2, second.segment_seq, later)
+    [third] = await storage.due_completions(later, 10)
+    assert third.revision == 3
+    await storage.mark_completed("r1", 1, first.segment_seq, later)  # a stale mark (a slower process) moves nothing back
+    assert await _due(storage, later) == [("r1", 3)]
+    await storage.mark_completed("r1", 3, third.segment_seq, later)
+    # re-delivered: segments are not stored again, so no revision; nor from a hang-up or an interim
+    await apply(storage, late, late, hangup("r1", 5.0), transcription("r1", "one more", 9.0, final=False), now=later + timedelta(minutes=1))
+    assert await _due(storage, later + timedelta(hours=1)) == []
+    call = await storage.get_call("r1")
+    assert call is not None and call.completed_at == NOW  # the first completion's time
 
 
 async def test_search_ranks_and_highlights(storage: Storage) -> None:
@@ -172,10 +215,58 @@ async def test_call_without_lifecycle_events_is_listed_by_first_event(storage: S
     assert call is not None and call.started_at == at(40.0)
 
 
-async def test_migrations_apply_once(storage: Storage, database_url: str) -> None:
-    from transcript_indexer.settings import IndexerSettings
-    from transcript_indexer.storage import create_storage
+@pytest.fixture
+def empty_database_url(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database with no schema at all, on the back end of ``database_url``."""
+    if database_url.startswith("sqlite:///"):
+        yield f"sqlite:///{tmp_path / 'upgraded.sqlite3'}"
+        return
+    admin: str = request.getfixturevalue("postgres_admin_url")
+    name = f"voicetap_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+
+def _insert_old_calls(url: str) -> None:
+    """Two hung-up calls as the schema before revisions held them: one completed, one not yet."""
+    columns = "call_control_id, state_rank, first_event_at, started_at, last_activity_at, ended_at, completed_at"
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.executemany(f"INSERT INTO calls ({columns}) VALUES (?, 3, 0, 0, 0, 0, ?)", [("old-done", 1), ("old-open", None)])
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        for call, completed in (("old-done", NOW), ("old-open", None)):
+            conn.execute(f"INSERT INTO calls ({columns}) VALUES (%s, 3, %s, %s, %s, %s, %s)", (call, NOW, NOW, NOW, NOW, completed))
+
+
+async def test_an_upgraded_database_keeps_its_completed_calls_at_revision_1(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = empty_database_url
+    backend = sqlite_backend if url.startswith("sqlite:///") else postgres_backend
+    monkeypatch.setattr(backend, "MIGRATIONS", backend.MIGRATIONS[:-1])  # the schema before revisions
+    before = create_storage(IndexerSettings(indexer_database_url=url))
+    await before.open()
+    await before.close()
+    await asyncio.to_thread(_insert_old_calls, url)
+    monkeypatch.undo()
+    upgraded = create_storage(IndexerSettings(indexer_database_url=url))
+    await upgraded.open()
+    try:
+        later = NOW + timedelta(hours=1)
+        assert await _due(upgraded, later) == [("old-open", 1)]
+        await upgraded.apply(build_batch([entry(transcription("old-done", "said after the upgrade", 1.0))]), NOW)
+        assert sorted(await _due(upgraded, later)) == [("old-done", 2), ("old-open", 1)]
+    finally:
+        await upgraded.close()
+
+
+async def test_migrations_apply_once(storage: Storage, database_url: str) -> None:
     again = create_storage(IndexerSettings(indexer_database_url=database_url))
     await again.open()  # a second process starting on the same database
     await again.close()

@@ -117,7 +117,9 @@ TRANSCRIPT_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         name=transcript_events.TRANSCRIPT_COMPLETED,
         summary="Once per call, when its hang-up was seen and no new segment came for `INDEXER_SETTLE_SECONDS`: "
-        "the assembled transcript (final segments in order, with tracks and confidence) and the call's metadata.",
+        "the assembled transcript (final segments in order, with tracks and confidence) and the call's metadata, "
+        "with `revision` 1. A final segment stored later brings revision 2, 3, ... (the whole transcript again, "
+        "after the same quiet time); the event id ends in `:<revision>`.",
         message=transcript_events.TranscriptCompleted,
         written_by="transcript_indexer",
     ),

@@ -22,6 +22,7 @@ What FastStream 0.7.8's stream subscriber lacks (STACK.md), done once here for e
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -356,7 +357,5 @@ class StreamConsumer:
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass

@@ -4,7 +4,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 TRANSCRIPT_COMPLETED = "voicetap.transcript.completed"
 
@@ -19,6 +19,12 @@ class TranscriptSegment(BaseModel):
 
 class TranscriptCompletedPayload(BaseModel):
     call_control_id: str
+    revision: int = Field(
+        default=1,
+        ge=1,
+        description="1 for the first publication; each final segment stored after a revision was published brings "
+        "another, with the whole transcript, once the settle time passed again. The event id ends in `:<revision>`.",
+    )
     call: dict[str, Any]
     segments: list[TranscriptSegment]
     text: str

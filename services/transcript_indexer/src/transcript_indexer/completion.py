@@ -1,11 +1,17 @@
-"""Publishing ``voicetap.transcript.completed`` once per call, whichever process gets there first.
+"""Publishing ``voicetap.transcript.completed`` once per call and revision, whichever process gets there first.
 
 A transcript is complete when its hang-up is stored and nothing new (segment or hang-up) was
-stored for the settle time. Every indexer process sweeps for such calls; publication goes through
-one Redis script that sets the call's "published" key and appends to the topic atomically (both
-keys in the topic's hash slot), so two processes can never both publish. The database's
-``completed_at`` is set afterwards; a crash in between only means the next sweep finds the key set
-and just marks the call.
+stored for the settle time; that is revision 1. A final segment stored after a revision was
+published (Telnyx delivers late) makes the call due again, after the settle time too: the next
+revision carries the whole transcript again, under an event id that names the revision. A
+re-delivered segment is not stored again, so it makes no revision.
+
+Every indexer process sweeps for due calls; publication goes through one Redis script that sets
+the revision's "published" key (its value: the call's segment sequence the revision covers) and
+appends to the topic atomically (both keys in the topic's hash slot), so two processes can never
+both publish a revision. The database is marked afterwards, with the sequence the published
+revision covers; a crash in between only means the next sweep finds the key set and marks the
+call with the sequence stored in it, so a segment stored meanwhile still gets its revision.
 """
 
 import asyncio
@@ -18,7 +24,7 @@ from redis.asyncio import Redis
 
 from transcript_indexer.formats import as_text
 from transcript_indexer.live import LiveFeed
-from transcript_indexer.storage.base import Storage, StorageUnavailable
+from transcript_indexer.storage.base import DueCompletion, Storage, StorageUnavailable
 from voicetap_common import codec
 from voicetap_common.streams import entry_fields
 from voicetap_common.topics import dedupe_key
@@ -31,19 +37,22 @@ from voicetap_common.transcript_events import (
 
 log = logging.getLogger("voicetap.transcript_indexer.completion")
 
-# KEYS[1] the "published" key, KEYS[2] the topic; ARGV: ttl, maxlen, then field/value pairs.
+# KEYS[1] the "published" key, KEYS[2] the topic; ARGV: ttl, maxlen, segment sequence, then
+# field/value pairs. Returns {1, entry id} when published here, else {0, the sequence published}.
 PUBLISH_ONCE = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-    return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+local covered = redis.call('GET', KEYS[1])
+if covered then
+    return {0, covered}
 end
-return false
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[1])
+return {1, redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 4))}
 """
 PUBLISHED_TTL_SECONDS = 7 * 86_400
 SWEEP_LIMIT = 100
 
 
-def completed_event_id(call_control_id: str) -> str:
-    return f"transcript.completed:{call_control_id}"
+def completed_event_id(call_control_id: str, revision: int) -> str:
+    return f"transcript.completed:{call_control_id}:{revision}"
 
 
 class Completer:
@@ -63,7 +72,7 @@ class Completer:
         self._maxlen = topic_maxlen
         self._script = redis.register_script(PUBLISH_ONCE)
         self._published = Counter(
-            "voicetap_indexer_transcripts_completed_total", "Completed transcripts published by this process", registry=registry
+            "voicetap_indexer_transcripts_completed_total", "Completed transcript revisions published by this process", registry=registry
         )
 
     @property
@@ -81,24 +90,26 @@ class Completer:
                 await asyncio.wait_for(stop.wait(), self.interval_seconds)
 
     async def sweep(self) -> int:
-        """Publish every transcript that is due; returns how many this process published."""
+        """Publish every transcript revision that is due; returns how many this process published."""
         now = datetime.now(UTC)
         published = 0
-        for call_control_id in await self._storage.due_completions(now - self._settle, SWEEP_LIMIT):
-            published += await self.complete(call_control_id)
+        for due in await self._storage.due_completions(now - self._settle, SWEEP_LIMIT):
+            published += await self.complete(due)
         return published
 
-    async def complete(self, call_control_id: str) -> bool:
+    async def complete(self, due: DueCompletion) -> bool:
+        call_control_id = due.call_control_id
         transcript = await self._storage.transcript(call_control_id)
         if transcript is None:
             raise StorageUnavailable(f"call {call_control_id} vanished")
         now = datetime.now(UTC)
-        event_id = completed_event_id(call_control_id)
+        event_id = completed_event_id(call_control_id, due.revision)
         event = TranscriptCompleted(
             id=event_id,
             occurred_at=now,
             payload=TranscriptCompletedPayload(
                 call_control_id=call_control_id,
+                revision=due.revision,
                 call=transcript.call.as_json(),
                 segments=[
                     TranscriptSegment(id=s.event_id, occurred_at=s.occurred_at, track=s.track or None, text=s.text, confidence=s.confidence)
@@ -108,14 +119,18 @@ class Completer:
             ),
         )
         fields = entry_fields(event_id, TRANSCRIPT_COMPLETED, codec.dumps(event.model_dump(mode="json")), call_control_id=call_control_id)
-        args: list[str | bytes | int] = [PUBLISHED_TTL_SECONDS, self._maxlen]
+        args: list[str | bytes | int] = [PUBLISHED_TTL_SECONDS, self._maxlen, due.segment_seq]
         for name, value in fields.items():
             args.extend((name, value))
-        entry_id = await self._script(keys=[dedupe_key(TRANSCRIPT_COMPLETED, event_id), TRANSCRIPT_COMPLETED], args=args)
-        await self._storage.mark_completed(call_control_id, now)
+        published, value = await self._script(keys=[dedupe_key(TRANSCRIPT_COMPLETED, event_id), TRANSCRIPT_COMPLETED], args=args)
+        covered = due.segment_seq if published else int(value)
+        await self._storage.mark_completed(call_control_id, due.revision, covered, now)
         await self._live.publish_completed(call_control_id, event_id)  # again if another process won: harmless
-        if entry_id is None:
+        if not published:
             return False
         self._published.inc()
-        log.info("transcript completed", extra={"call_control_id": call_control_id, "segments": len(transcript.segments)})
+        log.info(
+            "transcript completed",
+            extra={"call_control_id": call_control_id, "revision": due.revision, "segments": len(transcript.segments)},
+        )
         return True

@@ -3,7 +3,10 @@
 The shared :class:`~voicetap_common.consumer.StreamConsumer` acknowledges a batch only after this
 handler returns, i.e. after the commit. A database that is down or locked raises ``RetryLater``:
 the same batch is retried in place, never acknowledged and dropped. A malformed entry raises
-``Undeliverable`` and goes to the dead-letter topic while the rest of its batch is stored.
+``Undeliverable`` and goes to the dead-letter topic while the rest of its batch is stored. An
+automatic transcription start that failed transiently raises as well: the batch is handled again
+entry by entry (storing it again changes nothing), so only that ``call.answered`` stays pending,
+to be delivered again.
 """
 
 import time

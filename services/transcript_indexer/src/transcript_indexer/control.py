@@ -5,8 +5,15 @@ On-demand commands go through the shared :class:`~voicetap_common.command_runner
 executed once, outcome on ``voicetap.command.result``. The automatic path builds the same
 ``TranscriptionStart`` command, with an id derived from the ``call.answered`` event, and runs it
 once per call across processes: a worker takes the call's Redis key with SET NX as a short lease
-before it sends, and keeps it (for a day) once the outcome is known, so a re-delivered
-``call.answered`` or a second worker does nothing. A worker that dies holding the lease lets it
+before it sends, and keeps it (for a day) once a lasting outcome is known (started, or a failure
+that would fail again: call ended, unknown call, invalid parameters, bad key), so a re-delivered
+``call.answered`` or a second worker does nothing. A transient failure (network, 429, Telnyx 5xx)
+is not remembered: the lease is released and the handler raises, so the ``call.answered`` entry
+stays pending and the group delivers it again after the claim bound, up to
+``INDEXER_MAX_DELIVERIES`` times before it is dead-lettered with the error. (Not ``RetryLater``:
+that retries the whole batch in place, and would hold every call's transcriptions back while the
+Telnyx API is down.) No result is published for a transient failure: results are published once
+per command, and the outcome is not known yet. A worker that dies holding the lease lets it
 expire; the redelivered event then sends the command again with the same ``command_id``, which
 Telnyx de-duplicates for 60 s. Outcomes are published like any command's; a call that has already
 ended is logged at info, not as an error.
@@ -20,9 +27,15 @@ from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
 from voicetap_common import codec
-from voicetap_common.call_control import TelnyxApiSettings, result_for, send, telnyx_client
+from voicetap_common.call_control import (
+    TelnyxApiSettings,
+    classify,
+    result_for,
+    send,
+    telnyx_client,
+)
 from voicetap_common.command_runner import RESULT_WINDOW_SECONDS
-from voicetap_common.commands import COMMAND_RESULTS, TranscriptionStart, _Command
+from voicetap_common.commands import COMMAND_RESULTS, ErrorKind, TranscriptionStart, _Command
 from voicetap_common.streams import Producer
 
 if TYPE_CHECKING:
@@ -34,10 +47,15 @@ LEASE_SECONDS = 120
 OUTCOME_SECONDS = 86_400
 EXECUTED_BY = "transcript_indexer"
 ACTIONS = frozenset({"transcription_start", "transcription_stop"})
+TRANSIENT: frozenset[ErrorKind] = frozenset({"network", "rate_limited", "telnyx_error"})
 
 
 def transcription_key(call_control_id: str) -> str:
     return f"transcript_indexer:transcription_start:{call_control_id}"
+
+
+class StartDeferred(Exception):
+    """An automatic ``transcription_start`` failed transiently: its ``call.answered`` is delivered again later."""
 
 
 class TelnyxCommands:
@@ -78,8 +96,14 @@ class TranscriptionStarter:
         self._tracks = tracks
 
     async def start_all(self, answered: list[tuple[str, str]]) -> None:
-        """Start transcription on each (call, answered event id), concurrently."""
-        await asyncio.gather(*(self.start(call_control_id, event_id) for call_control_id, event_id in answered))
+        """Start transcription on each (call, answered event id), concurrently; raises the first
+        failure once every start has finished (the consumer then retries entry by entry)."""
+        outcomes = await asyncio.gather(
+            *(self.start(call_control_id, event_id) for call_control_id, event_id in answered), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def start(self, call_control_id: str, event_id: str) -> None:
         key = transcription_key(call_control_id)
@@ -93,7 +117,11 @@ class TranscriptionStarter:
         )
         try:
             await self._commands.execute(command)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a result event
+        except Exception as exc:  # noqa: BLE001 - a transient failure is retried, any other becomes a result event
+            kind, detail, _ = classify(exc)
+            if kind in TRANSIENT:
+                await self._redis.delete(key)
+                raise StartDeferred(f"transcription_start on {call_control_id} failed ({kind}: {detail}); retried later") from exc
             result = result_for(command, executed_by=EXECUTED_BY, error=exc)
         except BaseException:
             await self._redis.delete(key)  # cancelled: let a redelivery try again

@@ -69,6 +69,13 @@ class SearchHit:
 
 
 @dataclass(frozen=True, slots=True)
+class DueCompletion:
+    call_control_id: str
+    revision: int  # the revision to publish: 1 for the first completion
+    segment_seq: int  # the call's segment sequence when found due: what the revision covers
+
+
+@dataclass(frozen=True, slots=True)
 class Applied:
     """What a batch changed, for the live feed: new segments, and partials now current."""
 
@@ -100,7 +107,9 @@ class Storage(Protocol):
     async def search(self, query: Node, limit: int, offset: int) -> list[SearchHit]:
         """Best first."""
 
-    async def due_completions(self, quiet_since: datetime, limit: int) -> list[str]:
-        """Calls hung up, not completed, with no new segment or hang-up stored after ``quiet_since``."""
+    async def due_completions(self, quiet_since: datetime, limit: int) -> list[DueCompletion]:
+        """Calls hung up, not completed or with segments stored since their last completed revision,
+        and with no new segment or hang-up stored after ``quiet_since``."""
 
-    async def mark_completed(self, call_control_id: str, now: datetime) -> None: ...
+    async def mark_completed(self, call_control_id: str, revision: int, segment_seq: int, now: datetime) -> None:
+        """``revision``, covering segments up to ``segment_seq``, is published (no-op when a later one is)."""

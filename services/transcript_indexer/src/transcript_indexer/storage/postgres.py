@@ -23,6 +23,7 @@ from transcript_indexer.storage.base import (
     Applied,
     CallFilter,
     CallInfo,
+    DueCompletion,
     SearchHit,
     StorageUnavailable,
     Transcript,
@@ -61,12 +62,25 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 PRIMARY KEY (call_control_id, track))""",
         ],
     ),
+    # Revisions of the completed transcript: segments stored after it make the call due again.
+    (
+        2,
+        [
+            "ALTER TABLE calls ADD COLUMN segment_seq integer NOT NULL DEFAULT 0,"
+            " ADD COLUMN completed_seq integer NOT NULL DEFAULT 0, ADD COLUMN completed_revision integer NOT NULL DEFAULT 0",
+            "UPDATE calls SET completed_revision = 1 WHERE completed_at IS NOT NULL",
+            "DROP INDEX calls_due",
+            sql.DUE_INDEX,
+        ],
+    ),
 ]
 
 _P = {"p": "%s", "greatest": "GREATEST", "least": "LEAST", "ts": "timestamptz", "real": "double precision"}
 CALL_UPSERT = sql.CALL_UPSERT.format(**_P)
 PARTIAL_UPSERT = sql.PARTIAL_UPSERT.format(**_P)
-TOUCH_CALLS = "UPDATE calls SET last_activity_at = %s WHERE call_control_id = ANY(%s)"
+TOUCH_CALLS = "UPDATE calls SET last_activity_at = %s, segment_seq = segment_seq + 1 WHERE call_control_id = ANY(%s)"
+DUE_COMPLETIONS = sql.DUE_COMPLETIONS.format(**_P)
+MARK_COMPLETED = sql.MARK_COMPLETED.format(**_P)
 SEGMENTS_INSERT = f"""
 INSERT INTO segments ({sql.SEGMENT_COLUMNS})
 SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::float8[])
@@ -245,18 +259,11 @@ class PostgresStorage:
         rows = await self._fetch(statement, (options, to_tsquery(query), limit, offset))
         return [SearchHit(r[0], r[1], r[2], r[3], r[4], float(r[5])) for r in rows]
 
-    async def due_completions(self, quiet_since: datetime, limit: int) -> list[str]:
-        rows = await self._fetch(
-            "SELECT call_control_id FROM calls WHERE ended_at IS NOT NULL AND completed_at IS NULL"
-            " AND last_activity_at <= %s ORDER BY last_activity_at LIMIT %s",
-            (quiet_since, limit),
-        )
-        return [row[0] for row in rows]
+    async def due_completions(self, quiet_since: datetime, limit: int) -> list[DueCompletion]:
+        return [DueCompletion(*row) for row in await self._fetch(DUE_COMPLETIONS, (quiet_since, limit))]
 
-    async def mark_completed(self, call_control_id: str, now: datetime) -> None:
+    async def mark_completed(self, call_control_id: str, revision: int, segment_seq: int, now: datetime) -> None:
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute(
-                "UPDATE calls SET completed_at = %s WHERE call_control_id = %s AND completed_at IS NULL", (now, call_control_id)
-            )
+            await conn.execute(MARK_COMPLETED, (now, revision, segment_seq, call_control_id, revision))
 
         await self._transaction(work)

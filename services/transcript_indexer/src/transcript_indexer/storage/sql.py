@@ -72,7 +72,28 @@ def newest_finals(segments: Any, ts: Callable[[datetime | None], Any]) -> list[t
     return [(call, track, ts(at)) for (call, track), at in sorted(newest.items())]
 
 
-TOUCH_CALL = "UPDATE calls SET last_activity_at = {p} WHERE call_control_id = {p}"
+# New segments of a call: its quiet time starts again, and its segment sequence moves on, which
+# makes a completed call due for its next revision.
+TOUCH_CALL = "UPDATE calls SET last_activity_at = {p}, segment_seq = segment_seq + 1 WHERE call_control_id = {p}"
+
+# Calls due for their first completion, or for another revision (segments stored since the last),
+# with the revision to publish and the segment sequence it covers. The sequence is read before the
+# transcript is: a segment stored in between is in the published transcript and makes the call due
+# once more (a revision too many, with the same text), never one too few.
+DUE_COMPLETIONS = (
+    "SELECT call_control_id, completed_revision + 1, segment_seq FROM calls"
+    " WHERE ended_at IS NOT NULL AND (completed_at IS NULL OR segment_seq > completed_seq)"
+    " AND last_activity_at <= {p} ORDER BY last_activity_at LIMIT {p}"
+)
+DUE_INDEX = (
+    "CREATE INDEX calls_due ON calls (last_activity_at)"
+    " WHERE ended_at IS NOT NULL AND (completed_at IS NULL OR segment_seq > completed_seq)"
+)
+# completed_at stays the time of the first completion; a stale mark never moves a call back.
+MARK_COMPLETED = (
+    "UPDATE calls SET completed_at = COALESCE(completed_at, {p}), completed_revision = {p}, completed_seq = {p}"
+    " WHERE call_control_id = {p} AND completed_revision < {p}"
+)
 
 
 def call_params(update: CallUpdate, now: Any, ts: Callable[[datetime | None], Any]) -> tuple[Any, ...]:

@@ -23,6 +23,7 @@ from transcript_indexer.storage.base import (
     Applied,
     CallFilter,
     CallInfo,
+    DueCompletion,
     SearchHit,
     StorageUnavailable,
     Transcript,
@@ -66,6 +67,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     # The per-row trigger cost 16 µs a segment, three times the insert itself; the rows a batch
     # adds are indexed by one INSERT ... SELECT instead (see _apply).
     (2, ["DROP TRIGGER segments_fts_insert"]),
+    # Revisions of the completed transcript: segments stored after it make the call due again.
+    (
+        3,
+        [
+            "ALTER TABLE calls ADD COLUMN segment_seq INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE calls ADD COLUMN completed_seq INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE calls ADD COLUMN completed_revision INTEGER NOT NULL DEFAULT 0",
+            "UPDATE calls SET completed_revision = 1 WHERE completed_at IS NOT NULL",
+            "DROP INDEX calls_due",
+            sql.DUE_INDEX,
+        ],
+    ),
 ]
 
 _P = {"p": "?", "greatest": "MAX", "least": "MIN", "ts": "INTEGER", "real": "REAL"}
@@ -73,6 +86,8 @@ CALL_UPSERT = sql.CALL_UPSERT.format(**_P)
 PARTIAL_UPSERT = sql.PARTIAL_UPSERT.format(**_P)
 PARTIALS_SUPERSEDED = sql.PARTIALS_SUPERSEDED.format(**_P)
 TOUCH_CALL = sql.TOUCH_CALL.format(**_P)
+DUE_COMPLETIONS = sql.DUE_COMPLETIONS.format(**_P)
+MARK_COMPLETED = sql.MARK_COMPLETED.format(**_P)
 SEGMENT_INSERT = f"INSERT INTO segments ({sql.SEGMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 FTS_INDEX_NEW = "INSERT INTO segments_fts (rowid, text) SELECT id, text FROM segments WHERE id > ?"
 
@@ -272,26 +287,14 @@ class SqliteStorage:
         )
         return [SearchHit(r[0], r[1], _EPOCH + timedelta(microseconds=r[2]), r[3], r[4], r[5]) for r in rows]
 
-    async def due_completions(self, quiet_since: datetime, limit: int) -> list[str]:
-        rows = await _run(
-            self._read,
-            lambda conn: conn.execute(
-                "SELECT call_control_id FROM calls WHERE ended_at IS NOT NULL AND completed_at IS NULL"
-                " AND last_activity_at <= ? ORDER BY last_activity_at LIMIT ?",
-                (_ts(quiet_since), limit),
-            ).fetchall(),
-        )
-        return [row[0] for row in rows]
+    async def due_completions(self, quiet_since: datetime, limit: int) -> list[DueCompletion]:
+        rows = await _run(self._read, lambda conn: conn.execute(DUE_COMPLETIONS, (_ts(quiet_since), limit)).fetchall())
+        return [DueCompletion(*row) for row in rows]
 
-    async def mark_completed(self, call_control_id: str, now: datetime) -> None:
+    async def mark_completed(self, call_control_id: str, revision: int, segment_seq: int, now: datetime) -> None:
         await _run(
-            self._write,
-            lambda conn: conn.execute(
-                "UPDATE calls SET completed_at = ? WHERE call_control_id = ? AND completed_at IS NULL",
-                (_ts(now), call_control_id),
-            ),
+            self._write, lambda conn: conn.execute(MARK_COMPLETED, (_ts(now), revision, segment_seq, call_control_id, revision))
         )
-
 
 async def _run(function: Callable[..., T], *args: Any) -> T:
     """Every database call runs in a worker thread: the event loop never waits on SQLite."""
