@@ -140,17 +140,26 @@ async def test_the_token_is_required_when_set(redis: Redis, redis_url: str, tmp_
         assert "voicetap_consumer_entries_total" in (await client.get("/metrics")).text
 
 
-async def _events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
-    """(event, data) pairs of an event stream, keep-alive comments skipped."""
+async def _events_with_ids(response: httpx.Response) -> AsyncIterator[tuple[str | None, str, str]]:
+    """(id, event, data) of an event stream; id None when the event carries none."""
+    event_id: str | None = None
     event = data = ""
     async for line in response.aiter_lines():
-        if line.startswith("event: "):
+        if line.startswith("id: "):
+            event_id = line[4:]
+        elif line.startswith("event: "):
             event = line[7:]
         elif line.startswith("data: "):
             data = line[6:]
         elif line == "" and event:
-            yield event, data
-            event = data = ""
+            yield event_id, event, data
+            event_id, event, data = None, "", ""
+
+
+async def _events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    """(event, data) pairs of an event stream, keep-alive comments skipped."""
+    async for _, event, data in _events_with_ids(response):
+        yield event, data
 
 
 async def test_live_transcript_streams_what_any_indexer_stores(
@@ -197,22 +206,6 @@ async def _partial_json(api: httpx.AsyncClient, call: str) -> str:
     import orjson
 
     return orjson.dumps((await api.get(f"/calls/{call}/transcript")).json()["partials"][0]).decode()
-
-
-async def _events_with_ids(response: httpx.Response) -> AsyncIterator[tuple[str | None, str, str]]:
-    """(id, event, data) of an event stream; id None when the event carries none."""
-    event_id: str | None = None
-    event = data = ""
-    async for line in response.aiter_lines():
-        if line.startswith("id: "):
-            event_id = line[4:]
-        elif line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            data = line[6:]
-        elif line == "" and event:
-            yield event_id, event, data
-            event_id, event, data = None, "", ""
 
 
 async def test_a_reconnecting_client_resumes_after_its_last_event_id(redis: Redis, settings: IndexerSettings) -> None:
