@@ -1,30 +1,57 @@
-"""Redis going away: the gateway answers 503 quickly (Telnyx retries), then recovers by itself."""
+"""Redis going away: the gateway answers 503 quickly (Telnyx retries), then recovers by itself.
+
+The Redis here is the test's own embedded server, whatever the session's is (REDIS_URL or a
+container cannot be stopped and started by a test), so these tests always run.
+"""
 
 import asyncio
 import os
 import signal
 import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
+from telnyx_simulator.serve import serve
 from telnyx_simulator.signing import WebhookSigner
-from tests.conftest import RedisServer
 from tests.webhook_gateway.conftest import make_event, signed_post
+from voicetap_cli.embedded_redis import EmbeddedRedis
+from webhook_gateway.app import create_app
+from webhook_gateway.settings import GatewaySettings
 
 PATH = "/webhooks/telnyx"
 
 
 @pytest.fixture
-def restartable(redis_server: RedisServer) -> RedisServer:
-    if not redis_server.restartable:
-        pytest.skip("REDIS_URL points at a server this test cannot stop")
-    return redis_server
+def restartable(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def redis(restartable: EmbeddedRedis) -> AsyncIterator[Redis]:
+    client = Redis.from_url(restartable.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def gateway(restartable: EmbeddedRedis, gateway_settings: Callable[..., GatewaySettings]) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(create_app(gateway_settings(redis_url=restartable.url))) as base_url, httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+        yield client
 
 
 async def test_redis_stopped_then_restarted(
-    restartable: RedisServer, gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis
+    restartable: EmbeddedRedis, gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis
 ) -> None:
     before = make_event("call.initiated", "before-outage")
     assert (await gateway.post(PATH, **signed_post(signer, before))).status_code == 200
@@ -45,18 +72,14 @@ async def test_redis_stopped_then_restarted(
     retried = await gateway.post(PATH, **signed_post(signer, during))
     assert retried.status_code == 200 and retried.json()["status"] == "stored"
     assert (await gateway.get("/readyz")).status_code == 200
-    client = Redis.from_url(restartable.url)
-    try:
-        assert [f[b"id"] for _, f in await client.xrange("telnyx.call.initiated")] == [b"before-outage"]
-        assert [f[b"id"] for _, f in await client.xrange("telnyx.call.answered")] == [b"during-outage"]
-    finally:
-        await client.aclose()
+    assert [f[b"id"] for _, f in await redis.xrange("telnyx.call.initiated")] == [b"before-outage"]
+    assert [f[b"id"] for _, f in await redis.xrange("telnyx.call.answered")] == [b"during-outage"]
 
 
 async def test_redis_hung_answers_503_inside_telnyx_timeout(
-    restartable: RedisServer, gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis
+    restartable: EmbeddedRedis, gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis
 ) -> None:
-    pid = restartable.embedded.pid()  # type: ignore[union-attr]
+    pid = restartable.pid()
     assert pid is not None
     body = make_event("call.hangup", "while-hung")
     os.kill(pid, signal.SIGSTOP)
