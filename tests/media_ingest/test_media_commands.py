@@ -5,6 +5,7 @@ paused timeout; routing between two instances; ports exhausted."""
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -34,6 +35,7 @@ from tests.media_ingest.test_streaming import AUTH, open_stream, stop_stream, st
 from voicetap_common import codec
 from voicetap_common.commands import MEDIA_COMMANDS
 from voicetap_common.media_events import MEDIA_ERROR
+from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Entry
 from voicetap_common.topics import CALL_HANGUP
 
@@ -158,10 +160,16 @@ async def test_pause_and_resume_keep_one_aligned_recording_with_the_gap_silent(r
 
 
 async def test_an_instance_forwards_what_it_does_not_hold_to_the_holder(redis: Redis, redis_url: str, fake, tmp_path: Path) -> None:
+    await forwarding_between_two_instances(redis, redis_url, fake, tmp_path)
+
+
+async def forwarding_between_two_instances(redis: RedisClient, redis_url: str, fake, tmp_path: Path, **settings: Any) -> None:  # type: ignore[no-untyped-def]
+    """Instance a holds a call; b takes a command and a hang-up for it: both go to a's inbox, and a
+    executes and finishes the call. ``settings`` are added to both instances' own."""
     call = fake.state.create_call()
     ccid = call.call_control_id
-    settings_a = ingest_settings(tmp_path / "a", redis_url, fake.url, ingest_instance_id="ingest-a")
-    settings_b = ingest_settings(tmp_path / "b", redis_url, fake.url, ingest_instance_id="ingest-b")
+    settings_a = ingest_settings(tmp_path / "a", redis_url, fake.url, ingest_instance_id="ingest-a", **settings)
+    settings_b = ingest_settings(tmp_path / "b", redis_url, fake.url, ingest_instance_id="ingest-b", **settings)
     async with running(settings_a) as (a, _):
         started = await run_command(redis, "fork_start", ccid)
         assert started["executed_by"] == "media_ingest:ingest-a"

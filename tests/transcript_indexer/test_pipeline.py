@@ -34,10 +34,13 @@ async def _completed(redis: Redis) -> list[dict[str, object]]:
 
 
 @contextlib.asynccontextmanager
-async def signed_webhooks(redis_url: str, tmp_path: Path) -> AsyncIterator[Deliver]:
-    """The real gateway; yields ``deliver(*events)``, which posts each one signed as Telnyx does."""
+async def signed_webhooks(redis_url: str, tmp_path: Path, **settings: object) -> AsyncIterator[Deliver]:
+    """The real gateway (``settings`` added to its own); yields ``deliver(*events)``, which posts
+    each one signed as Telnyx does."""
     signer = WebhookSigner.generate()
-    gateway = create_gateway(GatewaySettings(redis_url=redis_url, telnyx_public_key=signer.public_key, voicetap_data_dir=tmp_path))
+    gateway = create_gateway(
+        GatewaySettings(redis_url=redis_url, telnyx_public_key=signer.public_key, voicetap_data_dir=tmp_path, **settings)  # type: ignore[arg-type]
+    )
     async with serve(gateway) as gateway_url, httpx.AsyncClient(base_url=gateway_url) as webhooks:
         async def deliver(*events: dict[str, object]) -> None:
             for event in events:

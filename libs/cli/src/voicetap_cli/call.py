@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
-from redis import Redis
 
 from voicetap_common import codec
 from voicetap_common.commands import COMMAND_MODELS, COMMAND_RESULTS, topic_for
+from voicetap_common.redis_client import SyncRedisClient
 
 _NOT_OPTIONS = {"id", "action", "call_control_id"}
 
@@ -138,7 +138,7 @@ def build_command(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-def run_call(args: argparse.Namespace, redis: Redis) -> int:
+def run_call(args: argparse.Namespace, redis: SyncRedisClient) -> int:
     raw = build_command(args)
     try:
         command = COMMAND_MODELS[args.action].model_validate(raw)
@@ -160,7 +160,7 @@ def run_call(args: argparse.Namespace, redis: Redis) -> int:
     return 0 if result.get("ok") else 1
 
 
-def _wait_for_result(redis: Redis, result_id: str, start: bytes, timeout: float) -> dict[str, Any] | None:
+def _wait_for_result(redis: SyncRedisClient, result_id: str, start: bytes, timeout: float) -> dict[str, Any] | None:
     deadline = time.monotonic() + timeout
     cursor = start
     while (remaining := deadline - time.monotonic()) > 0:

@@ -10,6 +10,7 @@ from voicetap_cli.call import add_call_parser
 from voicetap_cli.settings import CliSettings
 from voicetap_cli.streams_cli import add_stream_parsers
 from voicetap_common.logs import configure_logging
+from voicetap_common.redis_client import SyncRedisClient, sync_client_for
 
 log = logging.getLogger("voicetap.cli")
 
@@ -22,6 +23,9 @@ def cmd_up(args: argparse.Namespace, settings: CliSettings) -> int:
     data_dir = settings.voicetap_data_dir.resolve()
     overrides = {"VOICETAP_DATA_DIR": str(data_dir), "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console")}
     embedded = None
+    if settings.redis_cluster and not settings.redis_url:
+        log.error("REDIS_CLUSTER needs REDIS_URL (a node of the cluster): the embedded Redis is a single server")
+        return 1
     if settings.redis_url:
         overrides["REDIS_URL"] = settings.redis_url
     else:
@@ -81,12 +85,11 @@ def cmd_keys(args: argparse.Namespace, settings: CliSettings) -> int:
     return 0
 
 
-def _redis(settings: CliSettings):  # type: ignore[no-untyped-def]
-    """The stack's Redis: REDIS_URL, else the embedded one `voicetap up` runs."""
-    from redis import Redis
-
+def _redis(settings: CliSettings) -> SyncRedisClient:
+    """The stack's Redis: REDIS_URL (a node of the cluster with REDIS_CLUSTER), else the embedded
+    one `voicetap up` runs."""
     url = settings.redis_url or f"redis://127.0.0.1:{settings.voicetap_embedded_redis_port}/0"
-    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+    return sync_client_for(url, cluster=settings.redis_cluster, socket_connect_timeout=2, socket_timeout=10)
 
 
 def cmd_topics(args: argparse.Namespace, settings: CliSettings) -> int:

@@ -14,12 +14,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from redis import Redis
+from redis import RedisCluster
 from redis.exceptions import ResponseError
+
+from voicetap_common.redis_client import SyncRedisClient
 
 MAX_SEQUENCE = 2**64 - 1
 _ENTRY_ID = re.compile(r"(\d+)(?:-(\d+))?")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# XREAD's answer: (topic, [(entry id, fields), ...]) per topic that had entries.
+Reply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 
 
 def _just_before(millis: int, sequence: int) -> str:
@@ -52,7 +57,7 @@ def start_id(value: str) -> str:
     return _just_before(max(math.ceil(since_epoch / timedelta(milliseconds=1)), 0), 0)
 
 
-def last_generated_id(redis: Redis, topic: str) -> str:
+def last_generated_id(redis: SyncRedisClient, topic: str) -> str:
     """The id of the last entry ever added to ``topic`` (even if trimmed since), or ``0-0`` when the
     topic does not exist yet, so that its first entry is read."""
     try:
@@ -64,7 +69,7 @@ def last_generated_id(redis: Redis, topic: str) -> str:
     return last.decode() if isinstance(last, bytes) else str(last)
 
 
-def follow_positions(redis: Redis, topics: Sequence[str], start: str) -> dict[str, str]:
+def follow_positions(redis: SyncRedisClient, topics: Sequence[str], start: str) -> dict[str, str]:
     """Each topic's position, resolved once. ``$`` must not be sent with every XREAD: it means "the
     newest entry at the time of this call", so whatever a topic got between two calls before its
     first entry reached us would be skipped."""
@@ -107,15 +112,30 @@ def format_entry(topic: str, entry_id: bytes, fields: dict[bytes, bytes]) -> str
     return "\n".join(lines)
 
 
-def run_tail(args: argparse.Namespace, redis: Redis) -> int:
+def read_after(redis: SyncRedisClient, cursors: dict[str, str], block_ms: int) -> Reply:
+    """XREAD of every topic after its cursor. On a cluster one XREAD per hash slot (a cluster
+    refuses one across slots), the block time shared between them; once one brought entries, the
+    rest do not block."""
+    if not isinstance(redis, RedisCluster):
+        return redis.xread(cursors, count=100, block=block_ms) or []
+    by_slot: dict[int, dict[str, str]] = {}
+    for topic, cursor in cursors.items():
+        by_slot.setdefault(redis.keyslot(topic), {})[topic] = cursor
+    share = max(block_ms // len(by_slot), 1)
+    reply: Reply = []
+    for streams in by_slot.values():
+        reply += redis.xread(streams, count=100, block=None if reply else share) or []
+    return reply
+
+
+def run_tail(args: argparse.Namespace, redis: SyncRedisClient) -> int:
     shown = 0
     try:
         cursors = follow_positions(redis, args.topics, args.from_.after)
         # On stderr, so that stdout holds only entries; once printed, every new entry will be shown.
         print(f"following {', '.join(args.topics)} from {args.from_.given} (Ctrl-C stops)", file=sys.stderr, flush=True)
         while args.count is None or shown < args.count:
-            reply = redis.xread(cursors, count=100, block=1000)
-            for topic, entries in reply or []:
+            for topic, entries in read_after(redis, cursors, 1000):
                 name = topic.decode()
                 for entry_id, fields in entries:
                     cursors[name] = entry_id.decode()
@@ -128,7 +148,7 @@ def run_tail(args: argparse.Namespace, redis: Redis) -> int:
     return 0
 
 
-def run_replay(args: argparse.Namespace, redis: Redis) -> int:
+def run_replay(args: argparse.Namespace, redis: SyncRedisClient) -> int:
     groups = {g["name"].decode(): g for g in redis.xinfo_groups(args.topic)} if redis.exists(args.topic) else {}
     if args.group not in groups:
         print(f"no group {args.group!r} on {args.topic} (groups: {', '.join(groups) or 'none'})")

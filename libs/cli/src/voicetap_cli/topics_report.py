@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from redis import Redis
+from voicetap_common.redis_client import SyncRedisClient
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ def _entry_time(entry_id: bytes | str | None) -> datetime | None:
     return datetime.fromtimestamp(int(text.split("-")[0]) / 1000, UTC)
 
 
-def list_topics(redis: Redis, pattern: str = "*") -> list[TopicRow]:
+def list_topics(redis: SyncRedisClient, pattern: str = "*") -> list[TopicRow]:
+    """Every stream matching ``pattern``, on every primary of a cluster (its SCAN visits each)."""
     rows = []
     for key in sorted(redis.scan_iter(match=pattern, _type="stream", count=1000)):
         info = redis.xinfo_stream(key)

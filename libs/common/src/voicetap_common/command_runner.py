@@ -25,12 +25,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from voicetap_common import codec
 from voicetap_common.call_control import result_for
 from voicetap_common.commands import COMMAND_RESULTS, CommandResult, _Command, parse_command
 from voicetap_common.consumer import RetryLater, Undeliverable
+from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Entry, Producer
 from voicetap_common.topics import dedupe_key
 
@@ -62,7 +62,7 @@ def lock_key(command_id: str) -> str:
 class CommandRunner:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         producer: Producer,
         executor: Executor,
         *,

@@ -19,6 +19,11 @@ What FastStream 0.7.8's stream subscriber lacks (STACK.md), done once here for e
   skipped by this consumer's own claim cycle, and handled before :meth:`StreamConsumer.run`
   returns on ``stop``. Acknowledgements are never held back behind a blocking read: unless the read
   ahead came back with a full batch (so more is waiting), a handled batch is acknowledged at once.
+
+On Redis Cluster (a ``RedisCluster`` client) the topics are read per hash slot instead
+(:class:`~voicetap_common.slot_reads.SlotReads`: one XREADGROUP per slot, all in flight, the block
+time shared), and acknowledgements go out just before the read rather than in its pipeline; the
+guarantees above are the same. A single server keeps the one XREADGROUP over every topic.
 """
 
 import asyncio
@@ -32,10 +37,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from redis.asyncio import Redis
+from redis.asyncio import RedisCluster
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError, ResponseError
+from redis.asyncio.cluster import ClusterPipeline
+from redis.exceptions import ResponseError
 
+from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
+from voicetap_common.slot_reads import SlotReads
 from voicetap_common.streams import Entry, Producer
 from voicetap_common.topics import dlq_topic
 
@@ -96,7 +104,7 @@ class StreamConsumer:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         producer: Producer,
         options: ConsumerOptions,
         handler: Handler,
@@ -112,6 +120,11 @@ class StreamConsumer:
         self._ahead: asyncio.Task[list[Entry]] | None = None  # the read in flight while a batch is handled
         self._ready: list[Entry] | None = None  # a read-ahead batch collected before a claim cycle, not yet handled
         self._unacked: list[Entry] = []  # handled; acknowledged with the next read
+        self._slot_reads = (  # None on a single server: one XREADGROUP reads every topic
+            SlotReads(redis, options.group, self._consumer, options.topics, count=options.batch_size, block_ms=options.block_ms)
+            if isinstance(redis, RedisCluster)
+            else None
+        )
 
     @property
     def consumer_name(self) -> str:
@@ -141,7 +154,7 @@ class StreamConsumer:
                         await self.run_once()
                     await self.finish()
                     backoff = 0.2
-                except (TimeoutError, RedisError, OSError) as exc:
+                except REDIS_UNAVAILABLE as exc:
                     log.warning("redis unavailable, retrying", extra={"group": self._options.group, "error": str(exc)})
                     await _sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, self._options.retry_backoff_max_s)
@@ -189,10 +202,13 @@ class StreamConsumer:
         return await self._read(self._take_unacked())
 
     async def _collect_read_ahead(self) -> list[Entry]:
-        """Wait for the read in flight, so that its entries are known (and kept for handling)."""
+        """Wait for the read in flight, so that its entries are known (and kept for handling). On a
+        cluster, reads of other slots may still be in flight after it: they are waited for too."""
         if self._ahead is not None:
             task, self._ahead = self._ahead, None
             self._ready = await task
+        if self._slot_reads is not None and (drained := await self._slot_reads.drain()):
+            self._ready = (self._ready or []) + drained
         return self._ready or []
 
     def _read_ahead_is_full(self) -> bool:
@@ -208,6 +224,8 @@ class StreamConsumer:
         if self._ahead is not None:
             self._ahead.cancel()  # whatever it read stays pending under this consumer: claimable
             self._ahead = None
+        if self._slot_reads is not None:
+            self._slot_reads.abandon()
 
     def _take_unacked(self) -> list[Entry]:
         acks, self._unacked = self._unacked, []
@@ -215,6 +233,8 @@ class StreamConsumer:
 
     async def _read(self, acks: list[Entry]) -> list[Entry]:
         """XREADGROUP, preceded in the same pipeline by the XACK of ``acks`` (entries already handled)."""
+        if self._slot_reads is not None:
+            return await self._read_slots(self._slot_reads, acks)
         streams = {topic: ">" for topic in self._options.topics}
         try:
             if acks:
@@ -231,6 +251,17 @@ class StreamConsumer:
             self._unacked = acks + self._unacked  # not known to be acknowledged: again with the next read
             raise
         return [Entry.from_redis(topic, entry_id, fields) for topic, items in reply or [] for entry_id, fields in items]
+
+    async def _read_slots(self, slot_reads: SlotReads, acks: list[Entry]) -> list[Entry]:
+        """The cluster's read: ``acks`` acknowledged first (their topics may be on any node), then
+        one XREADGROUP per slot."""
+        if acks:
+            try:
+                await self._ack(acks)
+            except BaseException:
+                self._unacked = acks + self._unacked  # not known to be acknowledged: again with the next read
+                raise
+        return await slot_reads.read()
 
     async def _handle(self, entries: list[Entry], *, defer_ack: bool = False) -> None:
         """Handle a batch and acknowledge it; ``defer_ack``: the acknowledgement may ride with the next
@@ -277,7 +308,7 @@ class StreamConsumer:
             await pipe.execute()
         self._count_handled(by_topic)
 
-    def _queue_acks(self, pipe: Pipeline, entries: list[Entry]) -> dict[str, list[str]]:
+    def _queue_acks(self, pipe: Pipeline | ClusterPipeline, entries: list[Entry]) -> dict[str, list[str]]:
         by_topic: dict[str, list[str]] = {}
         for entry in entries:
             by_topic.setdefault(entry.topic, []).append(entry.entry_id)

@@ -1,28 +1,45 @@
-"""Redis connections with explicit, short bounds.
+"""Redis connections with explicit, short bounds, to one server or to a Redis Cluster.
 
 redis-py retries failed commands by default with a backoff measured in seconds; the gateway must
 answer Telnyx within 2 s whatever Redis does, so every client here says how long it may wait and
-whether it retries.
+whether it retries. On a cluster (``REDIS_CLUSTER``) a MOVED or ASK redirection is still followed
+(that is routing, not a retry), and a node that failed makes the client re-read the slot map
+before its next command.
 """
 
 import asyncio
+from typing import Any, TypeAlias
 
-from redis.asyncio import Redis
+from redis import Redis as SyncRedis
+from redis import RedisCluster as SyncRedisCluster
+from redis.asyncio import Redis, RedisCluster
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
 from voicetap_common.settings import CommonSettings
 
+RedisClient: TypeAlias = Redis | RedisCluster
+"""A Redis client, on one server or on a cluster: what every service module takes."""
 
-def connect(settings: CommonSettings, *, blocking_ms: int = 0) -> Redis:
+SyncRedisClient: TypeAlias = SyncRedis | SyncRedisCluster
+"""The same for the synchronous command line."""
+
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (TimeoutError, OSError, RedisError, RedisClusterException)
+"""What a Redis outage raises. A cluster client adds ``RedisClusterException``, which is no
+``RedisError``: no node reachable to read the slot map from, a slot no node serves."""
+
+
+def connect(settings: CommonSettings, *, blocking_ms: int = 0) -> RedisClient:
     """A client (not yet connected) bounded by ``settings.redis_timeout_seconds``.
 
     ``blocking_ms`` is the longest blocking read (XREADGROUP BLOCK) the client will issue; the
     socket timeout leaves room for it.
     """
     timeout = settings.redis_timeout_seconds
-    return Redis.from_url(
+    return client_for(
         settings.redis_url,
+        cluster=settings.redis_cluster,
         socket_timeout=timeout + blocking_ms / 1000,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
@@ -30,8 +47,22 @@ def connect(settings: CommonSettings, *, blocking_ms: int = 0) -> Redis:
     )
 
 
-async def ping(redis: Redis, timeout: float) -> bool:
-    """True when Redis answers PING within ``timeout`` seconds."""
+def client_for(url: str, *, cluster: bool, **options: Any) -> RedisClient:
+    """A client on ``url``, or on the cluster ``url`` is a node of when ``cluster``."""
+    if cluster:
+        return RedisCluster.from_url(url, **options)
+    return Redis.from_url(url, **options)
+
+
+def sync_client_for(url: str, *, cluster: bool, **options: Any) -> SyncRedisClient:
+    """:func:`client_for`, synchronous."""
+    if cluster:
+        return SyncRedisCluster.from_url(url, **options)
+    return SyncRedis.from_url(url, **options)
+
+
+async def ping(redis: RedisClient, timeout: float) -> bool:
+    """True when Redis (every node of a cluster) answers PING within ``timeout`` seconds."""
     try:
         return bool(await asyncio.wait_for(redis.ping(), timeout))
     except Exception:

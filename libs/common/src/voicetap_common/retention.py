@@ -5,6 +5,9 @@ Every stream whose name starts with ``telnyx.`` or ``voicetap.`` is swept, dead-
 included, so a topic nobody declared anywhere is bounded too. Entries are trimmed by their id's
 time (when they were stored), exactly, whether or not a group has read them: the age is also
 the longest a lagging consumer can fall behind without losing entries.
+
+On Redis Cluster the SCAN runs on every primary (redis-py's cluster client keeps one cursor per
+node), and each XTRIM goes to the node of its stream.
 """
 
 import asyncio
@@ -13,15 +16,14 @@ import logging
 import time
 from collections.abc import Callable
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
 
 log = logging.getLogger("voicetap.retention")
 
 TOPIC_PATTERNS = ("telnyx.*", "voicetap.*")
 
 
-async def trim_older_than(redis: Redis, max_age_seconds: float, now: float | None = None) -> dict[str, int]:
+async def trim_older_than(redis: RedisClient, max_age_seconds: float, now: float | None = None) -> dict[str, int]:
     """Drop every topic's entries stored more than ``max_age_seconds`` before ``now``; the count
     dropped per topic (topics that lost nothing are left out)."""
     cutoff_ms = int(((time.time() if now is None else now) - max_age_seconds) * 1000)
@@ -40,7 +42,7 @@ class RetentionSweeper:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         max_age_seconds: float,
         interval_seconds: float = 60.0,
         on_trimmed: Callable[[dict[str, int]], None] | None = None,
@@ -54,7 +56,7 @@ class RetentionSweeper:
         while not stop.is_set():
             try:
                 trimmed = await trim_older_than(self._redis, self._max_age)
-            except RedisError as exc:
+            except REDIS_UNAVAILABLE as exc:
                 log.warning("topic trim by age failed; retrying at the next sweep", extra={"error": str(exc)})
             else:
                 if trimmed:

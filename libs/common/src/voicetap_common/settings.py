@@ -18,6 +18,10 @@ class CommonSettings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         description="Redis (or Valkey) server that holds the topics. `voicetap up` starts an embedded one when unset.",
     )
+    redis_cluster: bool = Field(
+        default=False,
+        description="REDIS_URL names one node of a Redis Cluster; the others are discovered.",
+    )
     redis_timeout_seconds: float = Field(
         default=1.0,
         gt=0,

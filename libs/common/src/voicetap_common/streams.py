@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
-from redis.asyncio import Redis
 
 from voicetap_common import codec
+from voicetap_common.redis_client import RedisClient
 from voicetap_common.topics import dedupe_key
 
 Fields = Mapping[str | bytes, bytes | str | int | float]
@@ -81,7 +81,7 @@ def entry_fields(event_id: str, event_type: str, body: bytes, **extra: str | byt
 class Producer:
     """Appends entries to topics, each topic trimmed to about ``maxlen`` entries."""
 
-    def __init__(self, redis: Redis, maxlen: int) -> None:
+    def __init__(self, redis: RedisClient, maxlen: int) -> None:
         self._redis = redis
         self._maxlen = maxlen
         self._publish_once = redis.register_script(PUBLISH_ONCE)

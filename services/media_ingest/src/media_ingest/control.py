@@ -51,9 +51,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from media_ingest.calls import Call, CallRegistry, find_orphans, recovered_recording
 from media_ingest.events import EventPublisher, publish_error
 from media_ingest.metrics import IngestMetrics
@@ -75,6 +72,7 @@ from voicetap_common.commands import (
 )
 from voicetap_common.consumer import Undeliverable
 from voicetap_common.media_events import RECORDING_COMPLETED, MediaErrorKind, RecordingCompleted
+from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
 from voicetap_common.streams import Entry
 
 log = logging.getLogger("voicetap.media_ingest.control")
@@ -137,7 +135,7 @@ class MediaControl:
     def __init__(
         self,
         settings: IngestSettings,
-        redis: Redis,
+        redis: RedisClient,
         publisher: EventPublisher,
         registry: CallRegistry,
         allocator: PortAllocator,
@@ -535,7 +533,7 @@ class MediaControl:
         ccid = call.call_control_id
         try:
             await self._redis.delete(owner_key(ccid), TOKEN_PREFIX + ccid)
-        except RedisError as exc:
+        except REDIS_UNAVAILABLE as exc:
             log.warning("could not drop the call's keys (they expire)", extra={"call_control_id": ccid, "error": str(exc)})
         await self._publisher.publish_once(RECORDING_COMPLETED, event.id, RECORDING_COMPLETED, event, self.stop_event, call_control_id=ccid)
         return event
@@ -543,14 +541,14 @@ class MediaControl:
     async def discard(self, call: Call) -> None:
         """Forget a call whose media never started (the command failed): no recording."""
         self.registry.discard(call)
-        with contextlib.suppress(RedisError):
+        with contextlib.suppress(*REDIS_UNAVAILABLE):
             await self._redis.delete(owner_key(call.call_control_id))
 
     async def shutdown(self) -> None:
         """Finish every call (the process is stopping) and give its ports back."""
         for call in self.registry.calls():
             await self.finish(call, "shutdown")
-        with contextlib.suppress(RedisError):
+        with contextlib.suppress(*REDIS_UNAVAILABLE):
             await self._redis.delete(INSTANCE_PREFIX + self.instance, inbox(self.instance))
 
     # -- recovery -----------------------------------------------------------------------------------

@@ -14,12 +14,11 @@ from collections import deque
 from typing import Any
 
 from pydantic import BaseModel
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from media_ingest.metrics import IngestMetrics
 from voicetap_common import codec
 from voicetap_common.media_events import MEDIA_ERROR, Leg, MediaError, MediaErrorKind
+from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
 from voicetap_common.streams import Producer, entry_fields
 
 log = logging.getLogger("voicetap.media_ingest.events")
@@ -28,7 +27,7 @@ _BATCH = 500
 
 
 class EventPublisher:
-    def __init__(self, redis: Redis, producer: Producer, metrics: IngestMetrics, *, queue_size: int, maxlens: dict[str, int], default_maxlen: int) -> None:
+    def __init__(self, redis: RedisClient, producer: Producer, metrics: IngestMetrics, *, queue_size: int, maxlens: dict[str, int], default_maxlen: int) -> None:
         self._redis = redis
         self.producer = producer
         self._metrics = metrics
@@ -73,7 +72,7 @@ class EventPublisher:
                 backoff = 0.1
                 for topic, _, _ in batch:
                     self._metrics.events_published.labels(topic).inc()
-            except (TimeoutError, RedisError, OSError) as exc:
+            except REDIS_UNAVAILABLE as exc:
                 # put the batch back as far as the bound allows; the rest is dropped and counted
                 room = max(self._size - len(self._queue), 0)
                 for item in reversed(batch[:room]):
@@ -94,7 +93,7 @@ class EventPublisher:
             try:
                 await self.producer.publish_once(topic, event_id, event_type, body, **extra)
                 return
-            except (TimeoutError, RedisError, OSError) as exc:
+            except REDIS_UNAVAILABLE as exc:
                 if stop is not None and stop.is_set():
                     log.error("could not publish before stopping", extra={"topic": topic, "id": event_id, "error": str(exc)})
                     return

@@ -11,17 +11,16 @@ import asyncio
 import logging
 
 from pydantic import ValidationError
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from media_ingest.websocket import StreamSession
 from voicetap_common.media_events import MEDIA_PLAYBACK, PlaybackRequest
+from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
 
 log = logging.getLogger("voicetap.media_ingest.playback")
 
 
 class PlaybackRouter:
-    def __init__(self, redis: Redis, *, block_ms: int = 1000, batch: int = 500) -> None:
+    def __init__(self, redis: RedisClient, *, block_ms: int = 1000, batch: int = 500) -> None:
         self._redis = redis
         self._block_ms = block_ms
         self._batch = batch
@@ -47,7 +46,7 @@ class PlaybackRouter:
                         started.set()
                 reply = await self._redis.xread({MEDIA_PLAYBACK: last_id}, count=self._batch, block=self._block_ms)
                 backoff = 0.2
-            except (TimeoutError, RedisError, OSError) as exc:
+            except REDIS_UNAVAILABLE as exc:
                 log.warning("redis unavailable for playback, retrying", extra={"error": str(exc)})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

@@ -10,9 +10,8 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from voicetap_common.call_control import NoCapacity
+from voicetap_common.redis_client import RedisClient
 
 LEASE_PREFIX = "{voicetap.ingest}:port:"
 
@@ -52,7 +51,7 @@ class Allocation:
 
 
 class PortAllocator:
-    def __init__(self, redis: Redis, *, bind_host: str, public_host: str, ports: range, lease_seconds: int, instance: str) -> None:
+    def __init__(self, redis: RedisClient, *, bind_host: str, public_host: str, ports: range, lease_seconds: int, instance: str) -> None:
         self._redis = redis
         self._bind_host = bind_host
         self._public_host = public_host

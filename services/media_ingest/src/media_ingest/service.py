@@ -17,7 +17,6 @@ from collections import defaultdict
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from redis.exceptions import RedisError
 
 from media_ingest.calls import CallRegistry, PayloadTable
 from media_ingest.codecs import parse_payload_map
@@ -36,7 +35,7 @@ from voicetap_common.consumer import (
     default_consumer_name,
 )
 from voicetap_common.media_events import MEDIA_ANALYTICS, MEDIA_AUDIO
-from voicetap_common.redis_client import connect, ping
+from voicetap_common.redis_client import REDIS_UNAVAILABLE, connect, ping
 from voicetap_common.streams import Entry, Producer
 
 log = logging.getLogger("voicetap.media_ingest")
@@ -121,7 +120,7 @@ class IngestService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
             await asyncio.wait_for(self.control.shutdown(), 10)
-        except (TimeoutError, RedisError, OSError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             log.error("could not finish every call cleanly", extra={"error": repr(exc)})
         self.stop_event.set()
         if self._publishing is not None:
@@ -181,5 +180,5 @@ class IngestService:
             try:
                 await self.control.heartbeat()
                 await self.control.recover_orphans()
-            except (TimeoutError, RedisError, OSError) as exc:
+            except REDIS_UNAVAILABLE as exc:
                 log.warning("heartbeat failed (leases expire if this lasts)", extra={"error": str(exc)})

@@ -16,8 +16,6 @@ from typing import TypeVar
 from urllib.parse import quote
 
 import httpx
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from telnyx_simulator.player import CallPlayer
 from telnyx_simulator.report import CallResult, Check
@@ -26,6 +24,7 @@ from telnyx_simulator.state import FakeTelnyxState
 from telnyx_simulator.webhooks import Delivery
 from voicetap_common import codec
 from voicetap_common.media_events import RECORDING_COMPLETED
+from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
 
 MEDIA_ACTIONS = ("fork_start", "streaming_start")
 DURATION_TOLERANCE = 0.5  # seconds a recording may differ from the audio sent
@@ -101,7 +100,7 @@ def check_webhooks(deliveries: Sequence[Delivery]) -> Check:
 
 
 # -- topics ----------------------------------------------------------------------------------------
-async def _entries_since(redis: Redis, topic: str, since_ms: int) -> list[dict[bytes, bytes]]:
+async def _entries_since(redis: RedisClient, topic: str, since_ms: int) -> list[dict[bytes, bytes]]:
     found: list[dict[bytes, bytes]] = []
     start = f"{since_ms}-0"
     while True:
@@ -113,7 +112,7 @@ async def _entries_since(redis: Redis, topic: str, since_ms: int) -> list[dict[b
 
 
 async def check_topics(
-    redis: Redis, deliveries: Sequence[Delivery], events: dict[str, tuple[str, str]],
+    redis: RedisClient, deliveries: Sequence[Delivery], events: dict[str, tuple[str, str]],
     results: dict[str, CallResult], since_ms: int, redis_url: str,
 ) -> Check:  # fmt: skip
     """``events``: event id -> (event type, call_control_id) of every event sent."""
@@ -137,7 +136,7 @@ async def check_topics(
                 if seen[event_id] != 1:
                     what = "missing from" if not seen[event_id] else f"{seen[event_id]} times on"
                     problems.append(f"call {call_control_id}: {event_type} {event_id} {what} {topic}")
-    except (RedisError, OSError) as exc:
+    except REDIS_UNAVAILABLE as exc:
         return Check(
             "topics", "fail",
             f"could not read the topics at {redis_url}: {exc} (set --redis-url to the stack's Redis)",
@@ -177,7 +176,7 @@ def media_seconds(player: CallPlayer) -> float:
     return packets * FRAME_SECONDS
 
 
-async def _recording_events(redis: Redis, since_ms: int) -> dict[str, dict[str, object]]:
+async def _recording_events(redis: RedisClient, since_ms: int) -> dict[str, dict[str, object]]:
     found: dict[str, dict[str, object]] = {}
     for fields in await _entries_since(redis, RECORDING_COMPLETED, since_ms):
         try:
@@ -193,7 +192,7 @@ async def _recording_events(redis: Redis, since_ms: int) -> dict[str, dict[str, 
 
 
 async def check_recordings(
-    client: httpx.AsyncClient, ingest_url: str, api_url: str, redis: Redis, state: FakeTelnyxState,
+    client: httpx.AsyncClient, ingest_url: str, api_url: str, redis: RedisClient, state: FakeTelnyxState,
     players: Sequence[CallPlayer], results: dict[str, CallResult], since_ms: int, deadline: float,
 ) -> list[Check]:  # fmt: skip
     """Two checks: the media the stack asked for, and each call's recording (file and event)."""
@@ -260,7 +259,7 @@ async def check_recordings(
     failed = {p.call.call_control_id for p, problem in zip(recorded, found, strict=True) if problem}
     try:
         completed = await poll(events, deadline) or await _recording_events(redis, since_ms)
-    except (RedisError, OSError) as exc:
+    except REDIS_UNAVAILABLE as exc:
         completed = {}
         problems.append(f"could not read {RECORDING_COMPLETED}: {exc}")
     for player in recorded:

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from redis.asyncio import Redis
 
 from telnyx_simulator import checks
 from telnyx_simulator.audio import CallAudio, Codec
@@ -54,6 +53,7 @@ from telnyx_simulator.validation import TRANSCRIPTION_ENGINES
 from telnyx_simulator.webhooks import DeliveryPolicy, WebhookSender
 from voicetap_common import codec
 from voicetap_common.logs import configure_logging
+from voicetap_common.redis_client import client_for
 
 log = logging.getLogger("voicetap.simulator")
 
@@ -89,6 +89,7 @@ class Options:
     signing_key: str | None
     data_dir: Path | None
     redis_url: str
+    redis_cluster: bool
     start_stack: bool
     demo: bool
     require: frozenset[str]
@@ -165,6 +166,10 @@ def build_parser(settings: SimulatorSettings) -> argparse.ArgumentParser:
     stack.add_argument("--indexer-token", default=settings.indexer_api_token, help="default INDEXER_API_TOKEN")
     stack.add_argument("--redis-url", default=settings.stack_redis_url(), help="the stack's Redis (default REDIS_URL, else the embedded one)")
     stack.add_argument(
+        "--redis-cluster", action=argparse.BooleanOptionalAction, default=settings.redis_cluster,
+        help="--redis-url is a node of a Redis Cluster (default REDIS_CLUSTER)",
+    )  # fmt: skip
+    stack.add_argument(
         "--api-port", type=int, default=settings.simulator_api_port,
         help="port of the fake Telnyx API (default SIMULATOR_API_PORT, else 8090; 0: any free port)",
     )  # fmt: skip
@@ -211,6 +216,7 @@ def options_from(args: argparse.Namespace, settings: SimulatorSettings) -> Optio
         signing_key=args.signing_key,
         data_dir=data_dir,
         redis_url=args.redis_url,
+        redis_cluster=args.redis_cluster,
         start_stack=args.start_stack,
         demo=args.demo,
         require=args.require,
@@ -470,7 +476,7 @@ async def run_checks(
 
     found = [checks.check_webhooks(sender.deliveries)]
     deadline = time.monotonic() + opts.settle
-    redis = Redis.from_url(opts.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    redis = client_for(opts.redis_url, cluster=opts.redis_cluster, socket_timeout=5, socket_connect_timeout=5)
     try:
         found.append(
             await checks.check_topics(redis, sender.deliveries, events, results, since_ms, opts.redis_url)

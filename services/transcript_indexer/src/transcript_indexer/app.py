@@ -4,7 +4,6 @@ import asyncio
 import hmac
 
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -13,7 +12,7 @@ from transcript_indexer.routes import api_routes
 from transcript_indexer.settings import IndexerSettings
 from transcript_indexer.storage.base import Storage
 from voicetap_common.http import operational_routes
-from voicetap_common.redis_client import ping
+from voicetap_common.redis_client import RedisClient, ping
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapers carry no token
 
@@ -37,7 +36,7 @@ class BearerToken:
         await self._app(scope, receive, send)
 
 
-def create_app(settings: IndexerSettings, storage: Storage, redis: Redis, registry: CollectorRegistry) -> ASGIApp:
+def create_app(settings: IndexerSettings, storage: Storage, redis: RedisClient, registry: CollectorRegistry) -> ASGIApp:
     """The API over an opened ``storage``; ``redis`` must allow blocking reads of the keep-alive length."""
 
     bound = settings.redis_timeout_seconds

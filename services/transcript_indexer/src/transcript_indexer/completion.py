@@ -20,12 +20,12 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter
-from redis.asyncio import Redis
 
 from transcript_indexer.formats import as_text
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.storage.base import DueCompletion, Storage, StorageUnavailable
 from voicetap_common import codec
+from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import entry_fields
 from voicetap_common.topics import dedupe_key
 from voicetap_common.transcript_events import (
@@ -59,7 +59,7 @@ class Completer:
     def __init__(
         self,
         storage: Storage,
-        redis: Redis,
+        redis: RedisClient,
         live: LiveFeed,
         settle_seconds: float,
         topic_maxlen: int,

@@ -24,7 +24,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter
-from redis.asyncio import Redis
 
 from voicetap_common import codec
 from voicetap_common.call_control import (
@@ -36,6 +35,7 @@ from voicetap_common.call_control import (
 )
 from voicetap_common.command_runner import RESULT_WINDOW_SECONDS
 from voicetap_common.commands import COMMAND_RESULTS, ErrorKind, TranscriptionStart, _Command
+from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Producer
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class TelnyxCommands:
 class TranscriptionStarter:
     """``INDEXER_AUTO_TRANSCRIBE``: one ``transcription_start`` per answered call."""
 
-    def __init__(self, commands: TelnyxCommands, redis: Redis, producer: Producer, engine: str, tracks: str) -> None:
+    def __init__(self, commands: TelnyxCommands, redis: RedisClient, producer: Producer, engine: str, tracks: str) -> None:
         self._commands = commands
         self._redis = redis
         self._producer = producer

@@ -8,10 +8,9 @@ topic: ``id`` (the Telnyx event id), ``type`` (``segment``, ``partial`` or ``com
 
 from collections.abc import Iterable
 
-from redis.asyncio import Redis
-
 from transcript_indexer.records import Segment
 from voicetap_common import codec
+from voicetap_common.redis_client import RedisClient
 
 # Every live stream shares one hash tag, so one script appends a whole batch in one round trip
 # (on Redis Cluster they all live on one shard; a live entry is small and short-lived).
@@ -34,7 +33,7 @@ def live_topic(call_control_id: str) -> str:
 
 
 class LiveFeed:
-    def __init__(self, redis: Redis, maxlen: int, ttl_seconds: int) -> None:
+    def __init__(self, redis: RedisClient, maxlen: int, ttl_seconds: int) -> None:
         self._append = redis.register_script(APPEND)
         self._maxlen = maxlen
         self._ttl = ttl_seconds

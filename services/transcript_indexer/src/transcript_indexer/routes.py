@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Gauge
-from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -22,6 +21,7 @@ from transcript_indexer.storage.base import (
     Storage,
     StorageUnavailable,
 )
+from voicetap_common.redis_client import RedisClient
 
 MAX_LIMIT = 200
 
@@ -88,7 +88,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def api_routes(storage: Storage, redis: Redis, registry: CollectorRegistry, keepalive_ms: int) -> list[Route]:
+def api_routes(storage: Storage, redis: RedisClient, registry: CollectorRegistry, keepalive_ms: int) -> list[Route]:
     live_clients = Gauge("voicetap_indexer_live_clients", "Open live transcript streams", registry=registry)
 
     async def list_calls(request: Request) -> Response:

@@ -12,11 +12,10 @@ transcript is completed.
 import re
 from collections.abc import AsyncIterator
 
-from redis.asyncio import Redis
-
 from transcript_indexer.live import live_topic
 from transcript_indexer.storage.base import Transcript
 from voicetap_common import codec
+from voicetap_common.redis_client import RedisClient
 
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
@@ -32,13 +31,13 @@ def resume_position(last_event_id: str | None) -> str | None:
     return last_event_id if last_event_id and _STREAM_ID.match(last_event_id) else None
 
 
-async def stream_position(redis: Redis, call_control_id: str) -> str:
+async def stream_position(redis: RedisClient, call_control_id: str) -> str:
     newest = await redis.xrevrange(live_topic(call_control_id), count=1)
     return newest[0][0].decode() if newest else "0-0"
 
 
 async def live_events(
-    redis: Redis,
+    redis: RedisClient,
     call_control_id: str,
     position: str,
     snapshot: Transcript | None,

@@ -5,14 +5,19 @@ key and appends to the topic in one atomic step (both keys share the topic's has
 holds on Redis Cluster too). Requests that
 arrive while a pipeline is in flight wait for the next one, so under load many webhooks share a
 single round trip, and with one request at a time nothing waits.
+
+On Redis Cluster the pipeline is split by node (one round trip to each node, concurrently), and
+SCRIPT LOAD goes to every primary. A node that restarted has lost its script cache while the
+others have not: only the publications that met NOSCRIPT are sent again, after the load, so one
+that was stored is never run a second time (it would read as a duplicate).
 """
 
 import asyncio
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import PUBLISH_ONCE
 from voicetap_common.topics import dedupe_key
 
@@ -27,7 +32,7 @@ class Publication:
 class PublishBatcher:
     """Shares Redis round trips between concurrent publications."""
 
-    def __init__(self, redis: Redis, *, dedupe_window_seconds: int, maxlen: int, timeout_seconds: float) -> None:
+    def __init__(self, redis: RedisClient, *, dedupe_window_seconds: int, maxlen: int, timeout_seconds: float) -> None:
         self._redis = redis
         self._window = dedupe_window_seconds
         self._maxlen = maxlen
@@ -80,15 +85,20 @@ class PublishBatcher:
         if self._sha is None:
             self._sha = await self._redis.script_load(PUBLISH_ONCE)
         results = await self._pipeline(publications)
-        if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted and lost its script cache
+        lost = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if lost:  # Redis (or a node of the cluster) restarted and lost its script cache
             self._sha = await self._redis.script_load(PUBLISH_ONCE)
-            results = await self._pipeline(publications)
+            retried = await self._pipeline([publications[i] for i in lost])
+            for i, result in zip(lost, retried, strict=True):
+                results[i] = result
         return results
 
     async def _pipeline(self, publications: list[Publication]) -> list[bytes | None | Exception]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for p in publications:
-                pipe.evalsha(self._sha, 2, p.topic, dedupe_key(p.topic, p.event_id), self._window, self._maxlen, *p.fields)
+                # The raw command, which is what ``pipe.evalsha`` sends: redis-py's cluster pipeline
+                # refuses that method, as a node may lack the script; ``_send`` handles NOSCRIPT.
+                pipe.execute_command("EVALSHA", self._sha, 2, p.topic, dedupe_key(p.topic, p.event_id), self._window, self._maxlen, *p.fields)
             return await pipe.execute(raise_on_error=False)
 
 
