@@ -60,10 +60,11 @@ def settings_table() -> str:
 def topics_table() -> str:
     from voicetap_common.catalog import all_topics
 
-    rows = ["| topic | written by | read by (groups) | holds |", "| --- | --- | --- | --- |"]
+    rows = ["| topic | written by | read by (groups) | partitioned | holds |", "| --- | --- | --- | --- | --- |"]
     for topic in all_topics():
         readers = ", ".join(f"`{g}`" for g in topic.read_by) or "any subscriber"
-        rows.append(f"| `{topic.name}` | {topic.written_by} | {readers} | {topic.summary} |")
+        partitioned = "yes" if topic.partitioned else "no"
+        rows.append(f"| `{topic.name}` | {topic.written_by} | {readers} | {partitioned} | {topic.summary} |")
     return "\n".join(rows)
 
 

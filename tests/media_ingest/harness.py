@@ -101,18 +101,22 @@ async def run_command(redis: Redis, action: str, call_control_id: str, **params:
 
 
 async def publish_webhook(
-    redis: Redis, event_type: str, call_control_id: str, *, occurred_at: datetime | str | None = None, handled: bool = False, **payload: Any
-) -> dict[str, Any]:
+    redis: Redis, event_type: str, call_control_id: str, *, occurred_at: datetime | str | None = None, handled: bool = False,
+    partitions: int = 1, **payload: Any,
+) -> dict[str, Any]:  # fmt: skip
     """Publish a webhook as the gateway would (``occurred_at`` now unless given: a string is sent as
-    it is); with ``handled``, return once the ingest group has handled and acknowledged it."""
+    it is; to the call's partition with ``partitions`` above 1); with ``handled``, return once the
+    ingest group has handled and acknowledged it."""
     data = webhook_event(event_type, {"call_control_id": call_control_id, **payload}, occurred_at if isinstance(occurred_at, datetime) else datetime.now(UTC))
     if isinstance(occurred_at, str):
         data["occurred_at"] = occurred_at
     body = codec.dumps({"data": data, "meta": {"attempt": 1, "delivered_to": "http://test/webhooks"}})
     topic = telnyx_topic(event_type)
-    entry_id = await Producer(redis, 10_000).publish(topic, data["id"], event_type, body, call_control_id=call_control_id)
+    producer = Producer(redis, 10_000, partitions)
+    entry_id = await producer.publish(topic, data["id"], event_type, body, call_control_id=call_control_id)
     if handled:
-        await wait_for(lambda: acknowledged(redis, topic, entry_id), 10, f"{event_type} handled")
+        stream = producer.stream(topic, call_control_id)
+        await wait_for(lambda: acknowledged(redis, stream, entry_id), 10, f"{event_type} handled")
     return data
 
 

@@ -22,7 +22,7 @@ class Crash(Exception):
 
 
 def _completer(storage: Storage, redis: Redis) -> Completer:
-    return Completer(storage, redis, LiveFeed(redis, 100, 60), 1.0, 1000, CollectorRegistry())
+    return Completer(storage, redis, LiveFeed(redis, 100, 60), 1.0, 1000, 1, CollectorRegistry())
 
 
 async def _apply(storage: Storage, *events: dict[str, object]) -> None:

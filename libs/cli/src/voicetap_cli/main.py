@@ -111,14 +111,14 @@ def cmd_tail(args: argparse.Namespace, settings: CliSettings) -> int:
     from voicetap_cli.streams_cli import run_tail
 
     with _redis(settings) as redis:
-        return run_tail(args, redis)
+        return run_tail(args, redis, settings.topic_partitions)
 
 
 def cmd_replay(args: argparse.Namespace, settings: CliSettings) -> int:
     from voicetap_cli.streams_cli import run_replay
 
     with _redis(settings) as redis:
-        return run_replay(args, redis)
+        return run_replay(args, redis, settings.topic_partitions)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         service.set_defaults(func=cmd_service, service=name)
     sub.add_parser("keys", help="print a new Ed25519 key pair for development (writes no file)").set_defaults(func=cmd_keys)
     topics = sub.add_parser("topics", help="list topics: length, time span, groups, pending, lag")
-    topics.add_argument("--pattern", default="*", help="only topics matching this glob (default: all)")
+    topics.add_argument(
+        "--pattern", default="*", help="only topics matching this glob (default: all; a partition is `<topic>:p<k>`)"
+    )
     topics.set_defaults(func=cmd_topics)
     add_stream_parsers(sub)
     sub.choices["tail"].set_defaults(func=cmd_tail)

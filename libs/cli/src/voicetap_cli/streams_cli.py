@@ -3,6 +3,10 @@
 Both take a start as ``beginning``, ``now``, an entry id or an ISO time, and both include the
 entry named: ``--from ID`` starts with entry ID itself, ``--from TIME`` with the first entry at or
 after TIME. Redis reads strictly *after* an id, so a start is turned into the id just before it.
+
+With ``TOPIC_PARTITIONS`` above 1 a partitioned topic is its partition streams: ``tail`` follows
+each (an entry is shown under its stream's name, in order within its stream, so within its call),
+and ``replay`` rewinds the group on each, an entry id then being a point in time on every one.
 """
 
 import argparse
@@ -17,6 +21,7 @@ import orjson
 from redis import RedisCluster
 from redis.exceptions import ResponseError
 
+from voicetap_common.partitions import streams_of
 from voicetap_common.redis_client import SyncRedisClient
 
 MAX_SEQUENCE = 2**64 - 1
@@ -128,10 +133,11 @@ def read_after(redis: SyncRedisClient, cursors: dict[str, str], block_ms: int) -
     return reply
 
 
-def run_tail(args: argparse.Namespace, redis: SyncRedisClient) -> int:
+def run_tail(args: argparse.Namespace, redis: SyncRedisClient, partitions: int) -> int:
     shown = 0
+    streams = [stream for topic in args.topics for stream in streams_of(topic, partitions)]
     try:
-        cursors = follow_positions(redis, args.topics, args.from_.after)
+        cursors = follow_positions(redis, streams, args.from_.after)
         # On stderr, so that stdout holds only entries; once printed, every new entry will be shown.
         print(f"following {', '.join(args.topics)} from {args.from_.given} (Ctrl-C stops)", file=sys.stderr, flush=True)
         while args.count is None or shown < args.count:
@@ -148,20 +154,24 @@ def run_tail(args: argparse.Namespace, redis: SyncRedisClient) -> int:
     return 0
 
 
-def run_replay(args: argparse.Namespace, redis: SyncRedisClient) -> int:
-    groups = {g["name"].decode(): g for g in redis.xinfo_groups(args.topic)} if redis.exists(args.topic) else {}
-    if args.group not in groups:
-        print(f"no group {args.group!r} on {args.topic} (groups: {', '.join(groups) or 'none'})")
-        return 1
+def run_replay(args: argparse.Namespace, redis: SyncRedisClient, partitions: int) -> int:
+    streams = streams_of(args.topic, partitions)
+    for stream in streams:
+        groups = {g["name"].decode(): g for g in redis.xinfo_groups(stream)} if redis.exists(stream) else {}
+        if args.group not in groups:
+            print(f"no group {args.group!r} on {stream} (groups: {', '.join(groups) or 'none'})")
+            return 1
     start: Start = args.from_
-    redis.xgroup_setid(args.topic, args.group, start.after)
+    for stream in streams:
+        redis.xgroup_setid(stream, args.group, start.after)
     if start.after == "$":
         what = "only entries added from now on"
     elif start.after == "0-0":
         what = "every entry from the beginning"
     else:
         what = f"entries from {start.given} on, that entry included"
-    print(f"group {args.group} on {args.topic} will read {what}")
+    where = args.topic if len(streams) == 1 else f"{args.topic} (each of its {len(streams)} partitions)"
+    print(f"group {args.group} on {where} will read {what}")
     return 0
 
 

@@ -1,4 +1,8 @@
-"""``voicetap topics``: every topic with its length, time span, groups, pending and lag."""
+"""``voicetap topics``: every topic with its length, time span, groups, pending and lag.
+
+One row per stream: with ``TOPIC_PARTITIONS`` above 1 each partition ``<topic>:p<k>`` is a row of
+its own, since a partition's lag is what an autoscaler sees and a hot partition should show.
+"""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from voicetap_common import catalog, events, topics
+from voicetap_common import catalog, events, partitions, topics
 
 REGENERATE = "python -m voicetap_common.asyncapi --write docs/asyncapi.json"
 SCHEMAS = "#/components/schemas/"
@@ -45,6 +45,14 @@ Delivery is at least once: make effects idempotent on `id`. Topics are trimmed t
 `TOPIC_MAXLEN` entries (`XADD MAXLEN ~`) and, when `TOPIC_MAX_AGE_SECONDS` is set, to entries \
 younger than that (`XTRIM MINID`). Entries a group could not process after a bounded number \
 of deliveries go to `<topic>.dlq`.
+
+Partitions: when the deployment sets `TOPIC_PARTITIONS=N` above 1, every channel marked \
+`x-voicetap-partitioned` is N streams named `<topic>:p0` ... `<topic>:p<N-1>` instead of the \
+stream `<topic>`. An event is on partition `crc32(call_control_id) mod N` (CRC-32 of the UTF-8 \
+call id, as zlib computes it; partition 0 for an event without one), so one call's events are in \
+order on one stream. Create your group on every partition and read them together (on Redis \
+Cluster, one XREADGROUP per hash slot). Dead-letter topics, commands and their results, and \
+playback are never partitioned.
 """
 
 ENTRY_FIELDS: dict[str, Any] = {
@@ -75,8 +83,8 @@ DEAD_LETTER_FIELDS: dict[str, Any] = {
                 "dlq_error": {"type": "string", "description": "The last error the handler raised."},
                 "dlq_group": {"type": "string", "description": "The consumer group that gave up."},
                 "dlq_deliveries": {"type": "string", "description": "How many times the entry was delivered."},
-                "dlq_source_topic": {"type": "string", "description": "The topic the entry came from."},
-                "dlq_source_entry": {"type": "string", "description": "The entry's stream id in that topic."},
+                "dlq_source_topic": {"type": "string", "description": "The stream the entry came from: its topic, or the topic's partition."},
+                "dlq_source_entry": {"type": "string", "description": "The entry's stream id in that stream."},
             },
         },
     ],
@@ -170,7 +178,11 @@ def build_document() -> dict[str, Any]:
             "headers": {"$ref": SCHEMAS + "StreamEntryFields"},
             "x-voicetap-payload-field": "event",
         }
-        extra: dict[str, Any] = {"x-voicetap-written-by": spec.written_by, "x-voicetap-consumer-groups": groups}
+        extra: dict[str, Any] = {
+            "x-voicetap-written-by": spec.written_by,
+            "x-voicetap-consumer-groups": groups,
+            "x-voicetap-partitioned": spec.partitioned,
+        }
         if dead_letters:
             extra["x-voicetap-dead-letter-topic"] = dead_letters
         channels[spec.name] = _channel(spec.name, spec.summary, spec.name, extra)
@@ -222,7 +234,11 @@ def build_document() -> dict[str, Any]:
             topics.TELNYX_PREFIX + "{event_type}",
             "Every other Telnyx event type, each on a topic named after it: nothing a valid signature covers is dropped.",
             other,
-            {"x-voicetap-written-by": "webhook_gateway", "x-voicetap-consumer-groups": []},
+            {
+                "x-voicetap-written-by": "webhook_gateway",
+                "x-voicetap-consumer-groups": [],
+                "x-voicetap-partitioned": partitions.is_partitioned(topics.telnyx_topic("event_type")),
+            },
         ),
         "parameters": {"event_type": {"description": "The webhook's `data.event_type`, e.g. `call.bridged`."}},
     }

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from voicetap_common import commands, events, media_events, topics, transcript_events
+from voicetap_common import commands, events, media_events, partitions, topics, transcript_events
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,11 @@ class TopicSpec:
     message: type[BaseModel]
     written_by: str
     read_by: tuple[str, ...] = ()
+
+    @property
+    def partitioned(self) -> bool:
+        """Split into ``<name>:p<k>`` streams when ``TOPIC_PARTITIONS`` is above 1 (``voicetap_common.partitions``)."""
+        return partitions.is_partitioned(self.name)
 
 
 def _telnyx(event_type: str, model: type[events._EventBase], summary: str, read_by: tuple[str, ...] = ()) -> TopicSpec:

@@ -24,6 +24,12 @@ On Redis Cluster (a ``RedisCluster`` client) the topics are read per hash slot i
 (:class:`~voicetap_common.slot_reads.SlotReads`: one XREADGROUP per slot, all in flight, the block
 time shared), and acknowledgements go out just before the read rather than in its pipeline; the
 guarantees above are the same. A single server keeps the one XREADGROUP over every topic.
+
+With ``partitions`` above 1 (``TOPIC_PARTITIONS``) each partitioned topic is read as its partition
+streams (``voicetap_common.partitions``): the group is created on each, entries are acknowledged
+and claimed on the stream that holds them, and the handler, the metrics and the dead-letter topic
+see the topic (``Entry.topic``; ``Entry.stream`` is where the entry lives). With 1, the topics are
+the streams, as they always were.
 """
 
 import asyncio
@@ -42,9 +48,10 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import ResponseError
 
+from voicetap_common.partitions import topic_of_streams
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
 from voicetap_common.slot_reads import SlotReads
-from voicetap_common.streams import Entry, Producer
+from voicetap_common.streams import Entry, Producer, entries_of, stream_entry
 from voicetap_common.topics import dlq_topic
 
 log = logging.getLogger("voicetap.consumer")
@@ -73,6 +80,7 @@ class ConsumerOptions:
     max_deliveries: int = 5
     retry_backoff_max_s: float = 10.0
     read_ahead: bool = True
+    partitions: int = 1  # TOPIC_PARTITIONS: the same in every process of the deployment
 
 
 def default_consumer_name() -> str:
@@ -120,8 +128,11 @@ class StreamConsumer:
         self._ahead: asyncio.Task[list[Entry]] | None = None  # the read in flight while a batch is handled
         self._ready: list[Entry] | None = None  # a read-ahead batch collected before a claim cycle, not yet handled
         self._unacked: list[Entry] = []  # handled; acknowledged with the next read
-        self._slot_reads = (  # None on a single server: one XREADGROUP reads every topic
-            SlotReads(redis, options.group, self._consumer, options.topics, count=options.batch_size, block_ms=options.block_ms)
+        topic_of = topic_of_streams(options.topics, options.partitions)
+        self._streams = list(topic_of)  # the topics themselves, unless partitioned
+        self._topic_of = None if options.partitions == 1 else topic_of  # None: every stream is its topic
+        self._slot_reads = (  # None on a single server: one XREADGROUP reads every stream
+            SlotReads(redis, options.group, self._consumer, self._streams, self._topic_of, count=options.batch_size, block_ms=options.block_ms)
             if isinstance(redis, RedisCluster)
             else None
         )
@@ -132,9 +143,9 @@ class StreamConsumer:
 
     async def ensure_groups(self) -> None:
         start_id = "0" if self._options.start == "beginning" else "$"
-        for topic in self._options.topics:
+        for stream in self._streams:
             try:
-                await self._redis.xgroup_create(topic, self._options.group, id=start_id, mkstream=True)
+                await self._redis.xgroup_create(stream, self._options.group, id=start_id, mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -235,14 +246,14 @@ class StreamConsumer:
         """XREADGROUP, preceded in the same pipeline by the XACK of ``acks`` (entries already handled)."""
         if self._slot_reads is not None:
             return await self._read_slots(self._slot_reads, acks)
-        streams = {topic: ">" for topic in self._options.topics}
+        streams = {stream: ">" for stream in self._streams}
         try:
             if acks:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    by_topic = self._queue_acks(pipe, acks)
+                    by_stream = self._queue_acks(pipe, acks)
                     pipe.xreadgroup(self._options.group, self._consumer, streams, count=self._options.batch_size, block=self._options.block_ms)
                     reply = (await pipe.execute())[-1]
-                self._count_handled(by_topic)
+                self._count_handled(by_stream)
             else:
                 reply = await self._redis.xreadgroup(
                     self._options.group, self._consumer, streams, count=self._options.batch_size, block=self._options.block_ms
@@ -250,10 +261,10 @@ class StreamConsumer:
         except BaseException:
             self._unacked = acks + self._unacked  # not known to be acknowledged: again with the next read
             raise
-        return [Entry.from_redis(topic, entry_id, fields) for topic, items in reply or [] for entry_id, fields in items]
+        return entries_of(reply, self._topic_of)
 
     async def _read_slots(self, slot_reads: SlotReads, acks: list[Entry]) -> list[Entry]:
-        """The cluster's read: ``acks`` acknowledged first (their topics may be on any node), then
+        """The cluster's read: ``acks`` acknowledged first (their streams may be on any node), then
         one XREADGROUP per slot."""
         if acks:
             try:
@@ -304,20 +315,25 @@ class StreamConsumer:
 
     async def _ack(self, entries: list[Entry]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
-            by_topic = self._queue_acks(pipe, entries)
+            by_stream = self._queue_acks(pipe, entries)
             await pipe.execute()
-        self._count_handled(by_topic)
+        self._count_handled(by_stream)
 
     def _queue_acks(self, pipe: Pipeline | ClusterPipeline, entries: list[Entry]) -> dict[str, list[str]]:
-        by_topic: dict[str, list[str]] = {}
-        for entry in entries:
-            by_topic.setdefault(entry.topic, []).append(entry.entry_id)
-        for topic, ids in by_topic.items():
-            pipe.xack(topic, self._options.group, *ids)
-        return by_topic
+        by_stream: dict[str, list[str]] = {}
+        if self._topic_of is None:  # every stream is its topic: the plain attribute, on the hot path
+            for entry in entries:
+                by_stream.setdefault(entry.topic, []).append(entry.entry_id)
+        else:
+            for entry in entries:
+                by_stream.setdefault(entry.stream, []).append(entry.entry_id)
+        for stream, ids in by_stream.items():
+            pipe.xack(stream, self._options.group, *ids)
+        return by_stream
 
-    def _count_handled(self, by_topic: dict[str, list[str]]) -> None:
-        for topic, ids in by_topic.items():
+    def _count_handled(self, by_stream: dict[str, list[str]]) -> None:
+        for stream, ids in by_stream.items():
+            topic = stream if self._topic_of is None else self._topic_of[stream]
             self._metrics.handled.labels(self._options.group, topic).inc(len(ids))
 
     async def _claim_idle(self, exclude: set[str]) -> int:
@@ -325,9 +341,9 @@ class StreamConsumer:
 
         ``exclude``: entries this consumer read ahead and will handle next (not idle, only waiting)."""
         handled = 0
-        for topic in self._options.topics:
+        for stream in self._streams:
             pending = await self._redis.xpending_range(
-                topic, self._options.group, min="-", max="+", count=self._options.batch_size, idle=self._options.claim_idle_ms
+                stream, self._options.group, min="-", max="+", count=self._options.batch_size, idle=self._options.claim_idle_ms
             )
             if not pending:
                 continue
@@ -338,22 +354,23 @@ class StreamConsumer:
             if not deliveries:
                 continue
             claimed = await self._redis.xclaim(
-                topic, self._options.group, self._consumer, self._options.claim_idle_ms, list(deliveries)
+                stream, self._options.group, self._consumer, self._options.claim_idle_ms, list(deliveries)
             )
+            topic = stream if self._topic_of is None else self._topic_of[stream]
             alive: list[Entry] = []
             gone: list[bytes] = []
             for entry_id, fields in claimed:
                 if fields is None:  # trimmed away while pending: nothing left to process
                     gone.append(entry_id)
                     continue
-                entry = Entry.from_redis(topic, entry_id, fields)
+                entry = stream_entry(topic, stream, entry_id, fields)
                 if deliveries.get(entry_id, 0) >= self._options.max_deliveries:
                     error = await self._redis.get(self._error_key(entry))
                     await self._dead_letter(entry, deliveries[entry_id], error.decode() if error else "unknown error")
                 else:
                     alive.append(entry)
             if gone:
-                await self._redis.xack(topic, self._options.group, *gone)
+                await self._redis.xack(stream, self._options.group, *gone)
             if alive:
                 self._metrics.claimed.labels(self._options.group, topic).inc(len(alive))
                 await self._handle(alive)
@@ -361,8 +378,8 @@ class StreamConsumer:
         return handled
 
     def _error_key(self, entry: Entry) -> str:
-        """Where the last error of an entry waits for whichever consumer dead-letters it (same slot as the topic)."""
-        return "{" + entry.topic + "}:error:" + self._options.group + ":" + entry.entry_id
+        """Where the last error of an entry waits for whichever consumer dead-letters it (same slot as its stream)."""
+        return "{" + entry.stream + "}:error:" + self._options.group + ":" + entry.entry_id
 
     async def _dead_letter(self, entry: Entry, deliveries: int | None, error: str) -> None:
         reason = "undeliverable" if deliveries is None else f"failed {deliveries} deliveries"
@@ -373,12 +390,12 @@ class StreamConsumer:
                 "dlq_error": error,
                 "dlq_group": self._options.group,
                 "dlq_deliveries": str(deliveries or 1),
-                "dlq_source_topic": entry.topic,
+                "dlq_source_topic": entry.stream,
                 "dlq_source_entry": entry.entry_id,
             }
         )
         await self._producer.publish_raw(dlq_topic(entry.topic), fields)
-        await self._redis.xack(entry.topic, self._options.group, entry.entry_id)
+        await self._redis.xack(entry.stream, self._options.group, entry.entry_id)
         await self._redis.delete(self._error_key(entry))
         self._metrics.dead_lettered.labels(self._options.group, entry.topic).inc()
         log.error(

@@ -35,6 +35,13 @@ class CommonSettings(BaseSettings):
         gt=0,
         description="Approximate bound on the length of every topic (XADD MAXLEN ~).",
     )
+    topic_partitions: int = Field(
+        default=1,
+        ge=1,
+        description="Above 1: every `telnyx.*` topic and voicetap's per-call event topics are split into this many "
+        "streams `<topic>:p<k>`, k = crc32(call_control_id) mod N, so one topic's load spreads over a cluster's nodes "
+        "(`TOPIC_MAXLEN` bounds each). The same for every process of a deployment; drain the topics before changing it.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: Literal["json", "console"] = Field(
         default="json", description="`json` (one object per line) or `console` (human-readable)."

@@ -1,32 +1,37 @@
 """A consumer group's reads on Redis Cluster: one blocking XREADGROUP per hash slot, all in flight.
 
-A cluster refuses one XREADGROUP over streams of different slots (``CROSSSLOT``), so the topics
-are grouped by slot and each group is read by its own XREADGROUP, sent straight to the node that
-serves the slot. :meth:`SlotReads.read` keeps one read in flight per slot, each blocking no longer
-than the call's own deadline, and returns as soon as any of them brings entries, or with nothing
-once the block time has passed: the block time is shared, and no slot waits behind another's. A
-read still in flight then stays in flight (for the rest of that block time at most); whatever it
-brings comes with a later call. Its entries are pending under this consumer from the moment
-the node delivered them, like any read entries: claimable by the group should the reader die,
-never acknowledged before they were handled.
+A cluster refuses one XREADGROUP over streams of different slots (``CROSSSLOT``), so the streams
+(the topics, or their partitions) are grouped by slot and each group is read by its own
+XREADGROUP, sent straight to the node that serves the slot. :meth:`SlotReads.read` keeps one read
+in flight per slot, each blocking no longer than the call's own deadline, and returns as soon as
+any of them brings entries, or with nothing once the block time has passed: the block time is
+shared, and no slot waits behind another's. A read still in flight then stays in flight (for the
+rest of that block time at most); whatever it brings comes with a later call. Its entries are
+pending under this consumer from the moment the node delivered them, like any read entries:
+claimable by the group should the reader die, never acknowledged before they were handled.
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from redis.asyncio import RedisCluster
 
-from voicetap_common.streams import Entry
+from voicetap_common.streams import Entry, entries_of
 
 
 class SlotReads:
-    def __init__(self, redis: RedisCluster, group: str, consumer: str, topics: Sequence[str], *, count: int, block_ms: int) -> None:
+    def __init__(
+        self, redis: RedisCluster, group: str, consumer: str, streams: Sequence[str], topic_of: Mapping[str, str] | None,
+        *, count: int, block_ms: int,
+    ) -> None:  # fmt: skip
+        """``topic_of``: each partition stream's topic (``entries_of``); None when every stream is a topic."""
         self._redis = redis
         self._group = ("GROUP", group, consumer, "COUNT", count)
         self._block_s = block_ms / 1000
+        self._topic_of = topic_of
         by_slot: dict[int, list[str]] = {}
-        for topic in topics:
-            by_slot.setdefault(redis.keyslot(topic), []).append(topic)
+        for stream in streams:
+            by_slot.setdefault(redis.keyslot(stream), []).append(stream)
         self._slots = list(by_slot.values())
         self._in_flight: dict[int, asyncio.Task[list[Entry]]] = {}
 
@@ -43,9 +48,9 @@ class SlotReads:
             if entries or remaining <= 0:
                 return entries
             block_ms = max(int(remaining * 1000), 1)  # 0 would block for ever
-            for index, topics in enumerate(self._slots):
+            for index, streams in enumerate(self._slots):
                 if index not in self._in_flight:
-                    self._in_flight[index] = asyncio.create_task(self._read_slot(topics, block_ms))
+                    self._in_flight[index] = asyncio.create_task(self._read_slot(streams, block_ms))
             await asyncio.wait(self._in_flight.values(), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
 
     async def drain(self) -> list[Entry]:
@@ -80,11 +85,11 @@ class SlotReads:
             raise error
         return entries
 
-    async def _read_slot(self, topics: list[str], block_ms: int) -> list[Entry]:
+    async def _read_slot(self, streams: list[str], block_ms: int) -> list[Entry]:
         # Sent to the slot's node directly: redis-py would otherwise ask a node (COMMAND GETKEYS)
         # where the keys of every XREADGROUP are. A MOVED answer is still followed.
         reply = await self._redis.execute_command(
-            "XREADGROUP", *self._group, "BLOCK", block_ms, "STREAMS", *topics, *(">" for _ in topics), target_nodes=self._redis.get_node_from_key(topics[0])
+            "XREADGROUP", *self._group, "BLOCK", block_ms, "STREAMS", *streams, *(">" for _ in streams), target_nodes=self._redis.get_node_from_key(streams[0])
         )
-        return [Entry.from_redis(topic, entry_id, fields) for topic, items in reply or [] for entry_id, fields in items]
+        return entries_of(reply, self._topic_of)
 

@@ -8,23 +8,31 @@ An entry is plain stream fields that any Redis client in any language can read:
 | ``type`` | the event type (``call.hangup``, ``voicetap.recording.completed``) |
 | ``event`` | the event as UTF-8 JSON (a webhook's body exactly as Telnyx signed it) |
 | others | optional routing fields, e.g. ``call_control_id``, ``received_at`` |
+
+With ``TOPIC_PARTITIONS`` above 1 a partitioned topic's entries live in its partition streams
+(``voicetap_common.partitions``): the producer picks the stream from the ``call_control_id`` field,
+and an :class:`Entry` read from a partition names both its topic and that stream.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from voicetap_common import codec
+from voicetap_common.partitions import stream_for
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.topics import dedupe_key
 
 Fields = Mapping[str | bytes, bytes | str | int | float]
 
+# An XREAD/XREADGROUP answer: (stream, [(entry id, fields), ...]) per stream that had entries.
+Reply = Sequence[tuple[bytes, Sequence[tuple[bytes, Mapping[bytes, bytes]]]]]
+
 # KEYS: stream, its de-duplication key. ARGV: window seconds, maxlen, then field/value pairs.
 # Appends unless the key exists, and sets it, atomically; returns the new entry id, or false.
-# Both keys share the topic's hash slot (see topics.dedupe_key), so it runs on Redis Cluster too.
+# Both keys share the stream's hash slot (see topics.dedupe_key), so it runs on Redis Cluster too.
 PUBLISH_ONCE = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return false
@@ -46,6 +54,11 @@ class Entry:
     topic: str
     entry_id: str
     fields: dict[str, bytes] = field(repr=False)
+
+    @property
+    def stream(self) -> str:
+        """The stream that holds the entry (acknowledge and claim it there): its topic, unless partitioned."""
+        return self.topic
 
     @property
     def event_id(self) -> str:
@@ -72,6 +85,39 @@ class Entry:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionEntry(Entry):
+    """An entry of a partitioned topic, read from the partition stream ``partition``.
+
+    A subclass, not a field of :class:`Entry`, so that reading an unpartitioned topic builds its
+    entries exactly as before."""
+
+    partition: str
+
+    @property
+    def stream(self) -> str:
+        return self.partition
+
+
+def stream_entry(topic: str, stream: str, entry_id: bytes, raw: Mapping[bytes, bytes]) -> Entry:
+    """An entry of ``topic`` read from ``stream``: the topic itself or one of its partitions."""
+    if stream == topic:
+        return Entry.from_redis(topic, entry_id, raw)
+    return PartitionEntry(topic, entry_id.decode(), {k.decode(): v for k, v in raw.items()}, stream)
+
+
+def entries_of(reply: Reply | None, topic_of: Mapping[str, str] | None = None) -> list[Entry]:
+    """The entries of a read. ``topic_of`` (partitions only) maps each stream read to its topic."""
+    if topic_of is None:
+        return [Entry.from_redis(topic, entry_id, fields) for topic, items in reply or [] for entry_id, fields in items]
+    entries: list[Entry] = []
+    for raw_stream, items in reply or []:
+        stream = raw_stream.decode()
+        topic = topic_of[stream]
+        entries.extend(stream_entry(topic, stream, entry_id, raw) for entry_id, raw in items)
+    return entries
+
+
 def entry_fields(event_id: str, event_type: str, body: bytes, **extra: str | bytes) -> dict[str, bytes | str]:
     fields: dict[str, bytes | str] = {"id": event_id, "type": event_type, "event": body}
     fields.update({k: v for k, v in extra.items() if v is not None})
@@ -79,18 +125,31 @@ def entry_fields(event_id: str, event_type: str, body: bytes, **extra: str | byt
 
 
 class Producer:
-    """Appends entries to topics, each topic trimmed to about ``maxlen`` entries."""
+    """Appends entries to topics, each stream trimmed to about ``maxlen`` entries; with
+    ``partitions`` above 1, an event of a partitioned topic goes to its call's partition."""
 
-    def __init__(self, redis: RedisClient, maxlen: int) -> None:
+    def __init__(self, redis: RedisClient, maxlen: int, partitions: int = 1) -> None:
         self._redis = redis
         self._maxlen = maxlen
+        self._partitions = partitions
         self._publish_once = redis.register_script(PUBLISH_ONCE)
+
+    def stream(self, topic: str, call_control_id: str | bytes | None) -> str:
+        """The stream an event of ``call_control_id`` on ``topic`` is appended to."""
+        if self._partitions == 1:
+            return topic
+        if isinstance(call_control_id, bytes):
+            call_control_id = call_control_id.decode()
+        return stream_for(topic, call_control_id, self._partitions)
 
     async def publish(
         self, topic: str, event_id: str, event_type: str, body: bytes, **extra: str | bytes
     ) -> str:
         entry_id = await self._redis.xadd(
-            topic, entry_fields(event_id, event_type, body, **extra), maxlen=self._maxlen, approximate=True
+            self.stream(topic, extra.get("call_control_id")),
+            entry_fields(event_id, event_type, body, **extra),
+            maxlen=self._maxlen,
+            approximate=True,
         )
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
@@ -98,16 +157,20 @@ class Producer:
         return await self.publish(topic, event_id, event_type, codec.dumps(model.model_dump(mode="json")), **extra)
 
     async def publish_raw(self, topic: str, fields: Fields) -> str:
-        """Append ``fields`` as they are (dead letters keep the original entry's fields)."""
+        """Append ``fields`` as they are to the stream ``topic`` itself, never a partition (dead
+        letters: they keep the original entry's fields, one dead-letter topic per topic)."""
         entry_id = await self._redis.xadd(topic, dict(fields), maxlen=self._maxlen, approximate=True)
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     async def publish_once(
         self, topic: str, event_id: str, event_type: str, body: bytes, window_seconds: int = 86_400, **extra: str
     ) -> str | None:
-        """Publish unless ``event_id`` was published on ``topic`` within the window; None when it was."""
+        """Publish unless ``event_id`` was published on ``topic`` within the window; None when it was.
+        With partitions the de-duplication key is the call's partition's: a repeat of the event, of
+        the same call, meets it there."""
         flat: list[bytes | str] = []
         for name, value in entry_fields(event_id, event_type, body, **extra).items():
             flat += [name, value]
-        entry_id = await self._publish_once(keys=[topic, dedupe_key(topic, event_id)], args=[window_seconds, self._maxlen, *flat])
+        stream = self.stream(topic, extra.get("call_control_id"))
+        entry_id = await self._publish_once(keys=[stream, dedupe_key(stream, event_id)], args=[window_seconds, self._maxlen, *flat])
         return entry_id.decode() if isinstance(entry_id, bytes) else None

@@ -4,7 +4,8 @@ Live events (analytics, audio, DTMF, marks, errors) are *offered*: put on a boun
 that one task drains to Redis in pipelined batches. When Redis is slow or down the queue fills and
 what overflows is dropped and counted (``voicetap_ingest_events_dropped_total``); the packet path
 and the WebSocket readers never await Redis. ``recording.completed`` is different: it is awaited
-(with retries) on the control path and published once per call.
+(with retries) on the control path and published once per call. Either way an event goes to the
+stream the producer names for its call (its partition, with ``TOPIC_PARTITIONS`` above 1).
 """
 
 import asyncio
@@ -31,7 +32,7 @@ class EventPublisher:
         self._redis = redis
         self.producer = producer
         self._metrics = metrics
-        self._queue: deque[tuple[str, dict[str, Any], int]] = deque()
+        self._queue: deque[tuple[str, str, dict[str, Any], int]] = deque()  # topic, stream, fields, maxlen
         self._size = queue_size
         self._maxlens = maxlens
         self._default_maxlen = default_maxlen
@@ -48,7 +49,8 @@ class EventPublisher:
             return False
         body = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
         fields = entry_fields(event_id, event_type, codec.dumps(body), **extra)
-        self._queue.append((topic, fields, self._maxlens.get(topic, self._default_maxlen)))
+        stream = self.producer.stream(topic, extra.get("call_control_id"))
+        self._queue.append((topic, stream, fields, self._maxlens.get(topic, self._default_maxlen)))
         self._wake.set()
         return True
 
@@ -66,18 +68,18 @@ class EventPublisher:
             batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    for topic, fields, maxlen in batch:
-                        pipe.xadd(topic, fields, maxlen=maxlen, approximate=True)
+                    for _, stream, fields, maxlen in batch:
+                        pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)
                     await pipe.execute()
                 backoff = 0.1
-                for topic, _, _ in batch:
+                for topic, _, _, _ in batch:
                     self._metrics.events_published.labels(topic).inc()
             except REDIS_UNAVAILABLE as exc:
                 # put the batch back as far as the bound allows; the rest is dropped and counted
                 room = max(self._size - len(self._queue), 0)
                 for item in reversed(batch[:room]):
                     self._queue.appendleft(item)
-                for topic, _, _ in batch[room:]:
+                for topic, _, _, _ in batch[room:]:
                     self._metrics.events_dropped.labels(topic).inc()
                 log.warning("redis unavailable for media events, retrying", extra={"error": str(exc), "queued": len(self._queue)})
                 if stop.is_set():

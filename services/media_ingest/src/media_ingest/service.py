@@ -51,7 +51,7 @@ class IngestService:
         self.redis = connect(settings, blocking_ms=BLOCK_MS)
         self.prometheus = CollectorRegistry()
         self.metrics = IngestMetrics(self.prometheus)
-        self.producer = Producer(self.redis, settings.topic_maxlen)
+        self.producer = Producer(self.redis, settings.topic_maxlen, settings.topic_partitions)
         self.publisher = EventPublisher(
             self.redis, self.producer, self.metrics, queue_size=settings.ingest_event_queue,
             maxlens={MEDIA_ANALYTICS: settings.ingest_analytics_maxlen, MEDIA_AUDIO: settings.ingest_audio_maxlen},
@@ -74,7 +74,10 @@ class IngestService:
         self.playback = PlaybackRouter(self.redis, block_ms=BLOCK_MS)
         self.consumer = StreamConsumer(
             self.redis, self.producer,
-            ConsumerOptions(group=GROUP, topics=(*LIFECYCLE_TOPICS, MEDIA_COMMANDS, inbox(self.instance)), consumer=self.instance, block_ms=BLOCK_MS),
+            ConsumerOptions(
+                group=GROUP, topics=(*LIFECYCLE_TOPICS, MEDIA_COMMANDS, inbox(self.instance)), consumer=self.instance,
+                block_ms=BLOCK_MS, partitions=settings.topic_partitions,
+            ),
             self._handle, ConsumerMetrics(self.prometheus),
         )
         self.prometheus.register(

@@ -1,7 +1,7 @@
 """The checks a user would make after calls were played: each returns a :class:`Check`.
 
 Webhooks accepted (2xx), every accepted event on its topic exactly once (read back from Redis by
-the event's ``id``), each call's recording present with the length of the audio sent, each call's
+the event's ``id``; with ``TOPIC_PARTITIONS`` above 1, on its call's partition of the topic), each call's recording present with the length of the audio sent, each call's
 final transcription lines in its transcript and found by search. Recordings and transcripts appear
 some time after the hang-up, so those checks poll until a shared deadline.
 """
@@ -24,6 +24,7 @@ from telnyx_simulator.state import FakeTelnyxState
 from telnyx_simulator.webhooks import Delivery
 from voicetap_common import codec
 from voicetap_common.media_events import RECORDING_COMPLETED
+from voicetap_common.partitions import stream_for, streams_of
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
 
 MEDIA_ACTIONS = ("fork_start", "streaming_start")
@@ -113,29 +114,30 @@ async def _entries_since(redis: RedisClient, topic: str, since_ms: int) -> list[
 
 async def check_topics(
     redis: RedisClient, deliveries: Sequence[Delivery], events: dict[str, tuple[str, str]],
-    results: dict[str, CallResult], since_ms: int, redis_url: str,
+    results: dict[str, CallResult], since_ms: int, redis_url: str, partitions: int,
 ) -> Check:  # fmt: skip
     """``events``: event id -> (event type, call_control_id) of every event sent."""
     accepted = {d.event_id for d in deliveries if d.ok}
-    expected: dict[str, set[str]] = defaultdict(set)
+    expected: dict[str, set[str]] = defaultdict(set)  # per stream: the topic, or the call's partition of it
     for event_id in accepted:
-        event_type, _ = events[event_id]
-        expected["telnyx." + event_type].add(event_id)
+        event_type, call_control_id = events[event_id]
+        expected[stream_for("telnyx." + event_type, call_control_id, partitions)].add(event_id)
     problems: list[str] = []
     lengths: dict[str, int] = {}
     try:
-        for topic, ids in sorted(expected.items()):
-            lengths[topic] = await redis.xlen(topic)
+        for stream, ids in sorted(expected.items()):
+            lengths[stream] = await redis.xlen(stream)
             seen = Counter(
-                fields.get(b"id", b"").decode() for fields in await _entries_since(redis, topic, since_ms)
+                fields.get(b"id", b"").decode() for fields in await _entries_since(redis, stream, since_ms)
             )
             for event_id in sorted(ids):
                 event_type, call_control_id = events[event_id]
+                topic = "telnyx." + event_type
                 if seen[event_id] and (result := results.get(call_control_id)) is not None:
                     result.topics[topic] = result.topics.get(topic, 0) + 1
                 if seen[event_id] != 1:
                     what = "missing from" if not seen[event_id] else f"{seen[event_id]} times on"
-                    problems.append(f"call {call_control_id}: {event_type} {event_id} {what} {topic}")
+                    problems.append(f"call {call_control_id}: {event_type} {event_id} {what} {stream}")
     except REDIS_UNAVAILABLE as exc:
         return Check(
             "topics", "fail",
@@ -176,9 +178,10 @@ def media_seconds(player: CallPlayer) -> float:
     return packets * FRAME_SECONDS
 
 
-async def _recording_events(redis: RedisClient, since_ms: int) -> dict[str, dict[str, object]]:
+async def _recording_events(redis: RedisClient, since_ms: int, partitions: int) -> dict[str, dict[str, object]]:
     found: dict[str, dict[str, object]] = {}
-    for fields in await _entries_since(redis, RECORDING_COMPLETED, since_ms):
+    read = [await _entries_since(redis, stream, since_ms) for stream in streams_of(RECORDING_COMPLETED, partitions)]
+    for fields in (fields for entries in read for fields in entries):
         try:
             event = codec.loads(fields.get(b"event", b"{}"))
         except codec.JSONDecodeError:
@@ -193,7 +196,7 @@ async def _recording_events(redis: RedisClient, since_ms: int) -> dict[str, dict
 
 async def check_recordings(
     client: httpx.AsyncClient, ingest_url: str, api_url: str, redis: RedisClient, state: FakeTelnyxState,
-    players: Sequence[CallPlayer], results: dict[str, CallResult], since_ms: int, deadline: float,
+    players: Sequence[CallPlayer], results: dict[str, CallResult], since_ms: int, deadline: float, partitions: int,
 ) -> list[Check]:  # fmt: skip
     """Two checks: the media the stack asked for, and each call's recording (file and event)."""
     media_problems: list[str] = []
@@ -251,14 +254,14 @@ async def check_recordings(
         return None
 
     async def events() -> dict[str, dict[str, object]] | None:
-        found = await _recording_events(redis, since_ms)
+        found = await _recording_events(redis, since_ms, partitions)
         return found if all(p.call.call_control_id in found for p in recorded) else None
 
     found = await asyncio.gather(*(recording(p) for p in recorded))
     problems = [problem for problem in found if problem]
     failed = {p.call.call_control_id for p, problem in zip(recorded, found, strict=True) if problem}
     try:
-        completed = await poll(events, deadline) or await _recording_events(redis, since_ms)
+        completed = await poll(events, deadline) or await _recording_events(redis, since_ms, partitions)
     except REDIS_UNAVAILABLE as exc:
         completed = {}
         problems.append(f"could not read {RECORDING_COMPLETED}: {exc}")

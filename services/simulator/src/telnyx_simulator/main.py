@@ -90,6 +90,7 @@ class Options:
     data_dir: Path | None
     redis_url: str
     redis_cluster: bool
+    topic_partitions: int  # the stack's TOPIC_PARTITIONS, read like the stack reads it
     start_stack: bool
     demo: bool
     require: frozenset[str]
@@ -217,6 +218,7 @@ def options_from(args: argparse.Namespace, settings: SimulatorSettings) -> Optio
         data_dir=data_dir,
         redis_url=args.redis_url,
         redis_cluster=args.redis_cluster,
+        topic_partitions=settings.topic_partitions,
         start_stack=args.start_stack,
         demo=args.demo,
         require=args.require,
@@ -479,12 +481,12 @@ async def run_checks(
     redis = client_for(opts.redis_url, cluster=opts.redis_cluster, socket_timeout=5, socket_connect_timeout=5)
     try:
         found.append(
-            await checks.check_topics(redis, sender.deliveries, events, results, since_ms, opts.redis_url)
+            await checks.check_topics(redis, sender.deliveries, events, results, since_ms, opts.redis_url, opts.topic_partitions)
         )
         ingest = summary.service("ingest")
         if ingest is not None and ingest.running:
             found += await checks.check_recordings(
-                client, opts.ingest_url, api_url, redis, state, players, results, since_ms, deadline
+                client, opts.ingest_url, api_url, redis, state, players, results, since_ms, deadline, opts.topic_partitions
             )
         else:
             found.append(_skipped("recordings", "media_ingest", ingest))

@@ -8,8 +8,9 @@ re-delivered segment is not stored again, so it makes no revision.
 
 Every indexer process sweeps for due calls; publication goes through one Redis script that sets
 the revision's "published" key (its value: the call's segment sequence the revision covers) and
-appends to the topic atomically (both keys in the topic's hash slot), so two processes can never
-both publish a revision. The database is marked afterwards, with the sequence the published
+appends to the topic atomically (both keys in the hash slot of the topic, or of the call's
+partition of it with ``TOPIC_PARTITIONS`` above 1), so two processes can never both publish a
+revision. The database is marked afterwards, with the sequence the published
 revision covers; a crash in between only means the next sweep finds the key set and marks the
 call with the sequence stored in it, so a segment stored meanwhile still gets its revision.
 """
@@ -25,6 +26,7 @@ from transcript_indexer.formats import as_text
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.storage.base import DueCompletion, Storage, StorageUnavailable
 from voicetap_common import codec
+from voicetap_common.partitions import stream_for
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import entry_fields
 from voicetap_common.topics import dedupe_key
@@ -37,7 +39,7 @@ from voicetap_common.transcript_events import (
 
 log = logging.getLogger("voicetap.transcript_indexer.completion")
 
-# KEYS[1] the "published" key, KEYS[2] the topic; ARGV: ttl, maxlen, segment sequence, then
+# KEYS[1] the "published" key, KEYS[2] the stream; ARGV: ttl, maxlen, segment sequence, then
 # field/value pairs. Returns {1, entry id} when published here, else {0, the sequence published}.
 PUBLISH_ONCE = """
 local covered = redis.call('GET', KEYS[1])
@@ -63,6 +65,7 @@ class Completer:
         live: LiveFeed,
         settle_seconds: float,
         topic_maxlen: int,
+        topic_partitions: int,
         registry: CollectorRegistry,
     ) -> None:
         self._storage = storage
@@ -70,6 +73,7 @@ class Completer:
         self._live = live
         self._settle = timedelta(seconds=settle_seconds)
         self._maxlen = topic_maxlen
+        self._partitions = topic_partitions
         self._script = redis.register_script(PUBLISH_ONCE)
         self._published = Counter(
             "voicetap_indexer_transcripts_completed_total", "Completed transcript revisions published by this process", registry=registry
@@ -122,7 +126,8 @@ class Completer:
         args: list[str | bytes | int] = [PUBLISHED_TTL_SECONDS, self._maxlen, due.segment_seq]
         for name, value in fields.items():
             args.extend((name, value))
-        published, value = await self._script(keys=[dedupe_key(TRANSCRIPT_COMPLETED, event_id), TRANSCRIPT_COMPLETED], args=args)
+        stream = stream_for(TRANSCRIPT_COMPLETED, call_control_id, self._partitions)
+        published, value = await self._script(keys=[dedupe_key(stream, event_id), stream], args=args)
         covered = due.segment_seq if published else int(value)
         await self._storage.mark_completed(call_control_id, due.revision, covered, now)
         await self._live.publish_completed(call_control_id, event_id)  # again if another process won: harmless

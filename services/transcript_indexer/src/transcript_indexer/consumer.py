@@ -40,6 +40,7 @@ def consumer_options(settings: IndexerSettings, index: int = 0) -> ConsumerOptio
         claim_idle_ms=settings.indexer_claim_idle_ms,
         claim_interval_s=settings.indexer_claim_interval_seconds,
         max_deliveries=settings.indexer_max_deliveries,
+        partitions=settings.topic_partitions,
     )
 
 

@@ -58,7 +58,7 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
     keepalive_ms = int(settings.indexer_sse_keepalive_seconds * 1000)
     redis = connect(settings, blocking_ms=max(settings.indexer_block_ms, keepalive_ms))
     registry = CollectorRegistry()
-    producer = Producer(redis, settings.topic_maxlen)
+    producer = Producer(redis, settings.topic_maxlen, settings.topic_partitions)
     live = LiveFeed(redis, settings.indexer_live_maxlen, settings.indexer_live_ttl_seconds)
     commands = TelnyxCommands(settings, registry)
     starter = (
@@ -83,9 +83,12 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
         claim_idle_ms=settings.indexer_claim_idle_ms,
         claim_interval_s=settings.indexer_claim_interval_seconds,
         max_deliveries=settings.indexer_max_deliveries,
+        partitions=settings.topic_partitions,
     )
     command_consumer = StreamConsumer(redis, producer, command_options, runner.handle, consumer_metrics)
-    completer = Completer(storage, redis, live, settings.indexer_settle_seconds, settings.topic_maxlen, registry)
+    completer = Completer(
+        storage, redis, live, settings.indexer_settle_seconds, settings.topic_maxlen, settings.topic_partitions, registry
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, storage, redis, registry),

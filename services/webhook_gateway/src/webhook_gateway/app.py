@@ -59,6 +59,7 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
         metrics=metrics,
         max_body_bytes=settings.gateway_max_body_bytes,
         answer_deadline_seconds=settings.gateway_answer_deadline_seconds,
+        partitions=settings.topic_partitions,
     )
 
     async def readiness() -> dict[str, bool]:

@@ -1,8 +1,8 @@
 """Publishing verified webhooks: de-duplicated on ``data.id``, atomic, round trips shared.
 
 One Lua script per event (``voicetap_common.streams.PUBLISH_ONCE``) checks the de-duplication
-key and appends to the topic in one atomic step (both keys share the topic's hash slot, so this
-holds on Redis Cluster too). Requests that
+key and appends to the stream (the topic, or the call's partition of it) in one atomic step (both
+keys share the stream's hash slot, so this holds on Redis Cluster too). Requests that
 arrive while a pipeline is in flight wait for the next one, so under load many webhooks share a
 single round trip, and with one request at a time nothing waits.
 
@@ -24,7 +24,7 @@ from voicetap_common.topics import dedupe_key
 
 @dataclass(frozen=True, slots=True)
 class Publication:
-    topic: str
+    stream: str  # the topic, or the call's partition of it; the de-duplication key shares its slot
     event_id: str
     fields: tuple[bytes | str, ...]  # flattened field/value pairs
 
@@ -98,7 +98,7 @@ class PublishBatcher:
             for p in publications:
                 # The raw command, which is what ``pipe.evalsha`` sends: redis-py's cluster pipeline
                 # refuses that method, as a node may lack the script; ``_send`` handles NOSCRIPT.
-                pipe.execute_command("EVALSHA", self._sha, 2, p.topic, dedupe_key(p.topic, p.event_id), self._window, self._maxlen, *p.fields)
+                pipe.execute_command("EVALSHA", self._sha, 2, p.stream, dedupe_key(p.stream, p.event_id), self._window, self._maxlen, *p.fields)
             return await pipe.execute(raise_on_error=False)
 
 

@@ -5,6 +5,11 @@ from the ASGI messages and answers with prebuilt JSON, without a framework's req
 middleware layers (about a third of the CPU per webhook, measured in bench/). It answers 2xx only
 after Redis stored the event, and 503 (so that Telnyx retries) when Redis does not confirm within
 the answer deadline, well inside Telnyx's 2 s.
+
+With ``TOPIC_PARTITIONS`` above 1 the event goes to its call's partition of the topic
+(``voicetap_common.partitions``), and so does its de-duplication key: a re-delivery carries the
+same call id, so it meets the key on the same partition. The answer names the topic; the entry id
+is the partition's, which the call id tells.
 """
 
 import logging
@@ -14,6 +19,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from voicetap_common.partitions import stream_for
 from voicetap_common.streams import Producer
 from voicetap_common.topics import WEBHOOK_DEAD_LETTERS, telnyx_topic
 from webhook_gateway.envelope import EventKey, MalformedEvent, read_event_key
@@ -43,6 +49,7 @@ class WebhookEndpoint:
         metrics: GatewayMetrics,
         max_body_bytes: int,
         answer_deadline_seconds: float,
+        partitions: int,
     ) -> None:
         self._verifier = verifier
         self._batcher = batcher
@@ -50,6 +57,7 @@ class WebhookEndpoint:
         self._metrics = metrics
         self._max_body = max_body_bytes
         self._deadline = answer_deadline_seconds
+        self._partitions = partitions if partitions > 1 else None  # None: every topic is its one stream
         self._outcomes = {
             name: metrics.webhooks.labels(name)
             for name in ("published", "duplicate", "unauthorized", "too_large", "malformed", "unavailable")
@@ -91,13 +99,14 @@ class WebhookEndpoint:
 
     async def _publish(self, key: EventKey, body: bytes) -> tuple[int, dict[str, Any]]:
         topic = telnyx_topic(key.event_type)
+        stream = topic if self._partitions is None else stream_for(topic, key.call_control_id, self._partitions)
         fields: list[bytes | str] = ["id", key.event_id, "type", key.event_type, "event", body, "received_at", f"{time.time():.6f}"]
         if key.call_control_id:
             fields += ["call_control_id", key.call_control_id]
         if key.attempt:
             fields += ["attempt", key.attempt]
         try:
-            entry_id = await self._batcher.publish(Publication(topic, key.event_id, tuple(fields)), self._deadline)
+            entry_id = await self._batcher.publish(Publication(stream, key.event_id, tuple(fields)), self._deadline)
         except Exception as exc:  # noqa: BLE001 - any failure to store means: Telnyx, retry
             self._outcomes["unavailable"].inc()
             self._metrics.redis_up.set(0)
