@@ -60,6 +60,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(params=["single", "cluster"])
+def any_redis(request: pytest.FixtureRequest) -> Redis | RedisCluster:
+    """The same test on a single server and on the three-node cluster, each emptied first."""
+    found: Redis | RedisCluster = request.getfixturevalue("redis" if request.param == "single" else "redis_cluster")
+    return found
+
+
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
     """A client on a database emptied before each test."""

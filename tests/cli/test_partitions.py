@@ -8,35 +8,27 @@ import subprocess
 from collections import defaultdict
 
 import pytest
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import RedisCluster
 
 from tests.cli.test_streams_cli import VOICETAP
 from voicetap_common.partitions import stream_for, streams_of
+from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Producer
 from voicetap_common.topics import CALL_HANGUP, CALL_TRANSCRIPTION
 
 N = 4
 CALLS = [f"v3:call-{i}" for i in range(10)]
 
-Client = Redis | RedisCluster
-
-
-@pytest.fixture(params=["single", "cluster"])
-def client(request: pytest.FixtureRequest) -> Client:
-    found: Client = request.getfixturevalue("redis" if request.param == "single" else "redis_cluster")
-    return found
-
-
 @pytest.fixture
-def env(client: Client, request: pytest.FixtureRequest) -> dict[str, str]:
-    """The environment of a `voicetap` command on ``client``'s Redis, with four partitions."""
-    if isinstance(client, RedisCluster):
+def env(any_redis: RedisClient, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment of a `voicetap` command on ``any_redis``, with four partitions."""
+    if isinstance(any_redis, RedisCluster):
         return {**os.environ, "REDIS_URL": request.getfixturevalue("redis_cluster_url"), "REDIS_CLUSTER": "true", "TOPIC_PARTITIONS": str(N)}
     return {**os.environ, "REDIS_URL": request.getfixturevalue("redis_url"), "TOPIC_PARTITIONS": str(N)}
 
 
-async def test_tail_follows_every_partition_and_prints_each_entry_once_in_call_order(client: Client, env: dict[str, str]) -> None:
-    producer = Producer(client, 10_000, N)
+async def test_tail_follows_every_partition_and_prints_each_entry_once_in_call_order(any_redis: RedisClient, env: dict[str, str]) -> None:
+    producer = Producer(any_redis, 10_000, N)
     for call in CALLS:
         await producer.publish(CALL_TRANSCRIPTION, f"{call}/before", "call.transcription", b"{}", call_control_id=call)
     later = [(call, f"{call}/{i}") for i in range(4) for call in CALLS]
@@ -60,17 +52,17 @@ async def test_tail_follows_every_partition_and_prints_each_entry_once_in_call_o
     assert {stream for stream, _ in shown} == set(streams_of(CALL_TRANSCRIPTION, N))
 
 
-async def test_replay_rewinds_the_group_on_every_partition(client: Client, env: dict[str, str]) -> None:
-    producer = Producer(client, 10_000, N)
+async def test_replay_rewinds_the_group_on_every_partition(any_redis: RedisClient, env: dict[str, str]) -> None:
+    producer = Producer(any_redis, 10_000, N)
     for call in CALLS:
         await producer.publish(CALL_HANGUP, f"{call}/hangup", "call.hangup", b"{}", call_control_id=call)
     for stream in streams_of(CALL_HANGUP, N):
-        await client.xgroup_create(stream, "g", id="$", mkstream=True)
+        await any_redis.xgroup_create(stream, "g", id="$", mkstream=True)
     done = await asyncio.create_subprocess_exec(
         VOICETAP, "replay", CALL_HANGUP, "--group", "g", "--from", "beginning", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     stdout, stderr = await asyncio.wait_for(done.communicate(), 30)
     assert done.returncode == 0, stderr.decode()
     assert f"group g on {CALL_HANGUP} (each of its {N} partitions) will read every entry" in stdout.decode()
-    reread = [fields[b"id"].decode() for stream in streams_of(CALL_HANGUP, N) for _, items in await client.xreadgroup("g", "c", {stream: ">"}) for _, fields in items]
+    reread = [fields[b"id"].decode() for stream in streams_of(CALL_HANGUP, N) for _, items in await any_redis.xreadgroup("g", "c", {stream: ">"}) for _, fields in items]
     assert sorted(reread) == sorted(f"{call}/hangup" for call in CALLS)

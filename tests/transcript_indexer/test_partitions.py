@@ -8,32 +8,24 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import RedisCluster
 
 from tests.transcript_indexer.harness import eventually, indexer_settings, running_indexer
 from tests.transcript_indexer.indexer_events import answered, hangup, initiated, transcription
 from tests.transcript_indexer.test_pipeline import _all_handled, signed_webhooks
 from transcript_indexer.consumer import TOPICS
 from voicetap_common.partitions import stream_for, streams_of
+from voicetap_common.redis_client import RedisClient
 from voicetap_common.transcript_events import TRANSCRIPT_COMPLETED
 
 N = 4
 CALLS = [f"v3:partitioned-{i}" for i in range(6)]
 
-Client = Redis | RedisCluster
-
-
-@pytest.fixture(params=["single", "cluster"])
-def client(request: pytest.FixtureRequest) -> Client:
-    found: Client = request.getfixturevalue("redis" if request.param == "single" else "redis_cluster")
-    return found
-
-
-async def _completed(client: Client) -> dict[str, tuple[str, dict[str, object]]]:
+async def _completed(any_redis: RedisClient) -> dict[str, tuple[str, dict[str, object]]]:
     """call -> (stream, event) of every completed transcript, read from every partition."""
     found: dict[str, tuple[str, dict[str, object]]] = {}
     for stream in streams_of(TRANSCRIPT_COMPLETED, N):
-        for _, fields in await client.xrange(stream):
+        for _, fields in await any_redis.xrange(stream):
             event = orjson.loads(fields[b"event"])
             assert event["payload"]["call_control_id"] not in found, "published once"
             found[event["payload"]["call_control_id"]] = (stream, event)
@@ -41,9 +33,9 @@ async def _completed(client: Client) -> dict[str, tuple[str, dict[str, object]]]
 
 
 async def test_webhooks_of_several_calls_become_their_transcripts_over_partitions(
-    client: Client, request: pytest.FixtureRequest, tmp_path: Path
+    any_redis: RedisClient, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    cluster = {"redis_cluster": True} if isinstance(client, RedisCluster) else {}
+    cluster = {"redis_cluster": True} if isinstance(any_redis, RedisCluster) else {}
     url = request.getfixturevalue("redis_cluster_url") if cluster else request.getfixturevalue("redis_url")
     said = {call: [f"call {i} asks for a refund", f"agent {i} says fine"] for i, call in enumerate(CALLS)}
     async with signed_webhooks(url, tmp_path, topic_partitions=N, **cluster) as deliver:
@@ -51,11 +43,11 @@ async def test_webhooks_of_several_calls_become_their_transcripts_over_partition
             first, second = transcription(call, caller, 2.0), transcription(call, agent, 3.0, track="outbound")
             # Telnyx does not order webhooks, and re-delivers some.
             await deliver(hangup(call, 9.0), second, answered(call), initiated(call), first, second)
-    assert not any([await client.exists(topic) for topic in TOPICS])  # only partitions
+    assert not any([await any_redis.exists(topic) for topic in TOPICS])  # only partitions
     settings = indexer_settings(url, f"sqlite:///{tmp_path / 'transcripts.sqlite3'}", tmp_path, topic_partitions=N, **cluster)
     async with running_indexer(settings) as api_url, httpx.AsyncClient(base_url=api_url, timeout=10) as api:
         async def all_completed() -> bool:
-            return set(await _completed(client)) == set(CALLS)
+            return set(await _completed(any_redis)) == set(CALLS)
 
         await eventually(all_completed, message="every call's transcript completed")
         for call, (caller, agent) in said.items():
@@ -64,7 +56,7 @@ async def test_webhooks_of_several_calls_become_their_transcripts_over_partition
         hits = (await api.get("/search", params={"q": "refund", "limit": 50})).json()["items"]
         assert sorted(h["call_control_id"] for h in hits) == sorted(CALLS)
         streams = [stream for topic in TOPICS for stream in streams_of(topic, N)]
-        assert await _all_handled(client, *streams)
-    for call, (stream, event) in (await _completed(client)).items():
+        assert await _all_handled(any_redis, *streams)
+    for call, (stream, event) in (await _completed(any_redis)).items():
         assert stream == stream_for(TRANSCRIPT_COMPLETED, call, N) and event["id"] == f"transcript.completed:{call}:1"
-    assert not await client.exists(TRANSCRIPT_COMPLETED)
+    assert not await any_redis.exists(TRANSCRIPT_COMPLETED)
