@@ -5,8 +5,8 @@ announced, ports are released. A SIGKILL leaves recordings that the next start r
 """
 
 import asyncio
-import signal
 import sys
+from functools import partial
 
 import uvicorn
 import uvloop
@@ -16,6 +16,7 @@ from media_ingest.app import create_app
 from media_ingest.service import IngestService
 from media_ingest.settings import IngestSettings
 from voicetap_common.logs import configure_logging
+from voicetap_common.serving import serve_until, until_signalled
 
 
 async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
@@ -36,25 +37,10 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
             timeout_graceful_shutdown=3,
         )
     )
-
-    async def stop_server() -> None:
-        await stop.wait()
-        server.should_exit = True
-
-    watcher = asyncio.create_task(stop_server())
     try:
-        await server.serve()  # returns on SIGTERM/SIGINT (uvicorn catches them) or once stop is set
+        await serve_until(server, stop)
     finally:
-        watcher.cancel()
         await service.stop()
-
-
-async def _main(settings: IngestSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await run(settings, stop)
 
 
 def main() -> None:
@@ -63,7 +49,7 @@ def main() -> None:
     except ValidationError as exc:
         sys.exit(f"voicetap ingest: invalid settings:\n{exc}")
     configure_logging("media_ingest", settings.log_level, settings.log_format)
-    uvloop.run(_main(settings))
+    uvloop.run(until_signalled(partial(run, settings)))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ unacknowledged) its batch, and connections close.
 import asyncio
 import contextlib
 import logging
-import signal
+from functools import partial
 
 import uvicorn
 import uvloop
@@ -26,6 +26,7 @@ from voicetap_common.commands import TRANSCRIPTION_COMMANDS
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.logs import configure_logging
 from voicetap_common.redis_client import connect
+from voicetap_common.serving import serve_until, until_signalled
 from voicetap_common.streams import Producer
 
 log = logging.getLogger("voicetap.transcript_indexer")
@@ -108,17 +109,10 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
         asyncio.create_task(command_consumer.run(stop)),
         asyncio.create_task(completer.run(stop)),
     ]
-
-    async def stop_server() -> None:
-        await stop.wait()
-        server.should_exit = True
-
-    watcher = asyncio.create_task(stop_server())
     try:
-        await server.serve()  # returns on SIGTERM/SIGINT (uvicorn catches them) or once stop is set
+        await serve_until(server, stop)
     finally:
         stop.set()
-        watcher.cancel()
         _, pending = await asyncio.wait(workers, timeout=STOP_GRACE_SECONDS)
         for task in pending:  # e.g. a batch waiting for a database that is down: left unacknowledged
             task.cancel()
@@ -129,16 +123,7 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
         log.info("transcript indexer stopped")
 
 
-async def _main(settings: IndexerSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        # uvicorn installs its own handlers while serving and re-raises the signal after: either way stop is set.
-        loop.add_signal_handler(sig, stop.set)
-    await run(settings, stop)
-
-
 def main() -> None:
     settings = IndexerSettings()
     configure_logging("transcript_indexer", settings.log_level, settings.log_format)
-    uvloop.run(_main(settings))  # as the gateway and ingest: the loop's own overhead was a third of the CPU
+    uvloop.run(until_signalled(partial(run, settings)))  # as the gateway and ingest: the loop's own overhead was a third of the CPU
