@@ -9,8 +9,13 @@ topic ``voicetap.alerts.keyword`` as plain fields any client can read.
   redelivered or duplicated entry never raises a second alert.
 - A consumer that dies holding entries loses nothing: any consumer of the group claims entries
   idle for ``--claim-idle-ms`` (``XAUTOCLAIM``).
+- With ``--partitions N`` above 1 (default: the ``TOPIC_PARTITIONS`` environment variable, as the
+  stack reads it), the topic is its N partition streams ``telnyx.call.transcription:p<k>``: the
+  group is created on each, one XREADGROUP reads them all, and each entry is acknowledged (or
+  claimed) on the stream it came from. The alert topic is never partitioned.
 
     keyword-alerter --redis-url redis://localhost:6379/0 --from now --phrase "gift card" --phrase "wire transfer"
+    keyword-alerter --partitions 4    # a stack running with TOPIC_PARTITIONS=4
 """
 
 import argparse
@@ -45,6 +50,20 @@ return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
 """
 
 
+def topic_streams(topic: str, partitions: int) -> list[str]:
+    """The streams that hold a partitioned ``topic``'s entries: the topic itself at 1 partition,
+    else ``<topic>:p0`` ... ``<topic>:p<N-1>``.
+
+    voicetap's naming rule (``voicetap_common.partitions``), restated so this file needs nothing of
+    voicetap: a call's events are on partition ``zlib.crc32(call_control_id.encode()) % N``, and
+    every ``telnyx.*`` topic is partitioned (dead letters and command topics never are)."""
+    if partitions < 1:
+        raise ValueError("partitions is 1 or more")
+    if partitions == 1:
+        return [topic]
+    return [f"{topic}:p{k}" for k in range(partitions)]
+
+
 def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
     """One case-insensitive pattern matching any phrase as whole words, whatever the spacing."""
     parts = sorted({" ".join(p.split()).lower() for p in phrases if p.strip()}, key=len, reverse=True)
@@ -74,6 +93,7 @@ class KeywordAlerter:
         dedupe_seconds: int = 7 * 86_400,
         batch_size: int = 100,
         claim_idle_ms: int = 60_000,
+        partitions: int = 1,
     ) -> None:
         if start not in ("beginning", "now"):
             raise ValueError("start is 'beginning' or 'now'")
@@ -83,6 +103,7 @@ class KeywordAlerter:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.start = start
         self.source_topic = source_topic
+        self.source_streams = topic_streams(source_topic, partitions)  # [source_topic] at 1 partition
         self.alert_topic = alert_topic
         self.alert_maxlen = alert_maxlen
         self.dedupe_seconds = dedupe_seconds
@@ -91,15 +112,17 @@ class KeywordAlerter:
         self._publish_once = redis.register_script(_PUBLISH_ONCE)
 
     def ensure_group(self) -> None:
-        """Create the group: at ``0`` it reads every entry still in the topic, at ``$`` only new ones."""
-        try:
-            self.redis.xgroup_create(self.source_topic, self.group, id="0" if self.start == "beginning" else "$", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):  # the group exists: keep its position
-                raise
+        """Create the group (on every partition): at ``0`` it reads every entry still in the topic, at ``$`` only new ones."""
+        for stream in self.source_streams:
+            try:
+                self.redis.xgroup_create(stream, self.group, id="0" if self.start == "beginning" else "$", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):  # the group exists: keep its position
+                    raise
 
-    def alert_for(self, entry_id: str, fields: Mapping[bytes, bytes]) -> dict[str, str] | None:
-        """The alert an entry raises, or None (interim result, no phrase, or not a transcription)."""
+    def alert_for(self, entry_id: str, fields: Mapping[bytes, bytes], stream: str | None = None) -> dict[str, str] | None:
+        """The alert an entry raises, or None (interim result, no phrase, or not a transcription).
+        ``stream``: the partition the entry was read from, if any (the alert names it)."""
         try:
             event = json.loads(fields[b"event"])
             data = event["data"]
@@ -120,6 +143,7 @@ class KeywordAlerter:
             "source_id": source_id,
             "source_topic": self.source_topic,
             "source_entry": entry_id,
+            **({"source_stream": stream} if stream and stream != self.source_topic else {}),
             "call_control_id": str(payload.get("call_control_id") or ""),
             "track": str(result.get("transcription_track") or ""),
             "occurred_at": str(data.get("occurred_at") or ""),
@@ -134,8 +158,10 @@ class KeywordAlerter:
         flat = [item for pair in alert.items() for item in pair]
         return self._publish_once(keys=[self.alert_topic, marker], args=[self.dedupe_seconds, self.alert_maxlen, *flat]) is not None
 
-    def handle(self, entries: Iterable[tuple[bytes | str, Mapping[bytes, bytes] | None]]) -> int:
-        """Alert on each entry, then acknowledge them all; returns the alerts appended."""
+    def handle(self, entries: Iterable[tuple[bytes | str, Mapping[bytes, bytes] | None]], stream: str | None = None) -> int:
+        """Alert on each entry, then acknowledge them all on ``stream``, the one they were read from
+        (default: the source topic, the only one without partitions); returns the alerts appended."""
+        stream = stream or self.source_topic
         appended = 0
         ids: list[str] = []
         for raw_id, fields in entries:
@@ -143,30 +169,40 @@ class KeywordAlerter:
             ids.append(entry_id)
             if fields is None:  # trimmed from the topic while pending: nothing left to do
                 continue
-            alert = self.alert_for(entry_id, fields)
+            alert = self.alert_for(entry_id, fields, stream)
             if alert is not None and self.publish(alert):
                 appended += 1
                 log.info("alert: %s said on call %s", alert["phrases"], alert["call_control_id"])
         if ids:
-            self.redis.xack(self.source_topic, self.group, *ids)
+            self.redis.xack(stream, self.group, *ids)
         return appended
 
     def claim_idle(self) -> int:
-        """Take over entries another consumer of the group received and left idle; returns alerts appended."""
-        appended, cursor = 0, "0-0"
-        while True:
-            cursor, claimed, *_ = self.redis.xautoclaim(
-                self.source_topic, self.group, self.consumer, self.claim_idle_ms, start_id=cursor, count=self.batch_size
-            )
-            appended += self.handle(claimed)
-            if cursor in (b"0-0", "0-0"):
-                return appended
+        """Take over entries another consumer of the group received and left idle (on every
+        partition); returns alerts appended."""
+        appended = 0
+        for stream in self.source_streams:
+            cursor = "0-0"
+            while True:
+                cursor, claimed, *_ = self.redis.xautoclaim(
+                    stream, self.group, self.consumer, self.claim_idle_ms, start_id=cursor, count=self.batch_size
+                )
+                appended += self.handle(claimed, stream)
+                if cursor in (b"0-0", "0-0"):
+                    break
+        return appended
 
     def read_new(self, block_ms: int | None) -> tuple[int, int]:
-        """Read and handle one batch of new entries; returns (entries read, alerts appended)."""
-        reply = self.redis.xreadgroup(self.group, self.consumer, {self.source_topic: ">"}, count=self.batch_size, block=block_ms)
-        entries = [entry for _, items in reply or [] for entry in items]
-        return len(entries), self.handle(entries) if entries else 0
+        """Read and handle one batch of new entries (up to ``batch_size`` per partition, all
+        partitions in one XREADGROUP); returns (entries read, alerts appended)."""
+        streams = dict.fromkeys(self.source_streams, ">")
+        reply = self.redis.xreadgroup(self.group, self.consumer, streams, count=self.batch_size, block=block_ms)
+        read = appended = 0
+        for raw_stream, items in reply or []:
+            if items:
+                read += len(items)
+                appended += self.handle(items, raw_stream.decode() if isinstance(raw_stream, bytes) else raw_stream)
+        return read, appended
 
     def process_available(self) -> int:
         """Handle everything there is now (idle claims, then new entries) and return; for tests and cron."""
@@ -196,7 +232,14 @@ class Stop:
         self.requested = True
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def partition_count(value: str) -> int:
+    count = int(value)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: partitions is 1 or more")
+    return count
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Publish an alert when a live call transcript says a watched phrase.")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
     parser.add_argument("--group", default=DEFAULT_GROUP, help="consumer group (default: %(default)s)")
@@ -206,14 +249,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="where a new group starts: every entry still in the topic, or only new ones (default: %(default)s)",
     )
     parser.add_argument("--phrase", action="append", dest="phrases", help=f"a phrase to watch for (repeat; default: {', '.join(DEFAULT_PHRASES)})")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--partitions", type=partition_count, default=os.environ.get("TOPIC_PARTITIONS") or "1",
+        help="the stack's TOPIC_PARTITIONS: above 1, read the topic's partition streams <topic>:p<k> "
+        "(default: the TOPIC_PARTITIONS environment variable, else 1)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = Stop()
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     redis = Redis.from_url(args.redis_url)
-    alerter = KeywordAlerter(redis, args.phrases or DEFAULT_PHRASES, group=args.group, consumer=args.consumer, start=args.start)
-    log.info("watching %s as group %s for: %s", alerter.source_topic, alerter.group, alerter.pattern.pattern)
+    alerter = KeywordAlerter(
+        redis, args.phrases or DEFAULT_PHRASES, group=args.group, consumer=args.consumer, start=args.start, partitions=args.partitions
+    )
+    log.info("watching %s as group %s for: %s", ", ".join(alerter.source_streams), alerter.group, alerter.pattern.pattern)
     alerter.run(stop)
 
 

@@ -12,7 +12,10 @@ Like the keyword alerter beside it, it needs nothing but Redis and the ``redis``
 - one pause per call at a time, however many copies run: a ``SET NX`` marker per call;
 - one resume per pause: the resume is a sorted-set member that exactly one copy removes;
 - command ids derive from the triggering event, so a redelivered transcription sends nothing new
-  and media_ingest (and Telnyx, through ``command_id``) would de-duplicate a resend anyway.
+  and media_ingest (and Telnyx, through ``command_id``) would de-duplicate a resend anyway;
+- with ``--partitions N`` above 1 (default: the ``TOPIC_PARTITIONS`` environment variable) it reads
+  the transcription topic's N partition streams ``telnyx.call.transcription:p<k>`` together and
+  acknowledges each entry on its own; the command topic is never partitioned.
 
     pci-pause --redis-url redis://localhost:6379/0 --pause-seconds 30
 """
@@ -42,6 +45,17 @@ PAUSED = "{voicetap.command.media}:pci:paused:"
 RESUMES = "{voicetap.command.media}:pci:resumes"
 
 
+def topic_streams(topic: str, partitions: int) -> list[str]:
+    """The streams of a partitioned ``topic``: the topic itself at 1 partition, else ``<topic>:p0``
+    ... ``<topic>:p<N-1>``. voicetap's naming rule (``voicetap_common.partitions``), restated so this
+    file needs nothing of voicetap; ``telnyx.*`` topics are partitioned, command topics never."""
+    if partitions < 1:
+        raise ValueError("partitions is 1 or more")
+    if partitions == 1:
+        return [topic]
+    return [f"{topic}:p{k}" for k in range(partitions)]
+
+
 def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
     parts = sorted({" ".join(p.split()).lower() for p in phrases if p.strip()}, key=len, reverse=True)
     if not parts:
@@ -67,6 +81,7 @@ class PciPause:
         consumer: str = "",
         start: str = "now",
         batch_size: int = 100,
+        partitions: int = 1,
     ) -> None:
         self.redis = redis
         self.pattern = phrase_pattern(phrases)
@@ -75,26 +90,33 @@ class PciPause:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.start = start
         self.batch_size = batch_size
+        self.source_streams = topic_streams(SOURCE_TOPIC, partitions)  # [SOURCE_TOPIC] at 1 partition
 
     def ensure_group(self) -> None:
-        try:
-            self.redis.xgroup_create(SOURCE_TOPIC, self.group, id="0" if self.start == "beginning" else "$", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for stream in self.source_streams:
+            try:
+                self.redis.xgroup_create(stream, self.group, id="0" if self.start == "beginning" else "$", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
     def run_once(self, block_ms: int = 1000) -> int:
-        """Read one batch (own pending entries first), act on it, send due resumes; returns entries read."""
+        """Read one batch (own pending entries first), act on it, send due resumes; returns entries read.
+        With partitions, one XREADGROUP reads every partition, each entry acknowledged on its own."""
         handled = 0
         for cursor in ("0", ">"):
-            reply = self.redis.xreadgroup(self.group, self.consumer, {SOURCE_TOPIC: cursor}, count=self.batch_size, block=None if cursor == "0" else block_ms)
-            entries = reply[0][1] if reply else []
-            for entry_id, fields in entries:
-                if fields:  # a pending entry trimmed away comes back with no fields
-                    self.handle(fields)
-                self.redis.xack(SOURCE_TOPIC, self.group, entry_id)
-                handled += 1
-            if entries and cursor == "0":
+            streams = dict.fromkeys(self.source_streams, cursor)
+            reply = self.redis.xreadgroup(self.group, self.consumer, streams, count=self.batch_size, block=None if cursor == "0" else block_ms)
+            read = 0
+            for raw_stream, entries in reply or []:
+                stream = raw_stream.decode() if isinstance(raw_stream, bytes) else raw_stream
+                for entry_id, fields in entries:
+                    if fields:  # a pending entry trimmed away comes back with no fields
+                        self.handle(fields)
+                    self.redis.xack(stream, self.group, entry_id)
+                    read += 1
+            handled += read
+            if read and cursor == "0":
                 break
         self.send_due_resumes()
         return handled
@@ -127,17 +149,36 @@ class PciPause:
             log.info("recording resumed", extra={"call_control_id": call})
 
 
-def main(argv: list[str] | None = None) -> None:
+def partition_count(value: str) -> int:
+    count = int(value)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: partitions is 1 or more")
+    return count
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
     parser.add_argument("--pause-seconds", type=float, default=30.0)
     parser.add_argument("--phrase", action="append", dest="phrases", help="a trigger phrase (repeatable)")
     parser.add_argument("--group", default=DEFAULT_GROUP)
     parser.add_argument("--from", dest="start", choices=("beginning", "now"), default="now")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--partitions", type=partition_count, default=os.environ.get("TOPIC_PARTITIONS") or "1",
+        help="the stack's TOPIC_PARTITIONS: above 1, read the partition streams <topic>:p<k> "
+        "(default: the TOPIC_PARTITIONS environment variable, else 1)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     redis = Redis.from_url(args.redis_url)
-    pauser = PciPause(redis, phrases=args.phrases or DEFAULT_PHRASES, pause_seconds=args.pause_seconds, group=args.group, start=args.start)
+    pauser = PciPause(
+        redis, phrases=args.phrases or DEFAULT_PHRASES, pause_seconds=args.pause_seconds, group=args.group, start=args.start,
+        partitions=args.partitions,
+    )
     pauser.ensure_group()
     stopping = False
 

@@ -15,6 +15,9 @@ import pytest
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
+from voicetap_common.partitions import partition_of, stream_for, streams_of
+from voicetap_common.streams import Producer
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "keyword_alerter"
 sys.path.insert(0, str(EXAMPLE))
 import keyword_alerter  # noqa: E402
@@ -60,8 +63,8 @@ def alerts(client: Redis) -> list[dict[str, str]]:
     return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in client.xrange(ALERT_TOPIC)]
 
 
-def pending(client: Redis, group: str = "keyword_alerter") -> int:
-    return client.xpending(SOURCE_TOPIC, group)["pending"]
+def pending(client: Redis, group: str = "keyword_alerter", stream: str = SOURCE_TOPIC) -> int:
+    return client.xpending(stream, group)["pending"]
 
 
 def test_phrases_match_whole_words_in_any_case_and_spacing() -> None:
@@ -143,3 +146,82 @@ def test_the_example_needs_nothing_but_a_redis_client() -> None:
     project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
     assert [dependency.split(">")[0].split("=")[0] for dependency in project["dependencies"]] == ["redis"]
     assert project["scripts"]["keyword-alerter"] == "keyword_alerter:main"
+
+
+# With TOPIC_PARTITIONS=4: calls 0..7 fall on every partition, two calls each.
+PARTITIONS = 4
+CALLS = [f"v3:call-{n}" for n in range(8)]
+
+
+def partition_streams() -> list[str]:
+    return streams_of(SOURCE_TOPIC, PARTITIONS)
+
+
+def test_the_naming_rule_is_voicetaps() -> None:
+    assert {partition_of(call, PARTITIONS) for call in CALLS} == set(range(PARTITIONS))
+    for partitions in (1, 2, 4, 7):
+        assert keyword_alerter.topic_streams(SOURCE_TOPIC, partitions) == streams_of(SOURCE_TOPIC, partitions)
+    with pytest.raises(ValueError):
+        keyword_alerter.topic_streams(SOURCE_TOPIC, 0)
+
+
+async def test_partitions_alert_once_per_call_over_every_partition(redis: AsyncRedis, client: Redis) -> None:
+    producer = Producer(redis, 10_000, PARTITIONS)  # as the gateway writes with TOPIC_PARTITIONS=4
+    for n, call in enumerate(CALLS):
+        for event_id, transcript, is_final in (
+            (f"ev-{n}-a", "I will buy a gift card", False),  # interim: no alert
+            (f"ev-{n}-b", "I will buy a gift card", True),
+            (f"ev-{n}-c", "the weather is fine", True),
+        ):
+            body = json.dumps(transcription(event_id, transcript, is_final=is_final, call=call)).encode()
+            await producer.publish(SOURCE_TOPIC, event_id, "call.transcription", body, call_control_id=call)
+    assert not client.exists(SOURCE_TOPIC)
+    assert [client.xlen(stream) for stream in partition_streams()] == [6] * PARTITIONS
+
+    # Two copies share the group: the first reads one entry of each partition, the second the rest.
+    first = KeywordAlerter(client, consumer="c1", partitions=PARTITIONS, batch_size=1)
+    second = KeywordAlerter(client, consumer="c2", partitions=PARTITIONS)
+    first.ensure_group()
+    assert first.read_new(block_ms=None)[0] == PARTITIONS
+    second.process_available()
+    assert first.process_available() == 0 and second.process_available() == 0
+
+    raised = alerts(client)
+    assert sorted(a["id"] for a in raised) == sorted(f"ev-{n}-b:keyword" for n in range(len(CALLS)))
+    for alert in raised:
+        stream = stream_for(SOURCE_TOPIC, alert["call_control_id"], PARTITIONS)
+        assert alert["source_stream"] == stream and alert["source_topic"] == SOURCE_TOPIC
+        [(entry_id, fields)] = client.xrange(stream, alert["source_entry"], alert["source_entry"])
+        assert fields[b"id"].decode() == alert["source_id"]
+    for stream in partition_streams():
+        assert pending(client, stream=stream) == 0, stream
+    assert not client.exists(SOURCE_TOPIC), "the unpartitioned stream is never created"
+    assert not client.keys(f"{ALERT_TOPIC}:p*"), "alerts are not partitioned"
+
+
+def test_partitions_entries_of_a_dead_consumer_are_claimed_on_their_partition(client: Redis) -> None:
+    for n, call in enumerate(CALLS):
+        stream = stream_for(SOURCE_TOPIC, call, PARTITIONS)
+        for event_id, transcript in ((f"ev-{n}", "send a wire transfer"), (f"quiet-{n}", "nothing to see")):
+            body = transcription(event_id, transcript, call=call)
+            client.xadd(stream, {"id": event_id, "type": "call.transcription", "event": json.dumps(body), "call_control_id": call})
+    KeywordAlerter(client, partitions=PARTITIONS).ensure_group()
+    client.xreadgroup("keyword_alerter", "dead", dict.fromkeys(partition_streams(), ">"), count=10)  # never acked
+    assert [pending(client, stream=stream) for stream in partition_streams()] == [4] * PARTITIONS
+
+    survivor = KeywordAlerter(client, consumer="alive", claim_idle_ms=0, partitions=PARTITIONS)
+    assert survivor.process_available() == len(CALLS)
+    assert [pending(client, stream=stream) for stream in partition_streams()] == [0] * PARTITIONS
+    assert survivor.process_available() == 0
+    assert sorted(a["source_id"] for a in alerts(client)) == sorted(f"ev-{n}" for n in range(len(CALLS)))
+
+
+def test_partitions_option_defaults_to_topic_partitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TOPIC_PARTITIONS", raising=False)
+    assert keyword_alerter.parse_args([]).partitions == 1
+    monkeypatch.setenv("TOPIC_PARTITIONS", "4")
+    assert keyword_alerter.parse_args([]).partitions == 4
+    assert keyword_alerter.parse_args(["--partitions", "2"]).partitions == 2
+    for wrong in ("0", "-1", "four"):
+        with pytest.raises(SystemExit):
+            keyword_alerter.parse_args(["--partitions", wrong])
