@@ -213,9 +213,11 @@ def session_processes(session: int) -> list[int]:
 def test_simulate_with_its_own_stack_checks_recordings_and_transcripts_of_required_services(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("TELNYX_")}
     ports = ("VOICETAP_EMBEDDED_REDIS_PORT", "GATEWAY_PORT", "INGEST_PORT", "INDEXER_PORT", "SIMULATOR_API_PORT")
-    env.update({name: str(free_port()) for name in ports}, LOG_FORMAT="console")
+    temporary = tmp_path / "tmp"  # where the run makes its stack's directory (no --data-dir)
+    temporary.mkdir()
+    env.update({name: str(free_port()) for name in ports}, LOG_FORMAT="console", TMPDIR=str(temporary))
     args = [
-        "simulate", "--start-stack", "--data-dir", str(tmp_path / "data"), "--require", "ingest,indexer",
+        "simulate", "--start-stack", "--require", "ingest,indexer",
         "--calls", "2", "--duration", "2.5", "--wait", "20", "--settle", "10", "--json",
     ]  # fmt: skip
     process = subprocess.Popen(
@@ -228,8 +230,10 @@ def test_simulate_with_its_own_stack_checks_recordings_and_transcripts_of_requir
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    log = (tmp_path / "data" / "stack.log").read_text(errors="replace")
+    kept = list(temporary.glob("voicetap-simulate-*"))  # a failing run keeps its stack's log
+    log = "".join(path.read_text(errors="replace") for d in kept for path in d.glob("stack.log"))
     assert process.returncode == 0, f"{out}\n{err}\n--- stack.log:\n{log[-3000:]}"
+    assert kept == [], "a passing run removes its temporary stack directory"
     summary = json.loads(out)
     assert summary["ok"] and {name: s["required"] for name, s in summary["services"].items()} == {
         "gateway": False, "ingest": True, "indexer": True,

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -180,7 +181,7 @@ def build_parser(settings: SimulatorSettings) -> argparse.ArgumentParser:
         help="base64 Ed25519 private key, or a dev keys JSON file, to sign webhooks with "
         f"(default: $VOICETAP_DATA_DIR/{DEV_KEYS_FILE}, written by `voicetap up`)",
     )  # fmt: skip
-    stack.add_argument("--data-dir", type=Path, help="the stack's data directory (default VOICETAP_DATA_DIR; --start-stack: a new temporary one)")
+    stack.add_argument("--data-dir", type=Path, help="the stack's data directory (default VOICETAP_DATA_DIR; --start-stack: a new temporary one, removed after a passing run)")
     stack.add_argument("--start-stack", action="store_true", help="start `voicetap up` in local mode for the run, stop it at the end")
     stack.add_argument(
         "--require", type=_services, default=frozenset(), metavar="LIST",
@@ -424,7 +425,10 @@ async def simulate(opts: Options) -> Summary:
         stack: StartedStack | None = None
         keys: DevKeys | None = None
         if opts.start_stack:
-            data_dir = opts.data_dir or Path(tempfile.mkdtemp(prefix="voicetap-simulate-"))
+            data_dir = opts.data_dir
+            if data_dir is None:
+                data_dir = Path(tempfile.mkdtemp(prefix="voicetap-simulate-"))
+                exits.callback(_remove_if_passed, data_dir, summary)  # after the stack has stopped
             stack = StartedStack(
                 data_dir,
                 env_for_started_stack(
@@ -458,6 +462,15 @@ async def simulate(opts: Options) -> Summary:
         summary.checks += await run_checks(opts, client, api_url, state, players, sender, summary, since_ms)
     summary.elapsed = time.monotonic() - began
     return summary
+
+
+def _remove_if_passed(data_dir: Path, summary: Summary) -> None:
+    """A temporary stack's directory goes after a passing run; after a failing one its log and
+    data stay for a look."""
+    if summary.ok:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    else:
+        log.warning("the started stack's log and data are kept in %s", data_dir)
 
 
 async def run_checks(
