@@ -78,7 +78,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
 _P = {"p": "%s", "greatest": "GREATEST", "least": "LEAST", "ts": "timestamptz", "real": "double precision"}
 CALL_UPSERT = sql.CALL_UPSERT.format(**_P)
 PARTIAL_UPSERT = sql.PARTIAL_UPSERT.format(**_P)
-TOUCH_CALLS = "UPDATE calls SET last_activity_at = %s, segment_seq = segment_seq + 1 WHERE call_control_id = ANY(%s)"
+TOUCH_CALLS = sql.TOUCH_CALLS.format(**_P) + " = ANY(%s)"
 DUE_COMPLETIONS = sql.DUE_COMPLETIONS.format(**_P)
 MARK_COMPLETED = sql.MARK_COMPLETED.format(**_P)
 SEGMENTS_INSERT = f"""

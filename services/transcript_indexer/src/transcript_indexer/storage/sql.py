@@ -74,7 +74,10 @@ def newest_finals(segments: Any, ts: Callable[[datetime | None], Any]) -> list[t
 
 # New segments of a call: its quiet time starts again, and its segment sequence moves on, which
 # makes a completed call due for its next revision.
-TOUCH_CALL = "UPDATE calls SET last_activity_at = {p}, segment_seq = segment_seq + 1 WHERE call_control_id = {p}"
+# A call whose new segments were stored: the start of its quiet time, one more segment in its sequence
+# (the WHERE clause follows: one call, or, where the driver takes arrays, many).
+TOUCH_CALLS = "UPDATE calls SET last_activity_at = {p}, segment_seq = segment_seq + 1 WHERE call_control_id"
+TOUCH_CALL = TOUCH_CALLS + " = {p}"
 
 # Calls due for their first completion, or for another revision (segments stored since the last),
 # with the revision to publish and the segment sequence it covers. The sequence is read before the
