@@ -33,7 +33,6 @@ the streams, as they always were.
 """
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -50,6 +49,7 @@ from redis.exceptions import ResponseError
 
 from voicetap_common.partitions import topic_of_streams
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
+from voicetap_common.serving import sleep_or_stop
 from voicetap_common.slot_reads import SlotReads
 from voicetap_common.streams import Entry, Producer, entries_of, stream_entry
 from voicetap_common.topics import dlq_topic
@@ -128,9 +128,9 @@ class StreamConsumer:
         self._ahead: asyncio.Task[list[Entry]] | None = None  # the read in flight while a batch is handled
         self._ready: list[Entry] | None = None  # a read-ahead batch collected before a claim cycle, not yet handled
         self._unacked: list[Entry] = []  # handled; acknowledged with the next read
-        topic_of = topic_of_streams(options.topics, options.partitions)
-        self._streams = list(topic_of)  # the topics themselves, unless partitioned
-        self._topic_of = None if options.partitions == 1 else topic_of  # None: every stream is its topic
+        self._stream_topic = topic_of_streams(options.topics, options.partitions)  # every stream read -> its topic
+        self._streams = list(self._stream_topic)  # the topics themselves, unless partitioned
+        self._topic_of = None if options.partitions == 1 else self._stream_topic  # None: every stream is its topic
         self._slot_reads = (  # None on a single server: one XREADGROUP reads every stream
             SlotReads(redis, options.group, self._consumer, self._streams, self._topic_of, count=options.batch_size, block_ms=options.block_ms)
             if isinstance(redis, RedisCluster)
@@ -167,7 +167,7 @@ class StreamConsumer:
                     backoff = 0.2
                 except REDIS_UNAVAILABLE as exc:
                     log.warning("redis unavailable, retrying", extra={"group": self._options.group, "error": str(exc)})
-                    await _sleep_or_stop(stop, backoff)
+                    await sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, self._options.retry_backoff_max_s)
         finally:
             self._abandon_read_ahead()
@@ -333,7 +333,7 @@ class StreamConsumer:
 
     def _count_handled(self, by_stream: dict[str, list[str]]) -> None:
         for stream, ids in by_stream.items():
-            topic = stream if self._topic_of is None else self._topic_of[stream]
+            topic = self._stream_topic[stream]
             self._metrics.handled.labels(self._options.group, topic).inc(len(ids))
 
     async def _claim_idle(self, exclude: set[str]) -> int:
@@ -356,7 +356,7 @@ class StreamConsumer:
             claimed = await self._redis.xclaim(
                 stream, self._options.group, self._consumer, self._options.claim_idle_ms, list(deliveries)
             )
-            topic = stream if self._topic_of is None else self._topic_of[stream]
+            topic = self._stream_topic[stream]
             alive: list[Entry] = []
             gone: list[bytes] = []
             for entry_id, fields in claimed:
@@ -402,8 +402,3 @@ class StreamConsumer:
             "entry dead-lettered",
             extra={"group": self._options.group, "topic": entry.topic, "entry": entry.entry_id, "deliveries": deliveries},
         )
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

@@ -36,6 +36,7 @@ from voicetap_common.consumer import (
 )
 from voicetap_common.media_events import MEDIA_ANALYTICS, MEDIA_AUDIO
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, connect, ping
+from voicetap_common.serving import sleep_or_stop
 from voicetap_common.streams import Entry, Producer
 
 log = logging.getLogger("voicetap.media_ingest")
@@ -175,11 +176,9 @@ class IngestService:
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         period = max(self.settings.ingest_port_lease_seconds / 3, 0.2)
         while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), period)
+            await sleep_or_stop(stop, period)
+            if stop.is_set():
                 return
-            except TimeoutError:
-                pass
             try:
                 await self.control.heartbeat()
                 await self.control.recover_orphans()

@@ -16,7 +16,6 @@ call with the sequence stored in it, so a segment stored meanwhile still gets it
 """
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -28,6 +27,7 @@ from transcript_indexer.storage.base import DueCompletion, Storage, StorageUnava
 from voicetap_common import codec
 from voicetap_common.partitions import stream_for
 from voicetap_common.redis_client import RedisClient
+from voicetap_common.serving import sleep_or_stop
 from voicetap_common.streams import entry_fields
 from voicetap_common.topics import dedupe_key
 from voicetap_common.transcript_events import (
@@ -90,8 +90,7 @@ class Completer:
                 await self.sweep()
             except Exception as exc:  # the next sweep tries again; nothing is lost meanwhile
                 log.warning("completion sweep failed", extra={"error": repr(exc)})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval_seconds)
+            await sleep_or_stop(stop, self.interval_seconds)
 
     async def sweep(self) -> int:
         """Publish every transcript revision that is due; returns how many this process published."""

@@ -5,7 +5,6 @@ unacknowledged) its batch, and connections close.
 """
 
 import asyncio
-import contextlib
 import logging
 from functools import partial
 
@@ -26,7 +25,7 @@ from voicetap_common.commands import TRANSCRIPTION_COMMANDS
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.logs import configure_logging
 from voicetap_common.redis_client import connect
-from voicetap_common.serving import serve_until, until_signalled
+from voicetap_common.serving import serve_until, sleep_or_stop, until_signalled
 from voicetap_common.streams import Producer
 
 log = logging.getLogger("voicetap.transcript_indexer")
@@ -43,8 +42,7 @@ async def _open_storage(storage: Storage, stop: asyncio.Event) -> bool:
             return True
         except StorageUnavailable as exc:
             log.warning("database unavailable at start, retrying", extra={"error": str(exc), "backoff_s": backoff})
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff)
+            await sleep_or_stop(stop, backoff)
             backoff = min(backoff * 2, 10.0)
     return False
 
