@@ -22,7 +22,7 @@ from redis import RedisCluster
 from redis.exceptions import ResponseError
 
 from voicetap_common.partitions import streams_of
-from voicetap_common.redis_client import SyncRedisClient
+from voicetap_common.redis_client import SyncRedisClient, keys_by_slot
 
 MAX_SEQUENCE = 2**64 - 1
 _ENTRY_ID = re.compile(r"(\d+)(?:-(\d+))?")
@@ -123,13 +123,11 @@ def read_after(redis: SyncRedisClient, cursors: dict[str, str], block_ms: int) -
     rest do not block."""
     if not isinstance(redis, RedisCluster):
         return redis.xread(cursors, count=100, block=block_ms) or []
-    by_slot: dict[int, dict[str, str]] = {}
-    for topic, cursor in cursors.items():
-        by_slot.setdefault(redis.keyslot(topic), {})[topic] = cursor
-    share = max(block_ms // len(by_slot), 1)
+    slots = keys_by_slot(redis, cursors)
+    share = max(block_ms // len(slots), 1)
     reply: Reply = []
-    for streams in by_slot.values():
-        reply += redis.xread(streams, count=100, block=None if reply else share) or []
+    for streams in slots:
+        reply += redis.xread({stream: cursors[stream] for stream in streams}, count=100, block=None if reply else share) or []
     return reply
 
 

@@ -8,6 +8,7 @@ before its next command.
 """
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any, TypeAlias
 
 from redis import Redis as SyncRedis
@@ -28,6 +29,15 @@ SyncRedisClient: TypeAlias = SyncRedis | SyncRedisCluster
 REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (TimeoutError, OSError, RedisError, RedisClusterException)
 """What a Redis outage raises. A cluster client adds ``RedisClusterException``, which is no
 ``RedisError``: no node reachable to read the slot map from, a slot no node serves."""
+
+
+def keys_by_slot(cluster: RedisCluster | SyncRedisCluster, keys: Iterable[str]) -> list[list[str]]:
+    """``keys`` grouped by hash slot, in the order first seen: what one multi-key command (an
+    XREAD or XREADGROUP over several streams) may take on a cluster."""
+    by_slot: dict[int, list[str]] = {}
+    for key in keys:
+        by_slot.setdefault(cluster.keyslot(key), []).append(key)
+    return list(by_slot.values())
 
 
 def connect(settings: CommonSettings, *, blocking_ms: int = 0) -> RedisClient:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from redis.asyncio import RedisCluster
 
+from voicetap_common.redis_client import keys_by_slot
 from voicetap_common.streams import Entry, entries_of
 
 
@@ -29,10 +30,7 @@ class SlotReads:
         self._group = ("GROUP", group, consumer, "COUNT", count)
         self._block_s = block_ms / 1000
         self._topic_of = topic_of
-        by_slot: dict[int, list[str]] = {}
-        for stream in streams:
-            by_slot.setdefault(redis.keyslot(stream), []).append(stream)
-        self._slots = list(by_slot.values())
+        self._slots = keys_by_slot(redis, streams)
         self._in_flight: dict[int, asyncio.Task[list[Entry]]] = {}
 
     async def read(self) -> list[Entry]:
