@@ -113,6 +113,11 @@ class Call:
     def paused(self) -> bool:
         return self.recording.mixer.paused
 
+    def mark_stopped(self, now: float | None = None) -> None:
+        """The call's media stopped (it is paused from then on), unless it had already."""
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic() if now is None else now
+
     def resume(self, now: float) -> None:
         self.recording.resume(now)
         self.stopped_at = None
@@ -302,9 +307,7 @@ class CallRegistry:
         self._publish(call, np.zeros((0, 2), np.int16), summary["windows"])
         legs = {}
         for leg in _LEGS:
-            stats = dict(summary["legs"][leg])
-            stats.update(call.socket_counts(leg))
-            legs[leg] = stats
+            legs[leg] = stats = call.leg_statistics(leg)
             for name in ("received", "lost", "duplicated", "reordered", "late", "decode_errors", "unsupported", "malformed", "foreign"):
                 self._retired[leg][name] = self._retired[leg].get(name, 0) + int(stats.get(name, 0))
         _sidecar(call.path).unlink(missing_ok=True)

@@ -307,7 +307,7 @@ class MediaControl:
         session, call.stream = call.stream, None
         if session is not None:
             session.close()
-        call.stopped_at = call.stopped_at or time.monotonic()
+        call.mark_stopped()
 
     @staticmethod
     def _stale_stream_failure(call: Call, stream_id: Any, failed_wall: float | None) -> bool:
@@ -344,7 +344,7 @@ class MediaControl:
             await self._send(command)
             call = self.registry.get(command.call_control_id)
             if call is not None and call.stream is not None:
-                call.stopped_at = call.stopped_at or time.monotonic()
+                call.mark_stopped()
             return None
         raise ValueError(f"media_ingest does not execute {command.action}")
 
@@ -401,7 +401,7 @@ class MediaControl:
                 call.retire_receivers()
                 call.allocation = None
                 call.fork_active = False
-                call.stopped_at = call.stopped_at or now
+                call.mark_stopped(now)
             if fresh:
                 await self.allocator.release(allocation)
             if new and call is not None:
@@ -423,7 +423,7 @@ class MediaControl:
             task = asyncio.ensure_future(self.allocator.release(allocation))
             task.add_done_callback(_log_failure)
         if call.stream is None:
-            call.stopped_at = call.stopped_at or time.monotonic()
+            call.mark_stopped()
 
     async def _streaming_start(self, command: StreamingStart) -> dict[str, Any] | None:
         ccid = command.call_control_id
@@ -432,7 +432,7 @@ class MediaControl:
             call = self.registry.get(ccid)
             if call is not None:
                 self._stop_fork(call)
-                call.stopped_at = call.stopped_at or time.monotonic()
+                call.mark_stopped()
             return {"stream_url": command.stream_url}
         url = command.stream_url or self.settings.ingest_public_url.rstrip("/") + STREAM_PATH
         token = command.stream_auth_token or secrets.token_urlsafe(32)

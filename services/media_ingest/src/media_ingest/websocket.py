@@ -164,7 +164,7 @@ class StreamSession:
         if call.stream is self:
             call.stream = None
             if not call.finished and not call.fork_active and not self.superseded:
-                call.stopped_at = call.stopped_at or time.monotonic()
+                call.mark_stopped()
 
 
 async def _close(websocket: WebSocket, code: int) -> None:
