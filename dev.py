@@ -27,9 +27,17 @@ def ensure_environment() -> None:
     if not (BIN / "uv").exists():
         if not (BIN / "python").exists():
             venv.create(VENV, with_pip=True)
-        subprocess.run([str(BIN / "python"), "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}"], check=True)
+        subprocess.run(
+            [str(BIN / "python"), "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}"],
+            check=True,
+        )
     env = {**os.environ, "VIRTUAL_ENV": str(VENV), "UV_PROJECT_ENVIRONMENT": str(VENV)}
-    subprocess.run([str(BIN / "uv"), "sync", "--frozen", "--all-packages", "--quiet"], cwd=ROOT, check=True, env=env)
+    subprocess.run(
+        [str(BIN / "uv"), "sync", "--frozen", "--all-packages", "--quiet"],
+        cwd=ROOT,
+        check=True,
+        env=env,
+    )
 
 
 def main(argv: list[str]) -> None:

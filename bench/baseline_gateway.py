@@ -21,7 +21,10 @@ from flask import Flask, Response, jsonify, request
 
 def create_app() -> Flask:
     app = Flask(__name__)
-    client = telnyx.Telnyx(api_key=os.environ.get("TELNYX_API_KEY", "KEY_unused"), public_key=os.environ["TELNYX_PUBLIC_KEY"])
+    client = telnyx.Telnyx(
+        api_key=os.environ.get("TELNYX_API_KEY", "KEY_unused"),
+        public_key=os.environ["TELNYX_PUBLIC_KEY"],
+    )
     store = redis.Redis.from_url(os.environ["REDIS_URL"])
     maxlen = int(os.environ.get("TOPIC_MAXLEN", "1000000"))
 
@@ -33,7 +36,12 @@ def create_app() -> Flask:
         except ValueError as exc:
             return jsonify(error=f"invalid signature: {exc}"), 401
         data = event.data
-        fields = {"id": data.id, "type": data.event_type, "event": body, "received_at": f"{time.time():.6f}"}
+        fields = {
+            "id": data.id,
+            "type": data.event_type,
+            "event": body,
+            "received_at": f"{time.time():.6f}",
+        }
         entry = store.xadd(f"telnyx.{data.event_type}", fields, maxlen=maxlen, approximate=True)
         topic = f"telnyx.{data.event_type}"
         return jsonify(status="stored", id=data.id, topic=topic, entry=entry.decode()), 200

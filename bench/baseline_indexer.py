@@ -38,18 +38,28 @@ POSTGRES_SCHEMA = [
 ]
 
 
-def _segment(fields: dict[bytes, bytes]) -> tuple[str, str, datetime, str, str, float | None] | None:
+def _segment(
+    fields: dict[bytes, bytes],
+) -> tuple[str, str, datetime, str, str, float | None] | None:
     event = json.loads(fields[b"event"])["data"]
     data = event["payload"]["transcription_data"]
     if not data.get("is_final"):
         return None
     occurred = datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
-    return (event["id"], event["payload"]["call_control_id"], occurred, data.get("transcription_track", ""),
-            data["transcript"], data.get("confidence"))
+    return (
+        event["id"],
+        event["payload"]["call_control_id"],
+        occurred,
+        data.get("transcription_track", ""),
+        data["transcript"],
+        data.get("confidence"),
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--redis", required=True)
     parser.add_argument("--database", required=True)
     parser.add_argument("--group", default="baseline_indexer")
@@ -76,8 +86,10 @@ def main() -> None:
         with conn.transaction():
             for statement in POSTGRES_SCHEMA:
                 conn.execute(statement)
-        insert = ("INSERT INTO segments (event_id, call_control_id, occurred_at, track, text, confidence) "
-                  "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING")
+        insert = (
+            "INSERT INTO segments (event_id, call_control_id, occurred_at, track, text, confidence) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING"
+        )
     else:
         path = Path(args.database.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +119,10 @@ def main() -> None:
                             (row[0], row[1], int(row[2].timestamp() * 1e6), row[3], row[4], row[5]),
                         )
                         if cursor.rowcount:
-                            conn.execute("INSERT INTO segments_fts (rowid, text) VALUES (?, ?)", (cursor.lastrowid, row[4]))
+                            conn.execute(
+                                "INSERT INTO segments_fts (rowid, text) VALUES (?, ?)",
+                                (cursor.lastrowid, row[4]),
+                            )
                         conn.execute("COMMIT")
                 redis.xack(TOPIC, args.group, entry_id)
     conn.close()

@@ -77,7 +77,9 @@ class Leg(asyncio.DatagramProtocol):
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ports", required=True)
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--stats", type=Path, required=True)
@@ -97,7 +99,11 @@ async def main() -> None:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     args.stats.with_suffix(".ready").write_text("ready")
     while not stop.is_set():
-        stats = {"received": sum(x.received for x in legs), "lost": sum(x.lost for x in legs), "malformed": sum(x.malformed for x in legs)}
+        stats = {
+            "received": sum(x.received for x in legs),
+            "lost": sum(x.lost for x in legs),
+            "malformed": sum(x.malformed for x in legs),
+        }
         args.stats.with_suffix(".tmp").write_text(json.dumps(stats))
         args.stats.with_suffix(".tmp").replace(args.stats)
         with contextlib.suppress(TimeoutError):

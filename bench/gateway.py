@@ -69,7 +69,11 @@ class Implementation:
 
 def implementations(redis_url: str, public_key: str) -> list[Implementation]:
     gateway_port, baseline_port = free_port(), free_port()
-    base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8"}
+    base_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+    }
     return [
         Implementation(
             key="gateway",
@@ -78,8 +82,12 @@ def implementations(redis_url: str, public_key: str) -> list[Implementation]:
             port=gateway_port,
             argv=[str(VENV_BIN / "voicetap"), "gateway"],
             env={
-                **base_env, "REDIS_URL": redis_url, "TELNYX_PUBLIC_KEY": public_key, "GATEWAY_HOST": HOST,
-                "GATEWAY_PORT": str(gateway_port), "LOG_LEVEL": "WARNING",
+                **base_env,
+                "REDIS_URL": redis_url,
+                "TELNYX_PUBLIC_KEY": public_key,
+                "GATEWAY_HOST": HOST,
+                "GATEWAY_PORT": str(gateway_port),
+                "LOG_LEVEL": "WARNING",
             },
         ),
         Implementation(
@@ -88,8 +96,18 @@ def implementations(redis_url: str, public_key: str) -> list[Implementation]:
             description="Flask + SDK `webhooks.unwrap` + redis-py `XADD`; gunicorn, 1 sync worker (bench/baseline_gateway.py)",
             port=baseline_port,
             argv=[
-                str(VENV_BIN / "gunicorn"), "--workers", "1", "--worker-class", "sync", "--bind", f"{HOST}:{baseline_port}",
-                "--chdir", str(BENCH_DIR), "--log-level", "warning", "baseline_gateway:create_app()",
+                str(VENV_BIN / "gunicorn"),
+                "--workers",
+                "1",
+                "--worker-class",
+                "sync",
+                "--bind",
+                f"{HOST}:{baseline_port}",
+                "--chdir",
+                str(BENCH_DIR),
+                "--log-level",
+                "warning",
+                "baseline_gateway:create_app()",
             ],
             env={**base_env, "REDIS_URL": redis_url, "TELNYX_PUBLIC_KEY": public_key},
         ),
@@ -123,11 +141,17 @@ def _histogram_delta(before: dict[str, float], after: dict[str, float]) -> dict[
     Separates the server's latency from what the network stack, a busy load-generator core or
     other users of the machine add on the way."""
     total = after.get("+Inf", 0) - before.get("+Inf", 0)
-    within = {f"le_{le}s": round((after[le] - before.get(le, 0)) / total, 4) for le in after if le != "+Inf" and total}
+    within = {
+        f"le_{le}s": round((after[le] - before.get(le, 0)) / total, 4)
+        for le in after
+        if le != "+Inf" and total
+    }
     return {"requests": int(total), "share_answered_within": within}
 
 
-def saturation_summary(run: dict[str, object], stored: int, duration_s: float, cpu_s: float) -> dict[str, object]:
+def saturation_summary(
+    run: dict[str, object], stored: int, duration_s: float, cpu_s: float
+) -> dict[str, object]:
     latency = run["latency_us"]
     errors = run["errors"]
     statuses = run["statuses"]
@@ -150,12 +174,23 @@ def saturation_summary(run: dict[str, object], stored: int, duration_s: float, c
 
 
 def bench_one(
-    impl: Implementation, *, redis: Redis, factory: WebhookFactory, cpus: CpuPlan, args: argparse.Namespace,
+    impl: Implementation,
+    *,
+    redis: Redis,
+    factory: WebhookFactory,
+    cpus: CpuPlan,
+    args: argparse.Namespace,
     workdir: Path,
 ) -> dict[str, object]:
     redis.flushall()
     port = impl.port
-    server = ServerProcess(impl.key, [*cpus.prefix(cpus.server_cpus), *impl.argv], impl.env, workdir, workdir / f"{impl.key}.log")
+    server = ServerProcess(
+        impl.key,
+        [*cpus.prefix(cpus.server_cpus), *impl.argv],
+        impl.env,
+        workdir,
+        workdir / f"{impl.key}.log",
+    )
     url = f"http://{HOST}:{port}/webhooks/telnyx"
     phases: dict[str, tuple[set[str], list[str], int]] = {}
     result: dict[str, object] = {
@@ -175,36 +210,64 @@ def bench_one(
             write_parts(prefix.with_name(prefix.name + ".req"), batch.requests, args.threads)
             sampler = None
             if args.profile and name.startswith("saturation"):
-                profile_path = args.out.parent / "profiles" / f"{args.out.stem}-{impl.key}.collapsed"
+                profile_path = (
+                    args.out.parent / "profiles" / f"{args.out.stem}-{impl.key}.collapsed"
+                )
                 profile_path.parent.mkdir(parents=True, exist_ok=True)
-                sampler = profile.start(args.profile, server.pid, duration_s - 1, profile_path, cpus)
-            cpu_before, ticks_before, redis_cpu_before = server.cpu_seconds(), cpu_ticks(), _redis_cpu(redis)
+                sampler = profile.start(
+                    args.profile, server.pid, duration_s - 1, profile_path, cpus
+                )
+            cpu_before, ticks_before, redis_cpu_before = (
+                server.cpu_seconds(),
+                cpu_ticks(),
+                _redis_cpu(redis),
+            )
             run = run_wrk(
-                url, requests_prefix=prefix.with_name(prefix.name + ".req"), acks_prefix=prefix.with_name(prefix.name + ".ack"),
-                threads=args.threads, connections=args.connections, duration_s=duration_s, timeout_s=WRK_TIMEOUT_S, cpus=cpus,
+                url,
+                requests_prefix=prefix.with_name(prefix.name + ".req"),
+                acks_prefix=prefix.with_name(prefix.name + ".ack"),
+                threads=args.threads,
+                connections=args.connections,
+                duration_s=duration_s,
+                timeout_s=WRK_TIMEOUT_S,
+                cpus=cpus,
             )
             cpu_s = server.cpu_seconds() - cpu_before
-            core_busy, redis_cpu_s = cpu_busy_between(ticks_before, cpu_ticks()), _redis_cpu(redis) - redis_cpu_before
+            core_busy, redis_cpu_s = (
+                cpu_busy_between(ticks_before, cpu_ticks()),
+                _redis_cpu(redis) - redis_cpu_before,
+            )
             if sampler is not None:
                 sampler.wait(30)
                 result["profile"] = {
-                    "file": str(profile_path.relative_to(REPO) if profile_path.is_relative_to(REPO) else profile_path),
+                    "file": str(
+                        profile_path.relative_to(REPO)
+                        if profile_path.is_relative_to(REPO)
+                        else profile_path
+                    ),
                     **profile.summarise(profile_path, int(250 * max(1, int(duration_s - 1)))),
                 }
             phases[name] = (batch.ids, run.acked_ids, args.connections)
             result["mean_body_bytes"] = round(batch.mean_body_bytes, 1)
             rate = len(run.acked_ids) / run.duration_s
-            log(f"{impl.title}: {name}: {rate:,.0f} stored/s, p99 {int(run.raw['latency_us']['p99']) / 1000:.2f} ms"  # type: ignore[index]
-                + (" (ran out of pre-signed requests: discarded)" if run.exhausted else ""))
+            log(
+                f"{impl.title}: {name}: {rate:,.0f} stored/s, p99 {int(run.raw['latency_us']['p99']) / 1000:.2f} ms"  # type: ignore[index]
+                + (" (ran out of pre-signed requests: discarded)" if run.exhausted else "")
+            )
             summary = saturation_summary(run.raw, len(run.acked_ids), run.duration_s, cpu_s)
             summary["redis_cpu_utilisation"] = round(redis_cpu_s / run.duration_s, 2)
-            summary["core_busy_share"] = core_busy  # every process on the machine, other users' included
+            summary["core_busy_share"] = (
+                core_busy  # every process on the machine, other users' included
+            )
             summary["exhausted_pool"] = run.exhausted
             summary["pool"] = count
             return summary, rate
 
         warm, rate = saturate("warmup", int(args.warmup * WARMUP_CAP_RATE), args.warmup)
-        result["warmup"] = {k: warm[k] for k in ("duration_s", "requests_per_s", "stored_per_s", "non_2xx", "exhausted_pool")}
+        result["warmup"] = {
+            k: warm[k]
+            for k in ("duration_s", "requests_per_s", "stored_per_s", "non_2xx", "exhausted_pool")
+        }
 
         pool = int(max(rate, 500) * args.duration * 1.5) + 2_000
         for attempt in range(3):
@@ -227,21 +290,35 @@ def bench_one(
         requests_path = workdir / f"{impl.key}-rate.req"
         write_parts(requests_path, batch.requests, 1)
         fixed = openloop.run_process(
-            sys.executable, port=port, requests_path=requests_path.with_name(requests_path.name + ".0"), count=count,
-            rate=args.rate, connections=args.rate_connections, out_path=workdir / f"{impl.key}-rate.json", cpus=cpus,
+            sys.executable,
+            port=port,
+            requests_path=requests_path.with_name(requests_path.name + ".0"),
+            count=count,
+            rate=args.rate,
+            connections=args.rate_connections,
+            out_path=workdir / f"{impl.key}-rate.json",
+            cpus=cpus,
         )
         acked = fixed.pop("acked_ids")
-        phases["fixed_rate"] = (batch.ids, acked, 0)  # open loop waits for every answer: nothing in flight at the end
+        phases["fixed_rate"] = (
+            batch.ids,
+            acked,
+            0,
+        )  # open loop waits for every answer: nothing in flight at the end
         fixed["non_2xx"] = sum(v for k, v in fixed["statuses"].items() if not 200 <= int(k) < 300)  # type: ignore[union-attr]
         if histogram_before is not None:
             fixed["server_side"] = _histogram_delta(histogram_before, _server_histogram(port))
         result["fixed_rate"] = fixed
-        log(f"{impl.title}: {args.rate:g} req/s: p50 {fixed['latency_ms'].get('p50')} ms, p99 {fixed['latency_ms'].get('p99')} ms")  # type: ignore[union-attr]
+        log(
+            f"{impl.title}: {args.rate:g} req/s: p50 {fixed['latency_ms'].get('p50')} ms, p99 {fixed['latency_ms'].get('p99')} ms"
+        )  # type: ignore[union-attr]
 
         redis_check.wait_quiet(redis, TOPICS)
         result["memory"] = server.memory()
         result["redis_check"] = redis_check.verify(redis, TOPICS, phases)
-        log(f"{impl.title}: every acknowledged webhook stored once: {result['redis_check']['all_acknowledged_stored_once']}")  # type: ignore[index]
+        log(
+            f"{impl.title}: every acknowledged webhook stored once: {result['redis_check']['all_acknowledged_stored_once']}"
+        )  # type: ignore[index]
     finally:
         server.stop()
     return result
@@ -255,13 +332,25 @@ def evaluate(results: dict[str, dict[str, object]]) -> dict[str, object]:
         intact = gateway["redis_check"]["all_acknowledged_stored_once"]  # type: ignore[index]
         p99 = gateway["fixed_rate"]["latency_ms"].get("p99")  # type: ignore[index]
         rate_clean = gateway["fixed_rate"]["non_2xx"] == 0 and not gateway["fixed_rate"]["errors"]  # type: ignore[index]
-        evaluation["stored_per_s"] = {"target": f">= {TARGETS['stored_per_s']}", "value": stored, "met": bool(intact and stored >= TARGETS["stored_per_s"])}
+        evaluation["stored_per_s"] = {
+            "target": f">= {TARGETS['stored_per_s']}",
+            "value": stored,
+            "met": bool(intact and stored >= TARGETS["stored_per_s"]),
+        }
         evaluation["p99_ms_at_rate"] = {
-            "target": f"< {TARGETS['p99_ms_at_rate']} ms", "value": p99, "met": bool(p99 is not None and rate_clean and p99 < TARGETS["p99_ms_at_rate"]),
+            "target": f"< {TARGETS['p99_ms_at_rate']} ms",
+            "value": p99,
+            "met": bool(p99 is not None and rate_clean and p99 < TARGETS["p99_ms_at_rate"]),
         }
     if gateway and baseline:
-        ratio = gateway["saturation"]["stored_per_s"] / max(baseline["saturation"]["stored_per_s"], 1e-9)  # type: ignore[index, operator]
-        evaluation["ratio"] = {"target": f">= {TARGETS['ratio']:g}x", "value": round(ratio, 2), "met": ratio >= TARGETS["ratio"]}
+        ratio = gateway["saturation"]["stored_per_s"] / max(
+            baseline["saturation"]["stored_per_s"], 1e-9
+        )  # type: ignore[index, operator]
+        evaluation["ratio"] = {
+            "target": f">= {TARGETS['ratio']:g}x",
+            "value": round(ratio, 2),
+            "met": ratio >= TARGETS["ratio"],
+        }
     return evaluation
 
 
@@ -269,55 +358,130 @@ def render(document: dict[str, object]) -> str:
     params = document["parameters"]
     results: dict[str, dict] = document["results"]  # type: ignore[assignment]
     header = [
-        "implementation", f"stored webhooks/s ({params['connections']} conn.)", "p50 / p99 at saturation",  # type: ignore[index]
-        f"p50 / p99 at {params['rate']:,.0f} req/s", "server CPU at saturation (stored per CPU-second)", "peak RSS", "non-2xx / socket errors", "every 2xx stored once",  # type: ignore[index]
+        "implementation",
+        f"stored webhooks/s ({params['connections']} conn.)",
+        "p50 / p99 at saturation",  # type: ignore[index]
+        f"p50 / p99 at {params['rate']:,.0f} req/s",
+        "server CPU at saturation (stored per CPU-second)",
+        "peak RSS",
+        "non-2xx / socket errors",
+        "every 2xx stored once",  # type: ignore[index]
     ]
     rows = []
     for result in results.values():
         sat, fixed = result["saturation"], result["fixed_rate"]
         socket_errors = sum(sat["socket_errors"].values()) + sum(fixed["errors"].values())
-        achieved = "" if fixed["achieved_rate"] >= 0.98 * params["rate"] else f" (served {fixed['achieved_rate']:,.0f}/s)"  # type: ignore[index]
-        rows.append([
-            result["title"],
-            f"{sat['stored_per_s']:,.0f}",
-            f"{fmt_ms(sat['latency_ms']['p50'])} / {fmt_ms(sat['latency_ms']['p99'])}",
-            f"{fmt_ms(fixed['latency_ms'].get('p50'))} / {fmt_ms(fixed['latency_ms'].get('p99'))}{achieved}",
-            f"{sat['server_cpu_utilisation']:.0%} of a core ({sat['stored_per_s'] / max(sat['server_cpu_utilisation'], 1e-9):,.0f})",
-            f"{result['memory']['peak_rss_mib_total']:.0f} MiB",
-            f"{sat['non_2xx'] + fixed['non_2xx']} / {socket_errors}",
-            "yes" if result["redis_check"]["all_acknowledged_stored_once"] else "**NO**",
-        ])
+        achieved = (
+            ""
+            if fixed["achieved_rate"] >= 0.98 * params["rate"]
+            else f" (served {fixed['achieved_rate']:,.0f}/s)"
+        )  # type: ignore[index]
+        rows.append(
+            [
+                result["title"],
+                f"{sat['stored_per_s']:,.0f}",
+                f"{fmt_ms(sat['latency_ms']['p50'])} / {fmt_ms(sat['latency_ms']['p99'])}",
+                f"{fmt_ms(fixed['latency_ms'].get('p50'))} / {fmt_ms(fixed['latency_ms'].get('p99'))}{achieved}",
+                f"{sat['server_cpu_utilisation']:.0%} of a core ({sat['stored_per_s'] / max(sat['server_cpu_utilisation'], 1e-9):,.0f})",
+                f"{result['memory']['peak_rss_mib_total']:.0f} MiB",
+                f"{sat['non_2xx'] + fixed['non_2xx']} / {socket_errors}",
+                "yes" if result["redis_check"]["all_acknowledged_stored_once"] else "**NO**",
+            ]
+        )
     lines = [markdown_table(header, rows)]
     evaluation: dict[str, dict] = document["evaluation"]  # type: ignore[assignment]
     if "ratio" in evaluation:
-        lines.append(f"\nGateway / baseline: **{evaluation['ratio']['value']:.1f}x** stored webhooks/s.")
+        lines.append(
+            f"\nGateway / baseline: **{evaluation['ratio']['value']:.1f}x** stored webhooks/s."
+        )
     if evaluation:
-        names = {"stored_per_s": "verified + stored webhooks/s, one gateway process", "ratio": "throughput vs baseline",
-                 "p99_ms_at_rate": f"gateway p99 at {params['rate']:,.0f} req/s"}  # type: ignore[index]
-        lines.append("\n" + markdown_table(
-            ["target", "wanted", "measured", "met"],
-            [[names[k], v["target"], str(v["value"]), "yes" if v["met"] else "**no**"] for k, v in evaluation.items()],
-        ))
+        names = {
+            "stored_per_s": "verified + stored webhooks/s, one gateway process",
+            "ratio": "throughput vs baseline",
+            "p99_ms_at_rate": f"gateway p99 at {params['rate']:,.0f} req/s",
+        }  # type: ignore[index]
+        lines.append(
+            "\n"
+            + markdown_table(
+                ["target", "wanted", "measured", "met"],
+                [
+                    [names[k], v["target"], str(v["value"]), "yes" if v["met"] else "**no**"]
+                    for k, v in evaluation.items()
+                ],
+            )
+        )
     return "\n".join(lines)
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=15, help="seconds of saturation per implementation (default 15)")
-    parser.add_argument("--connections", type=int, default=64, help="keep-alive connections at saturation (default 64)")
-    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up at saturation, not reported (default 3)")
-    parser.add_argument("--rate", type=float, default=1000, help="fixed request rate for the latency run (default 1000/s)")
-    parser.add_argument("--rate-duration", type=float, default=10, help="seconds at the fixed rate (default 10)")
-    parser.add_argument("--rate-connections", type=int, default=32, help="connection pool of the fixed-rate generator (default 32)")
-    parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: the load generator has one core)")
-    parser.add_argument("--only", choices=["gateway", "baseline"], help="run one implementation only")
-    parser.add_argument("--server-cpus", help="cores for the server under test (default: the first one)")
-    parser.add_argument("--load-cpus", help="cores for the load generator, Redis and this script (default: the others)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=15,
+        help="seconds of saturation per implementation (default 15)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=64,
+        help="keep-alive connections at saturation (default 64)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=3,
+        help="seconds of warm-up at saturation, not reported (default 3)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1000,
+        help="fixed request rate for the latency run (default 1000/s)",
+    )
+    parser.add_argument(
+        "--rate-duration", type=float, default=10, help="seconds at the fixed rate (default 10)"
+    )
+    parser.add_argument(
+        "--rate-connections",
+        type=int,
+        default=32,
+        help="connection pool of the fixed-rate generator (default 32)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="wrk threads (default 1: the load generator has one core)",
+    )
+    parser.add_argument(
+        "--only", choices=["gateway", "baseline"], help="run one implementation only"
+    )
+    parser.add_argument(
+        "--server-cpus", help="cores for the server under test (default: the first one)"
+    )
+    parser.add_argument(
+        "--load-cpus",
+        help="cores for the load generator, Redis and this script (default: the others)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "gateway.json")
-    parser.add_argument("--no-appendonly", action="store_true", help="diagnosis only: Redis without its append-only file")
-    parser.add_argument("--profile", action="store_const", const=profile.find_py_spy(), default=None,
-                        help="sample each server with py-spy during saturation (py-spy on PATH or in /tmp/pyspy/bin)")
-    parser.add_argument("--keep-workdir", action="store_true", help="keep request files, server logs and Redis data")
+    parser.add_argument(
+        "--no-appendonly",
+        action="store_true",
+        help="diagnosis only: Redis without its append-only file",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_const",
+        const=profile.find_py_spy(),
+        default=None,
+        help="sample each server with py-spy during saturation (py-spy on PATH or in /tmp/pyspy/bin)",
+    )
+    parser.add_argument(
+        "--keep-workdir", action="store_true", help="keep request files, server logs and Redis data"
+    )
     return parser.parse_args()
 
 
@@ -337,10 +501,14 @@ def main() -> None:
     results: dict[str, dict[str, object]] = {}
     try:
         redis = Redis.from_url(redis_server.url, socket_timeout=60)
-        redis_version = redis.info("server").get("valkey_version") or redis.info("server").get("redis_version")
+        redis_version = redis.info("server").get("valkey_version") or redis.info("server").get(
+            "redis_version"
+        )
         for impl in implementations(redis_server.url, factory.public_key):
             if not args.only or impl.key == args.only:
-                results[impl.key] = bench_one(impl, redis=redis, factory=factory, cpus=cpus, args=args, workdir=workdir)
+                results[impl.key] = bench_one(
+                    impl, redis=redis, factory=factory, cpus=cpus, args=args, workdir=workdir
+                )
         redis.close()
     finally:
         redis_server.stop()
@@ -357,9 +525,26 @@ def main() -> None:
         "software": {
             "wrk": wrk_version(),
             "redis_server": f"valkey {redis_version} ({server_binary().name}, "
-            + ("appendonly no: diagnosis run, not production-like)" if args.no_appendonly else "appendonly yes, appendfsync everysec)"),
+            + (
+                "appendonly no: diagnosis run, not production-like)"
+                if args.no_appendonly
+                else "appendonly yes, appendfsync everysec)"
+            ),
             "taskset": tool_version(["taskset", "--version"]),
-            "packages": package_versions(["uvicorn", "uvloop", "httptools", "starlette", "redis", "pynacl", "orjson", "flask", "gunicorn", "telnyx"]),
+            "packages": package_versions(
+                [
+                    "uvicorn",
+                    "uvloop",
+                    "httptools",
+                    "starlette",
+                    "redis",
+                    "pynacl",
+                    "orjson",
+                    "flask",
+                    "gunicorn",
+                    "telnyx",
+                ]
+            ),
             "repository": git_revision(REPO),
         },
         "cpu_pinning": cpus.as_json(),
@@ -382,7 +567,9 @@ def main() -> None:
     print(document["markdown"])
     print(f"\nJSON: {args.out}")
     if not all(r["redis_check"]["all_acknowledged_stored_once"] for r in results.values()):  # type: ignore[index]
-        sys.exit("bench: some acknowledged webhooks are not in Redis exactly once: this run is not a result")
+        sys.exit(
+            "bench: some acknowledged webhooks are not in Redis exactly once: this run is not a result"
+        )
 
 
 if __name__ == "__main__":

@@ -83,14 +83,22 @@ class TranscriptFactory(WebhookFactory):
 
     def body(self, index: int, event_id: str, occurred_at: str) -> bytes:
         call = self._calls[index % len(self._calls)]
-        sentences = ("I would like to change the delivery address on my last order",
-                     "Sure, can you confirm the postcode and the name on the account",
-                     "It is the one I placed on Tuesday morning, number four two seven",
-                     "Thank you, I have updated it and you will get an email shortly")
+        sentences = (
+            "I would like to change the delivery address on my last order",
+            "Sure, can you confirm the postcode and the name on the account",
+            "It is the one I placed on Tuesday morning, number four two seven",
+            "Thank you, I have updated it and you will get an email shortly",
+        )
         values = {
-            "id": event_id, "at": occurred_at, "ccid": call.ccid, "leg": call.leg, "session": call.session,
-            "confidence": f"{0.85 + (index % 15) / 100:.6f}", "final": "true",
-            "text": f"{sentences[index % 4]} {self.token(event_id)}.", "track": "inbound" if index % 2 else "outbound",
+            "id": event_id,
+            "at": occurred_at,
+            "ccid": call.ccid,
+            "leg": call.leg,
+            "session": call.session,
+            "confidence": f"{0.85 + (index % 15) / 100:.6f}",
+            "final": "true",
+            "text": f"{sentences[index % 4]} {self.token(event_id)}.",
+            "track": "inbound" if index % 2 else "outbound",
         }
         return (_TRANSCRIPTION % values).encode()
 
@@ -105,8 +113,17 @@ def prefill(redis: Redis, factory: TranscriptFactory, count: int) -> int:
         body = factory.body(index, event_id, occurred_at)
         total += len(body)
         ccid = factory._calls[index % len(factory._calls)].ccid
-        pipe.xadd(TOPIC, entry_fields(event_id, "call.transcription", body, call_control_id=ccid,
-                                      received_at=f"{time.time():.6f}", attempt="1"))
+        pipe.xadd(
+            TOPIC,
+            entry_fields(
+                event_id,
+                "call.transcription",
+                body,
+                call_control_id=ccid,
+                received_at=f"{time.time():.6f}",
+                attempt="1",
+            ),
+        )
         if index % 2000 == 1999:
             pipe.execute()
     pipe.execute()
@@ -143,32 +160,88 @@ def count_rows(url: str) -> int:
         return int(conn.execute("SELECT count(*) FROM segments").fetchone()[0])  # type: ignore[index]
 
 
-def server_for(impl: str, backend_url: str, redis_url: str, workdir: Path, cpus: CpuPlan, port: int, read_ahead: bool) -> ServerProcess:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8",
-           "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING", "VOICETAP_DATA_DIR": str(workdir / f"data-{impl}")}
+def server_for(
+    impl: str,
+    backend_url: str,
+    redis_url: str,
+    workdir: Path,
+    cpus: CpuPlan,
+    port: int,
+    read_ahead: bool,
+) -> ServerProcess:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "REDIS_URL": redis_url,
+        "LOG_LEVEL": "WARNING",
+        "VOICETAP_DATA_DIR": str(workdir / f"data-{impl}"),
+    }
     if impl == "indexer":
-        env |= {"INDEXER_DATABASE_URL": backend_url, "INDEXER_PORT": str(port), "INDEXER_HOST": HOST}
-        argv = [str(VENV_BIN / "voicetap"), "indexer"] if read_ahead else [sys.executable, "-c", NO_READ_AHEAD]
+        env |= {
+            "INDEXER_DATABASE_URL": backend_url,
+            "INDEXER_PORT": str(port),
+            "INDEXER_HOST": HOST,
+        }
+        argv = (
+            [str(VENV_BIN / "voicetap"), "indexer"]
+            if read_ahead
+            else [sys.executable, "-c", NO_READ_AHEAD]
+        )
     else:
-        argv = [sys.executable, str(BENCH_DIR / "baseline_indexer.py"), "--redis", redis_url, "--database", backend_url]
-    return ServerProcess(impl, [*cpus.prefix(cpus.server_cpus), *argv], env, workdir, workdir / f"{impl}-{int(time.time() * 1000)}.log")
+        argv = [
+            sys.executable,
+            str(BENCH_DIR / "baseline_indexer.py"),
+            "--redis",
+            redis_url,
+            "--database",
+            backend_url,
+        ]
+    return ServerProcess(
+        impl,
+        [*cpus.prefix(cpus.server_cpus), *argv],
+        env,
+        workdir,
+        workdir / f"{impl}-{int(time.time() * 1000)}.log",
+    )
 
 
-def throughput(impl: str, backend: str, *, redis: Redis, redis_url: str, factory: TranscriptFactory, count: int, cap_s: float,
-               workdir: Path, cpus: CpuPlan, args: argparse.Namespace) -> dict[str, object]:
+def throughput(
+    impl: str,
+    backend: str,
+    *,
+    redis: Redis,
+    redis_url: str,
+    factory: TranscriptFactory,
+    count: int,
+    cap_s: float,
+    workdir: Path,
+    cpus: CpuPlan,
+    args: argparse.Namespace,
+) -> dict[str, object]:
     redis.flushall()
     fill_started = time.perf_counter()
     body_bytes = prefill(redis, factory, count)
-    log(f"{impl}/{backend}: topic pre-filled with {count:,} entries in {time.perf_counter() - fill_started:.1f} s")
+    log(
+        f"{impl}/{backend}: topic pre-filled with {count:,} entries in {time.perf_counter() - fill_started:.1f} s"
+    )
     url = database_url(backend, impl, workdir, args.postgres)
     if backend == "postgres":
         pg_admin(args.postgres, f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]}")
         pg_admin(args.postgres, f"CREATE DATABASE {url.rsplit('/', 1)[1]}")
-    server = server_for(impl, url, redis_url, workdir, cpus, free_port(), args.consumer_read_ahead == "on")
+    server = server_for(
+        impl, url, redis_url, workdir, cpus, free_port(), args.consumer_read_ahead == "on"
+    )
     group = GROUPS[impl]
-    result: dict[str, object] = {"events": count, "mean_body_bytes": round(body_bytes / count, 1), "database": backend,
-                                 "load_average_before": load_average(), "command": " ".join(server.argv[len(cpus.prefix(cpus.server_cpus)):])
-                                 .replace(str(VENV_BIN) + "/", ".venv/bin/").replace(NO_READ_AHEAD, "<indexer with read-ahead off>")}
+    result: dict[str, object] = {
+        "events": count,
+        "mean_body_bytes": round(body_bytes / count, 1),
+        "database": backend,
+        "load_average_before": load_average(),
+        "command": " ".join(server.argv[len(cpus.prefix(cpus.server_cpus)) :])
+        .replace(str(VENV_BIN) + "/", ".venv/bin/")
+        .replace(NO_READ_AHEAD, "<indexer with read-ahead off>"),
+    }
     samples: list[tuple[float, int]] = []
     server.start()
     started = time.perf_counter()
@@ -182,9 +255,14 @@ def throughput(impl: str, backend: str, *, redis: Redis, redis_url: str, factory
             if first is None and done > 0:
                 first = (now, done, server.cpu_seconds(), cpu_ticks())
                 if args.profile:
-                    path = args.out.parent / "profiles" / f"{args.out.stem}-{impl}-{backend}.collapsed"
+                    path = (
+                        args.out.parent / "profiles" / f"{args.out.stem}-{impl}-{backend}.collapsed"
+                    )
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    sampler = (profile.start(args.profile, server.pid, min(8, cap_s), path, cpus), path)
+                    sampler = (
+                        profile.start(args.profile, server.pid, min(8, cap_s), path, cpus),
+                        path,
+                    )
             if done >= count or now - started > cap_s:
                 break
             if server._process is not None and server._process.poll() is not None:
@@ -197,43 +275,73 @@ def throughput(impl: str, backend: str, *, redis: Redis, redis_url: str, factory
         server.stop()
     if sampler is not None:
         sampler[0].wait(30)
-        result["profile"] = {"file": str(sampler[1].relative_to(REPO)), **profile.summarise(sampler[1], 250 * int(min(8, cap_s)))}
+        result["profile"] = {
+            "file": str(sampler[1].relative_to(REPO)),
+            **profile.summarise(sampler[1], 250 * int(min(8, cap_s))),
+        }
     final = acked(redis, group)
     assert first is not None, f"{impl}/{backend}: nothing was acknowledged within {cap_s} s"
     window = end - first[0]
     rate = (samples[-1][1] - first[1]) / window if window > 0 else 0.0
     cpu_s = cpu_end - first[2]
     rows = count_rows(url)
-    result.update({
-        "acknowledged": final,
-        "completed": final >= count,
-        "time_to_first_ack_s": round(first[0] - started, 2),
-        "window_s": round(window, 2),
-        "events_per_s": round(rate, 1),
-        "server_cpu_utilisation": round(cpu_s / window, 2) if window else None,
-        "events_per_server_cpu_s": round((samples[-1][1] - first[1]) / cpu_s, 1) if cpu_s else None,
-        "core_busy_share": cpu_busy_between(first[3], ticks_end),
-        "rows_in_database": rows,
-        "every_acknowledged_event_is_a_row": rows >= final,
-        "progress": [(round(t, 2), n) for t, n in samples[:: max(1, len(samples) // 60)]],
-    })
+    result.update(
+        {
+            "acknowledged": final,
+            "completed": final >= count,
+            "time_to_first_ack_s": round(first[0] - started, 2),
+            "window_s": round(window, 2),
+            "events_per_s": round(rate, 1),
+            "server_cpu_utilisation": round(cpu_s / window, 2) if window else None,
+            "events_per_server_cpu_s": round((samples[-1][1] - first[1]) / cpu_s, 1)
+            if cpu_s
+            else None,
+            "core_busy_share": cpu_busy_between(first[3], ticks_end),
+            "rows_in_database": rows,
+            "every_acknowledged_event_is_a_row": rows >= final,
+            "progress": [(round(t, 2), n) for t, n in samples[:: max(1, len(samples) // 60)]],
+        }
+    )
     if backend == "postgres":
         pg_admin(args.postgres, f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
     log(f"{impl}/{backend}: {rate:,.0f} events/s ({final:,} acknowledged, {rows:,} rows)")
     return result
 
 
-def latency(impl: str, *, redis: Redis, redis_url: str, factory: TranscriptFactory, workdir: Path, cpus: CpuPlan,
-            args: argparse.Namespace) -> dict[str, object]:
+def latency(
+    impl: str,
+    *,
+    redis: Redis,
+    redis_url: str,
+    factory: TranscriptFactory,
+    workdir: Path,
+    cpus: CpuPlan,
+    args: argparse.Namespace,
+) -> dict[str, object]:
     redis.flushall()
     url = database_url("sqlite", f"{impl}-latency", workdir, args.postgres)
     api_port, gateway_port = free_port(), free_port()
-    server = server_for(impl, url, redis_url, workdir, cpus, api_port, args.consumer_read_ahead == "on")
-    base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8"}
+    server = server_for(
+        impl, url, redis_url, workdir, cpus, api_port, args.consumer_read_ahead == "on"
+    )
+    base_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+    }
     gateway = ServerProcess(
-        "gateway", [*cpus.prefix(cpus.load_cpus), str(VENV_BIN / "voicetap"), "gateway"],
-        {**base_env, "REDIS_URL": redis_url, "TELNYX_PUBLIC_KEY": factory.public_key, "GATEWAY_HOST": HOST,
-         "GATEWAY_PORT": str(gateway_port), "LOG_LEVEL": "WARNING"}, workdir, workdir / f"gateway-{impl}.log",
+        "gateway",
+        [*cpus.prefix(cpus.load_cpus), str(VENV_BIN / "voicetap"), "gateway"],
+        {
+            **base_env,
+            "REDIS_URL": redis_url,
+            "TELNYX_PUBLIC_KEY": factory.public_key,
+            "GATEWAY_HOST": HOST,
+            "GATEWAY_PORT": str(gateway_port),
+            "LOG_LEVEL": "WARNING",
+        },
+        workdir,
+        workdir / f"gateway-{impl}.log",
     )
     count = int(args.rate * args.rate_duration)
     result: dict[str, object] = {"load_average_before": load_average()}
@@ -256,46 +364,84 @@ def latency(impl: str, *, redis: Redis, redis_url: str, factory: TranscriptFacto
         (workdir / f"latency-{impl}.tokens").write_text(json.dumps([factory.token(i) for i in ids]))
         out = workdir / f"latency-{impl}.json"
         argv = [
-            *cpus.prefix(cpus.load_cpus), sys.executable, str(BENCH_DIR / "indexer_probe.py"), "--port", str(gateway_port),
-            "--requests", str(requests_path) + ".0", "--ids", str(workdir / f"latency-{impl}.ids"),
-            "--tokens", str(workdir / f"latency-{impl}.tokens"), "--rate", f"{args.rate:g}", "--sqlite", str(db), "--out", str(out),
+            *cpus.prefix(cpus.load_cpus),
+            sys.executable,
+            str(BENCH_DIR / "indexer_probe.py"),
+            "--port",
+            str(gateway_port),
+            "--requests",
+            str(requests_path) + ".0",
+            "--ids",
+            str(workdir / f"latency-{impl}.ids"),
+            "--tokens",
+            str(workdir / f"latency-{impl}.tokens"),
+            "--rate",
+            f"{args.rate:g}",
+            "--sqlite",
+            str(db),
+            "--out",
+            str(out),
         ]
         if impl == "indexer":
             argv += ["--search-port", str(api_port), "--search-every", str(args.search_every)]
         cpu_before, ticks_before = server.cpu_seconds(), cpu_ticks()
-        probe = subprocess.run(argv, env={**os.environ, "PYTHONPATH": str(BENCH_DIR)}, capture_output=True, text=True,
-                               timeout=args.rate_duration + 120)
+        probe = subprocess.run(
+            argv,
+            env={**os.environ, "PYTHONPATH": str(BENCH_DIR)},
+            capture_output=True,
+            text=True,
+            timeout=args.rate_duration + 120,
+        )
         if probe.returncode != 0:
             raise RuntimeError(f"probe failed:\n{probe.stdout}\n{probe.stderr}")
         result.update(json.loads(out.read_text()))
-        result["server_cpu_utilisation"] = round((server.cpu_seconds() - cpu_before) / (args.rate_duration + 0.5), 2)
+        result["server_cpu_utilisation"] = round(
+            (server.cpu_seconds() - cpu_before) / (args.rate_duration + 0.5), 2
+        )
         result["core_busy_share"] = cpu_busy_between(ticks_before, cpu_ticks())
-        result["probe_command"] = " ".join(argv[len(cpus.prefix(cpus.load_cpus)):]).replace(str(workdir), "$WORKDIR")
+        result["probe_command"] = " ".join(argv[len(cpus.prefix(cpus.load_cpus)) :]).replace(
+            str(workdir), "$WORKDIR"
+        )
         result["memory"] = server.memory()
     finally:
         server.stop()
         gateway.stop()
-    log(f"{impl}: {args.rate:g}/s webhook -> committed p50 {result['webhook_to_committed_ms'].get('p50')} ms, "  # type: ignore[union-attr]
-        f"p99 {result['webhook_to_committed_ms'].get('p99')} ms; /search p99 {result['webhook_to_search_ms'].get('p99')} ms")  # type: ignore[union-attr]
+    log(
+        f"{impl}: {args.rate:g}/s webhook -> committed p50 {result['webhook_to_committed_ms'].get('p50')} ms, "  # type: ignore[union-attr]
+        f"p99 {result['webhook_to_committed_ms'].get('p99')} ms; /search p99 {result['webhook_to_search_ms'].get('p99')} ms"
+    )  # type: ignore[union-attr]
     return result
 
 
 def render(document: dict[str, object]) -> str:
     results: dict[str, dict] = document["results"]  # type: ignore[assignment]
     rows = []
-    for impl, title in (("indexer", "voicetap indexer"), ("baseline", "baseline (1 read, 1 commit, 1 ack)")):
+    for impl, title in (
+        ("indexer", "voicetap indexer"),
+        ("baseline", "baseline (1 read, 1 commit, 1 ack)"),
+    ):
         r = results.get(impl, {})
         cells = [title]
         for backend in ("sqlite", "postgres"):
             t = r.get("throughput", {}).get(backend)
-            cells.append(f"{t['events_per_s']:,.0f}/s ({t['server_cpu_utilisation']:.0%} CPU)" + ("" if t["completed"] else " (capped)")
-                         if t else "n/a")
+            cells.append(
+                f"{t['events_per_s']:,.0f}/s ({t['server_cpu_utilisation']:.0%} CPU)"
+                + ("" if t["completed"] else " (capped)")
+                if t
+                else "n/a"
+            )
         lat = r.get("latency")
         if lat:
             c = lat["webhook_to_committed_ms"]
             s = lat["webhook_to_search_ms"]
-            cells.append(f"{fmt_ms(c.get('p50'))} / {fmt_ms(c.get('p99'))} / {fmt_ms(c.get('max'))}")
-            cells.append(f"{fmt_ms(s.get('p50'))} / {fmt_ms(s.get('p99'))} (n={len(s) and lat['search_samples']})" if s else "n/a (no /search)")
+            cells.append(
+                f"{fmt_ms(c.get('p50'))} / {fmt_ms(c.get('p99'))} / {fmt_ms(c.get('max'))}"
+            )
+            cells.append(
+                f"{fmt_ms(s.get('p50'))} / {fmt_ms(s.get('p99'))} (n={len(s) and lat['search_samples']})"
+                if s
+                else "n/a (no /search)"
+            )
             cells.append(f"{lat['visible']:,} / {lat['acknowledged']:,}")
         else:
             cells += ["n/a", "n/a", "n/a"]
@@ -303,14 +449,28 @@ def render(document: dict[str, object]) -> str:
         cells.append(f"{mem.get('peak_rss_mib_total', 0):.0f} MiB")
         rows.append(cells)
     params = document["parameters"]
-    header = ["implementation", "events/s into SQLite", "events/s into PostgreSQL",
-              f"webhook → committed p50 / p99 / max at {params['rate']:,.0f}/s", "webhook → in /search p50 / p99 (sampled)",  # type: ignore[index]
-              "visible / acknowledged", "peak RSS (SQLite run)"]
+    header = [
+        "implementation",
+        "events/s into SQLite",
+        "events/s into PostgreSQL",
+        f"webhook → committed p50 / p99 / max at {params['rate']:,.0f}/s",
+        "webhook → in /search p50 / p99 (sampled)",  # type: ignore[index]
+        "visible / acknowledged",
+        "peak RSS (SQLite run)",
+    ]
     lines = [markdown_table(header, rows)]
     evaluation: dict[str, dict] = document["evaluation"]  # type: ignore[assignment]
     if evaluation:
-        lines.append("\n" + markdown_table(["target", "wanted", "measured", "met"],
-                                           [[k, v["target"], str(v["value"]), "yes" if v["met"] else "**no**"] for k, v in evaluation.items()]))
+        lines.append(
+            "\n"
+            + markdown_table(
+                ["target", "wanted", "measured", "met"],
+                [
+                    [k, v["target"], str(v["value"]), "yes" if v["met"] else "**no**"]
+                    for k, v in evaluation.items()
+                ],
+            )
+        )
     return "\n".join(lines)
 
 
@@ -321,26 +481,51 @@ def evaluate(results: dict[str, dict]) -> dict[str, object]:
     if sqlite_tp:
         v = sqlite_tp["events_per_s"]
         evaluation["events/s into SQLite, one indexer process"] = {
-            "target": f">= {TARGETS['sqlite_events_per_s']:,}", "value": v,
-            "met": bool(v >= TARGETS["sqlite_events_per_s"] and sqlite_tp["every_acknowledged_event_is_a_row"])}
+            "target": f">= {TARGETS['sqlite_events_per_s']:,}",
+            "value": v,
+            "met": bool(
+                v >= TARGETS["sqlite_events_per_s"]
+                and sqlite_tp["every_acknowledged_event_is_a_row"]
+            ),
+        }
     lat = indexer.get("latency")
     if lat:
-        p99 = max(lat["webhook_to_committed_ms"].get("p99", 1e9), lat["webhook_to_search_ms"].get("p99", 0))
+        p99 = max(
+            lat["webhook_to_committed_ms"].get("p99", 1e9),
+            lat["webhook_to_search_ms"].get("p99", 0),
+        )
         evaluation["p99 webhook → searchable at 1,000/s"] = {
-            "target": f"< {TARGETS['p99_ms_searchable']:g} ms", "value": p99,
-            "met": bool(p99 < TARGETS["p99_ms_searchable"] and lat["not_visible_within_deadline"] == 0)}
+            "target": f"< {TARGETS['p99_ms_searchable']:g} ms",
+            "value": p99,
+            "met": bool(
+                p99 < TARGETS["p99_ms_searchable"] and lat["not_visible_within_deadline"] == 0
+            ),
+        }
     base = results.get("baseline", {}).get("throughput", {}).get("sqlite")
     if sqlite_tp and base:
-        evaluation["indexer / baseline, SQLite"] = {"target": "(comparison)", "value": round(sqlite_tp["events_per_s"] / base["events_per_s"], 1), "met": True}
+        evaluation["indexer / baseline, SQLite"] = {
+            "target": "(comparison)",
+            "value": round(sqlite_tp["events_per_s"] / base["events_per_s"], 1),
+            "met": True,
+        }
     return evaluation
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events-sqlite", type=int, default=150_000)
     parser.add_argument("--events-postgres", type=int, default=60_000)
-    parser.add_argument("--cap", type=float, default=25, help="longest drain of the indexer, seconds (default 25)")
-    parser.add_argument("--baseline-seconds", type=float, default=8, help="how long the baseline drains (default 8 s)")
+    parser.add_argument(
+        "--cap", type=float, default=25, help="longest drain of the indexer, seconds (default 25)"
+    )
+    parser.add_argument(
+        "--baseline-seconds",
+        type=float,
+        default=8,
+        help="how long the baseline drains (default 8 s)",
+    )
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--rate-duration", type=float, default=10)
     parser.add_argument("--search-every", type=int, default=20)
@@ -351,7 +536,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--consumer-read-ahead", choices=["on", "off"], default="on")
     parser.add_argument("--server-cpus")
     parser.add_argument("--load-cpus")
-    parser.add_argument("--profile", action="store_const", const=profile.find_py_spy(), default=None)
+    parser.add_argument(
+        "--profile", action="store_const", const=profile.find_py_spy(), default=None
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "indexer.json")
     parser.add_argument("--keep-workdir", action="store_true")
     return parser.parse_args()
@@ -378,12 +565,30 @@ def main() -> None:
                 count = args.events_sqlite if backend == "sqlite" else args.events_postgres
                 cap = args.cap if impl == "indexer" else args.baseline_seconds
                 results[impl]["throughput"][backend] = throughput(
-                    impl, backend, redis=redis, redis_url=redis_server.url, factory=factory, count=count, cap_s=cap,
-                    workdir=workdir, cpus=cpus, args=args)
+                    impl,
+                    backend,
+                    redis=redis,
+                    redis_url=redis_server.url,
+                    factory=factory,
+                    count=count,
+                    cap_s=cap,
+                    workdir=workdir,
+                    cpus=cpus,
+                    args=args,
+                )
             if not args.skip_latency:
-                results[impl]["latency"] = latency(impl, redis=redis, redis_url=redis_server.url, factory=factory,
-                                                   workdir=workdir, cpus=cpus, args=args)
-        redis_version = redis.info("server").get("valkey_version") or redis.info("server").get("redis_version")
+                results[impl]["latency"] = latency(
+                    impl,
+                    redis=redis,
+                    redis_url=redis_server.url,
+                    factory=factory,
+                    workdir=workdir,
+                    cpus=cpus,
+                    args=args,
+                )
+        redis_version = redis.info("server").get("valkey_version") or redis.info("server").get(
+            "redis_version"
+        )
         redis.close()
     finally:
         redis_server.stop()
@@ -401,14 +606,21 @@ def main() -> None:
             "postgresql": tool_version(["psql", "--version"]),
             "sqlite": sqlite3.sqlite_version,
             "taskset": tool_version(["taskset", "--version"]),
-            "packages": package_versions(["redis", "psycopg", "uvicorn", "uvloop", "starlette", "orjson"]),
+            "packages": package_versions(
+                ["redis", "psycopg", "uvicorn", "uvloop", "starlette", "orjson"]
+            ),
             "repository": git_revision(REPO),
         },
         "cpu_pinning": cpus.as_json(),
         "parameters": {
-            "events_sqlite": args.events_sqlite, "events_postgres": args.events_postgres, "cap_s": args.cap,
-            "baseline_seconds": args.baseline_seconds, "rate": args.rate, "rate_duration_s": args.rate_duration,
-            "search_every": args.search_every, "consumer_read_ahead": args.consumer_read_ahead,
+            "events_sqlite": args.events_sqlite,
+            "events_postgres": args.events_postgres,
+            "cap_s": args.cap,
+            "baseline_seconds": args.baseline_seconds,
+            "rate": args.rate,
+            "rate_duration_s": args.rate_duration,
+            "search_every": args.search_every,
+            "consumer_read_ahead": args.consumer_read_ahead,
             "events": "final call.transcription envelopes (~620-byte bodies) over 200 calls, distinct data.id, unique token in each text",
         },
         "results": results,

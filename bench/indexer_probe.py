@@ -82,7 +82,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         last = conn.execute("SELECT COALESCE(MAX(id), 0) FROM segments").fetchone()[0]
         queries = 0
         while True:
-            rows = conn.execute("SELECT id, event_id FROM segments WHERE id > ? ORDER BY id", (last,)).fetchall()
+            rows = conn.execute(
+                "SELECT id, event_id FROM segments WHERE id > ? ORDER BY id", (last,)
+            ).fetchall()
             queries += 1
             now = time.perf_counter()
             for rowid, event_id in rows:
@@ -139,7 +141,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "send_lag_ms": percentiles([x * 1e3 for x in lag]),
         "webhook_answer_ms": percentiles(post),
         "webhook_to_committed_ms": percentiles(committed),
-        "search_samples": len([i for i in range(n) if args.search_port and i % args.search_every == 0 and i in acked]),
+        "search_samples": len(
+            [i for i in range(n) if args.search_port and i % args.search_every == 0 and i in acked]
+        ),
         "webhook_to_search_ms": percentiles(in_search),
         "search_not_found": (len(search_tasks) - len(in_search)) if args.search_port else None,
         "tail_queries": tail_stats.get("queries"),
@@ -147,11 +151,20 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--requests", type=Path, required=True)
-    parser.add_argument("--ids", type=Path, required=True, help="JSON list: event id of each request, in order")
-    parser.add_argument("--tokens", type=Path, required=True, help="JSON list: the unique search token of each request")
+    parser.add_argument(
+        "--ids", type=Path, required=True, help="JSON list: event id of each request, in order"
+    )
+    parser.add_argument(
+        "--tokens",
+        type=Path,
+        required=True,
+        help="JSON list: the unique search token of each request",
+    )
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--sqlite", type=Path, required=True)

@@ -103,7 +103,11 @@ class FakeApi:
 
 def udp_rcvbuf_errors() -> int:
     """Datagrams the kernel dropped for full socket buffers, machine-wide (/proc/net/snmp Udp: RcvbufErrors)."""
-    lines = [ln.split() for ln in Path("/proc/net/snmp").read_text().splitlines() if ln.startswith("Udp:")]
+    lines = [
+        ln.split()
+        for ln in Path("/proc/net/snmp").read_text().splitlines()
+        if ln.startswith("Udp:")
+    ]
     return int(lines[1][lines[0].index("RcvbufErrors")])
 
 
@@ -118,7 +122,9 @@ def ingest_metrics(port: int) -> dict[str, float]:
     return totals
 
 
-def allocate(redis: Redis, fake: FakeApi, calls: int, timeout: float = 120) -> tuple[list[str], list[list[int]]]:
+def allocate(
+    redis: Redis, fake: FakeApi, calls: int, timeout: float = 120
+) -> tuple[list[str], list[list[int]]]:
     """``calls`` fork_start commands through the real path; the call ids and their [rx, tx] ports."""
     ids = [fake.state.create_call().call_control_id for _ in range(calls)]
     start_id = redis.xadd(COMMAND_RESULTS, {"marker": "1"}) if True else None
@@ -128,7 +134,9 @@ def allocate(redis: Redis, fake: FakeApi, calls: int, timeout: float = 120) -> t
         command_id = f"bench-fork-{uuid.uuid4()}"
         commands[command_id] = ccid
         body = codec.dumps({"id": command_id, "action": "fork_start", "call_control_id": ccid})
-        pipe.xadd(MEDIA_COMMANDS, entry_fields(command_id, "fork_start", body, call_control_id=ccid))
+        pipe.xadd(
+            MEDIA_COMMANDS, entry_fields(command_id, "fork_start", body, call_control_id=ccid)
+        )
     pipe.execute()
     ports: dict[str, list[int]] = {}
     deadline, last = time.monotonic() + timeout, start_id
@@ -145,7 +153,10 @@ def allocate(redis: Redis, fake: FakeApi, calls: int, timeout: float = 120) -> t
                 if not result.get("ok"):
                     raise RuntimeError(f"fork_start failed: {result}")
                 allocated = result["allocated"]
-                ports[ccid] = [int(allocated["rx"].rsplit(":", 1)[1]), int(allocated["tx"].rsplit(":", 1)[1])]
+                ports[ccid] = [
+                    int(allocated["rx"].rsplit(":", 1)[1]),
+                    int(allocated["tx"].rsplit(":", 1)[1]),
+                ]
     if len(ports) < calls:
         raise RuntimeError(f"only {len(ports)} of {calls} forks started within {timeout} s")
     return ids, [ports[c] for c in ids]
@@ -154,14 +165,24 @@ def allocate(redis: Redis, fake: FakeApi, calls: int, timeout: float = 120) -> t
 def hang_up(redis: Redis, ids: list[str]) -> None:
     pipe = redis.pipeline(transaction=False)
     for ccid in ids:
-        data = webhook_event("call.hangup", {"call_control_id": ccid, "hangup_cause": "normal_clearing", "hangup_source": "caller"},
-                             datetime.now(UTC))
-        body = codec.dumps({"data": data, "meta": {"attempt": 1, "delivered_to": "http://bench/webhooks"}})
-        pipe.xadd(telnyx_topic("call.hangup"), entry_fields(data["id"], "call.hangup", body, call_control_id=ccid))
+        data = webhook_event(
+            "call.hangup",
+            {"call_control_id": ccid, "hangup_cause": "normal_clearing", "hangup_source": "caller"},
+            datetime.now(UTC),
+        )
+        body = codec.dumps(
+            {"data": data, "meta": {"attempt": 1, "delivered_to": "http://bench/webhooks"}}
+        )
+        pipe.xadd(
+            telnyx_topic("call.hangup"),
+            entry_fields(data["id"], "call.hangup", body, call_control_id=ccid),
+        )
     pipe.execute()
 
 
-def send_load(targets: list[list[int]], duration: float, workdir: Path, cpus: CpuPlan, tag: str) -> dict[str, object]:
+def send_load(
+    targets: list[list[int]], duration: float, workdir: Path, cpus: CpuPlan, tag: str
+) -> dict[str, object]:
     path = workdir / f"targets-{tag}.json"
     path.write_text(json.dumps(targets))
     senders = max(1, -(-len(targets) // CALLS_PER_SENDER))
@@ -170,9 +191,23 @@ def send_load(targets: list[list[int]], duration: float, workdir: Path, cpus: Cp
     for i in range(senders):
         first = i * CALLS_PER_SENDER
         out = workdir / f"load-{tag}-{i}.json"
-        argv = [*cpus.prefix(cpus.load_cpus), sys.executable, str(BENCH_DIR / "rtp_load.py"), "--targets", str(path),
-                "--first", str(first), "--count", str(min(CALLS_PER_SENDER, len(targets) - first)),
-                "--duration", f"{duration:g}", "--start-at", f"{start_at:.3f}", "--out", str(out)]
+        argv = [
+            *cpus.prefix(cpus.load_cpus),
+            sys.executable,
+            str(BENCH_DIR / "rtp_load.py"),
+            "--targets",
+            str(path),
+            "--first",
+            str(first),
+            "--count",
+            str(min(CALLS_PER_SENDER, len(targets) - first)),
+            "--duration",
+            f"{duration:g}",
+            "--start-at",
+            f"{start_at:.3f}",
+            "--out",
+            str(out),
+        ]
         procs.append((subprocess.Popen(argv), out))
     parts = []
     for proc, out in procs:
@@ -193,8 +228,19 @@ def rss_kib(pid: int) -> int:
     return _status_kib(pid, "VmRSS") or 0
 
 
-def step_result(calls: int, duration: float, load: dict, received: float, lost: float, cpu_s: float, rss_before: int,
-                rss_after: int, busy: dict, kernel_drops: int, extra: dict) -> dict[str, object]:
+def step_result(
+    calls: int,
+    duration: float,
+    load: dict,
+    received: float,
+    lost: float,
+    cpu_s: float,
+    rss_before: int,
+    rss_after: int,
+    busy: dict,
+    kernel_drops: int,
+    extra: dict,
+) -> dict[str, object]:
     sent = int(load["packets_sent"])
     clean = lost == 0 and int(received) == sent and load["send_errors"] == 0
     return {
@@ -215,19 +261,43 @@ def step_result(calls: int, duration: float, load: dict, received: float, lost: 
     }
 
 
-def bench_ingest(args: argparse.Namespace, redis: Redis, redis_url: str, fake: FakeApi, workdir: Path, cpus: CpuPlan) -> dict[str, object]:
+def bench_ingest(
+    args: argparse.Namespace,
+    redis: Redis,
+    redis_url: str,
+    fake: FakeApi,
+    workdir: Path,
+    cpus: CpuPlan,
+) -> dict[str, object]:
     port = free_port()
     first_port = args.ingest_ports
     max_calls = max(args.steps)
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8",
-        "REDIS_URL": redis_url, "VOICETAP_DATA_DIR": str(workdir / "ingest-data"), "LOG_LEVEL": "WARNING",
-        "TELNYX_API_KEY": API_KEY, "TELNYX_BASE_URL": f"{fake.url}/v2", "TELNYX_MAX_RETRIES": "0",
-        "INGEST_MODE": "off", "INGEST_HOST": HOST, "INGEST_PORT": str(port), "INGEST_RTP_HOST": HOST, "INGEST_PUBLIC_HOST": HOST,
-        "INGEST_RTP_PORTS": f"{first_port}-{first_port + 2 * max_calls + 1}", "INGEST_MEDIA_TIMEOUT_SECONDS": "600",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "REDIS_URL": redis_url,
+        "VOICETAP_DATA_DIR": str(workdir / "ingest-data"),
+        "LOG_LEVEL": "WARNING",
+        "TELNYX_API_KEY": API_KEY,
+        "TELNYX_BASE_URL": f"{fake.url}/v2",
+        "TELNYX_MAX_RETRIES": "0",
+        "INGEST_MODE": "off",
+        "INGEST_HOST": HOST,
+        "INGEST_PORT": str(port),
+        "INGEST_RTP_HOST": HOST,
+        "INGEST_PUBLIC_HOST": HOST,
+        "INGEST_RTP_PORTS": f"{first_port}-{first_port + 2 * max_calls + 1}",
+        "INGEST_MEDIA_TIMEOUT_SECONDS": "600",
         "INGEST_PORT_LEASE_SECONDS": "120",
     }
-    server = ServerProcess("ingest", [*cpus.prefix(cpus.server_cpus), str(VENV_BIN / "voicetap"), "ingest"], env, workdir, workdir / "ingest.log")
+    server = ServerProcess(
+        "ingest",
+        [*cpus.prefix(cpus.server_cpus), str(VENV_BIN / "voicetap"), "ingest"],
+        env,
+        workdir,
+        workdir / "ingest.log",
+    )
     server.start()
     steps = []
     try:
@@ -241,42 +311,75 @@ def bench_ingest(args: argparse.Namespace, redis: Redis, redis_url: str, fake: F
             before, drops_before = ingest_metrics(port), udp_rcvbuf_errors()
             cpu_before, ticks_before = server.cpu_seconds(), cpu_ticks()
             load = send_load(targets, args.duration, workdir, cpus, f"ingest-{calls}")
-            cpu_s, busy = server.cpu_seconds() - cpu_before, cpu_busy_between(ticks_before, cpu_ticks())
+            cpu_s, busy = (
+                server.cpu_seconds() - cpu_before,
+                cpu_busy_between(ticks_before, cpu_ticks()),
+            )
             rss_after = rss_kib(server.pid)
             time.sleep(1.5)  # the jitter buffers drain; late packets are counted
             after = ingest_metrics(port)
             d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
             result = step_result(
-                calls, args.duration, load, d.get("voicetap_ingest_packets_total", 0), d.get("voicetap_ingest_packets_lost_total", 0),
-                cpu_s, rss_idle, rss_after, busy, udp_rcvbuf_errors() - drops_before,
-                {"late": d.get("voicetap_ingest_packets_late_total", 0), "duplicated": d.get("voicetap_ingest_packets_duplicated_total", 0),
-                 "reordered": d.get("voicetap_ingest_packets_reordered_total", 0),
-                 "decode_errors": d.get("voicetap_ingest_decode_errors_total", 0),
-                 "events_dropped": d.get("voicetap_ingest_events_dropped_total", 0),
-                 "rss_kib_allocated_before_media": rss_before - rss_idle},
+                calls,
+                args.duration,
+                load,
+                d.get("voicetap_ingest_packets_total", 0),
+                d.get("voicetap_ingest_packets_lost_total", 0),
+                cpu_s,
+                rss_idle,
+                rss_after,
+                busy,
+                udp_rcvbuf_errors() - drops_before,
+                {
+                    "late": d.get("voicetap_ingest_packets_late_total", 0),
+                    "duplicated": d.get("voicetap_ingest_packets_duplicated_total", 0),
+                    "reordered": d.get("voicetap_ingest_packets_reordered_total", 0),
+                    "decode_errors": d.get("voicetap_ingest_decode_errors_total", 0),
+                    "events_dropped": d.get("voicetap_ingest_events_dropped_total", 0),
+                    "rss_kib_allocated_before_media": rss_before - rss_idle,
+                },
             )
             steps.append(result)
-            log(f"media_ingest: {calls} calls: sent {result['packets_sent']:,}, received {result['packets_received']:,}, "
-                f"lost {result['packets_lost']}, CPU {result['server_cpu_utilisation']:.0%}, zero loss: {result['zero_loss']}")
+            log(
+                f"media_ingest: {calls} calls: sent {result['packets_sent']:,}, received {result['packets_received']:,}, "
+                f"lost {result['packets_lost']}, CPU {result['server_cpu_utilisation']:.0%}, zero loss: {result['zero_loss']}"
+            )
             hang_up(redis, ids)
             deadline = time.monotonic() + 60
-            while ingest_metrics(port).get("voicetap_ingest_active_calls", 0) > 0 and time.monotonic() < deadline:
+            while (
+                ingest_metrics(port).get("voicetap_ingest_active_calls", 0) > 0
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.3)
             if not result["zero_loss"]:
                 break
         memory = server.memory()
     finally:
         server.stop()
-    return {"title": "voicetap media_ingest", "command": "voicetap ingest (INGEST_MODE=off)", "steps": steps, "memory": memory,
-            "rss_idle_mib": round(rss_idle / 1024, 1)}
+    return {
+        "title": "voicetap media_ingest",
+        "command": "voicetap ingest (INGEST_MODE=off)",
+        "steps": steps,
+        "memory": memory,
+        "rss_idle_mib": round(rss_idle / 1024, 1),
+    }
 
 
 def bench_baseline(args: argparse.Namespace, workdir: Path, cpus: CpuPlan) -> dict[str, object]:
     first_port = args.baseline_ports
     max_calls = max(args.steps)
     stats = workdir / "baseline-stats.json"
-    argv = [*cpus.prefix(cpus.server_cpus), sys.executable, str(BENCH_DIR / "baseline_ingest.py"),
-            "--ports", f"{first_port}-{first_port + 2 * max_calls - 1}", "--dir", str(workdir / "baseline-wav"), "--stats", str(stats)]
+    argv = [
+        *cpus.prefix(cpus.server_cpus),
+        sys.executable,
+        str(BENCH_DIR / "baseline_ingest.py"),
+        "--ports",
+        f"{first_port}-{first_port + 2 * max_calls - 1}",
+        "--dir",
+        str(workdir / "baseline-wav"),
+        "--stats",
+        str(stats),
+    ]
     server = ServerProcess("baseline", argv, {**os.environ}, workdir, workdir / "baseline.log")
     server.start()
     steps = []
@@ -293,48 +396,116 @@ def bench_baseline(args: argparse.Namespace, workdir: Path, cpus: CpuPlan) -> di
             before, drops_before = json.loads(stats.read_text()), udp_rcvbuf_errors()
             cpu_before, ticks_before = server.cpu_seconds(), cpu_ticks()
             load = send_load(targets, args.duration, workdir, cpus, f"baseline-{calls}")
-            cpu_s, busy = server.cpu_seconds() - cpu_before, cpu_busy_between(ticks_before, cpu_ticks())
+            cpu_s, busy = (
+                server.cpu_seconds() - cpu_before,
+                cpu_busy_between(ticks_before, cpu_ticks()),
+            )
             rss_after = rss_kib(server.pid)
             time.sleep(1.5)
             after = json.loads(stats.read_text())
-            result = step_result(calls, args.duration, load, after["received"] - before["received"], after["lost"] - before["lost"],
-                                 cpu_s, rss_idle, rss_after, busy, udp_rcvbuf_errors() - drops_before, {})
+            result = step_result(
+                calls,
+                args.duration,
+                load,
+                after["received"] - before["received"],
+                after["lost"] - before["lost"],
+                cpu_s,
+                rss_idle,
+                rss_after,
+                busy,
+                udp_rcvbuf_errors() - drops_before,
+                {},
+            )
             steps.append(result)
-            log(f"baseline: {calls} calls: sent {result['packets_sent']:,}, received {result['packets_received']:,}, "
-                f"lost {result['packets_lost']}, CPU {result['server_cpu_utilisation']:.0%}, zero loss: {result['zero_loss']}")
-            time.sleep(1.0)  # the next step's legs start new sequences on the ports used before: gaps there are not loss
+            log(
+                f"baseline: {calls} calls: sent {result['packets_sent']:,}, received {result['packets_received']:,}, "
+                f"lost {result['packets_lost']}, CPU {result['server_cpu_utilisation']:.0%}, zero loss: {result['zero_loss']}"
+            )
+            time.sleep(
+                1.0
+            )  # the next step's legs start new sequences on the ports used before: gaps there are not loss
             if not result["zero_loss"]:
                 break
         memory = server.memory()
     finally:
         server.stop()
-    return {"title": "baseline (asyncio loop, per-packet struct + numpy decode)", "command": " ".join(argv[len(cpus.prefix(cpus.server_cpus)):]),
-            "steps": steps, "memory": memory, "rss_idle_mib": round(rss_idle / 1024, 1)}
+    return {
+        "title": "baseline (asyncio loop, per-packet struct + numpy decode)",
+        "command": " ".join(argv[len(cpus.prefix(cpus.server_cpus)) :]),
+        "steps": steps,
+        "memory": memory,
+        "rss_idle_mib": round(rss_idle / 1024, 1),
+    }
 
 
 def render(document: dict) -> str:
-    header = ["implementation", "calls", "packets/s sent", "received / sent", "lost", "server CPU", "CPU per call (ms/s)",
-              "RSS (MiB)", "RSS per call (KiB)", "zero loss"]
+    header = [
+        "implementation",
+        "calls",
+        "packets/s sent",
+        "received / sent",
+        "lost",
+        "server CPU",
+        "CPU per call (ms/s)",
+        "RSS (MiB)",
+        "RSS per call (KiB)",
+        "zero loss",
+    ]
     rows = []
     for result in document["results"].values():
         for s in result["steps"]:
-            rows.append([result["title"], f"{s['calls']:,}", f"{s['packets_per_s_offered']:,}", f"{s['packets_received']:,} / {s['packets_sent']:,}",
-                         f"{s['packets_lost']:,}", f"{s['server_cpu_utilisation']:.0%}", f"{s['cpu_ms_per_call_second']:.2f}",
-                         f"{s['rss_mib']:.0f}", f"{s['rss_kib_per_call']:.0f}", "yes" if s["zero_loss"] else "**no**"])
+            rows.append(
+                [
+                    result["title"],
+                    f"{s['calls']:,}",
+                    f"{s['packets_per_s_offered']:,}",
+                    f"{s['packets_received']:,} / {s['packets_sent']:,}",
+                    f"{s['packets_lost']:,}",
+                    f"{s['server_cpu_utilisation']:.0%}",
+                    f"{s['cpu_ms_per_call_second']:.2f}",
+                    f"{s['rss_mib']:.0f}",
+                    f"{s['rss_kib_per_call']:.0f}",
+                    "yes" if s["zero_loss"] else "**no**",
+                ]
+            )
     lines = [markdown_table(header, rows)]
     ev = document["evaluation"]
-    lines.append("\n" + markdown_table(["implementation", "most calls with zero loss (steps tried)", f"target {TARGET_CALLS:,} calls met"],
-                                       [[k, f"{v['max_zero_loss_calls']:,}", "yes" if v["met"] else "**no**"] for k, v in ev.items()]))
+    lines.append(
+        "\n"
+        + markdown_table(
+            [
+                "implementation",
+                "most calls with zero loss (steps tried)",
+                f"target {TARGET_CALLS:,} calls met",
+            ],
+            [
+                [k, f"{v['max_zero_loss_calls']:,}", "yes" if v["met"] else "**no**"]
+                for k, v in ev.items()
+            ],
+        )
+    )
     return "\n".join(lines)
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=lambda s: [int(x) for x in s.split(",")], default=[100, 250, 500, 1000, 1500])
-    parser.add_argument("--duration", type=float, default=8, help="seconds of media per step (default 8)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--steps",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[100, 250, 500, 1000, 1500],
+    )
+    parser.add_argument(
+        "--duration", type=float, default=8, help="seconds of media per step (default 8)"
+    )
     parser.add_argument("--only", choices=["ingest", "baseline"])
-    parser.add_argument("--ingest-ports", type=int, default=42000, help="first UDP port of media_ingest's range")
-    parser.add_argument("--baseline-ports", type=int, default=46000, help="first UDP port of the baseline's range")
+    parser.add_argument(
+        "--ingest-ports", type=int, default=42000, help="first UDP port of media_ingest's range"
+    )
+    parser.add_argument(
+        "--baseline-ports", type=int, default=46000, help="first UDP port of the baseline's range"
+    )
     parser.add_argument("--server-cpus")
     parser.add_argument("--load-cpus")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "ingest.json")
@@ -371,18 +542,29 @@ def main() -> None:
     evaluation = {}
     for result in results.values():
         best = max((s["calls"] for s in result["steps"] if s["zero_loss"]), default=0)
-        evaluation[result["title"]] = {"max_zero_loss_calls": best, "steps_tried": [s["calls"] for s in result["steps"]],
-                                       "met": best >= TARGET_CALLS}
+        evaluation[result["title"]] = {
+            "max_zero_loss_calls": best,
+            "steps_tried": [s["calls"] for s in result["steps"]],
+            "met": best >= TARGET_CALLS,
+        }
     document = {
         "benchmark": "media ingest: concurrent forked two-leg PCMU calls (20 ms RTP over loopback UDP) into one process",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "elapsed_s": round(time.time() - started, 1),
         "machine": machine,
-        "software": {"redis_server": f"valkey ({server_binary().name})", "taskset": tool_version(["taskset", "--version"]),
-                     "packages": package_versions(["uvloop", "numpy", "redis", "telnyx", "uvicorn"]), "repository": git_revision(REPO)},
+        "software": {
+            "redis_server": f"valkey ({server_binary().name})",
+            "taskset": tool_version(["taskset", "--version"]),
+            "packages": package_versions(["uvloop", "numpy", "redis", "telnyx", "uvicorn"]),
+            "repository": git_revision(REPO),
+        },
         "cpu_pinning": cpus.as_json(),
-        "parameters": {"steps": args.steps, "duration_s": args.duration, "calls_per_sender_process": CALLS_PER_SENDER,
-                       "packets": "RTP v2, PT 0 (PCMU), 160-byte payload (20 ms), both legs of every call, 50 packets/s per leg"},
+        "parameters": {
+            "steps": args.steps,
+            "duration_s": args.duration,
+            "calls_per_sender_process": CALLS_PER_SENDER,
+            "packets": "RTP v2, PT 0 (PCMU), 160-byte payload (20 ms), both legs of every call, 50 packets/s per leg",
+        },
         "results": results,
         "evaluation": evaluation,
         "load_average_at_end": load_average(),

@@ -26,21 +26,34 @@ _HEADER = struct.Struct("!BBHII")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--targets", type=Path, required=True)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--duration", type=float, required=True)
-    parser.add_argument("--start-at", type=float, default=0.0, help="time.time() of tick 0 (to align several senders)")
+    parser.add_argument(
+        "--start-at",
+        type=float,
+        default=0.0,
+        help="time.time() of tick 0 (to align several senders)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     targets = json.loads(args.targets.read_text())[args.first : args.first + args.count]
     rng = os.urandom
-    frames = [bytes(b | 0x01 for b in rng(160)) for _ in range(50)]  # never 0xFF/0x7F silence: real-looking noise
+    frames = [
+        bytes(b | 0x01 for b in rng(160)) for _ in range(50)
+    ]  # never 0xFF/0x7F silence: real-looking noise
     legs = []
     for rx, tx in targets:
         for port in (rx, tx):
-            ssrc, seq, ts = int.from_bytes(rng(4), "big"), int.from_bytes(rng(2), "big"), int.from_bytes(rng(4), "big")
+            ssrc, seq, ts = (
+                int.from_bytes(rng(4), "big"),
+                int.from_bytes(rng(2), "big"),
+                int.from_bytes(rng(4), "big"),
+            )
             legs.append([("127.0.0.1", port), ssrc, seq, ts])
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
@@ -69,16 +82,29 @@ def main() -> None:
         for leg in legs:
             addr, ssrc, seq, ts = leg
             try:
-                sendto(pack(0x80, second, (seq + k) & 0xFFFF, (ts + 160 * k) & 0xFFFFFFFF, ssrc) + frame, addr)
+                sendto(
+                    pack(0x80, second, (seq + k) & 0xFFFF, (ts + 160 * k) & 0xFFFFFFFF, ssrc)
+                    + frame,
+                    addr,
+                )
                 sent += 1
             except OSError:
                 errors += 1  # ENOBUFS: the packet is lost on our side; counted, and compared below
         busy += time.perf_counter() - began
-    args.out.write_text(json.dumps({
-        "legs": len(legs), "ticks": ticks, "packets_sent": sent, "send_errors": errors, "late_ticks": late,
-        "max_tick_lag_ms": round(max_lag * 1e3, 2), "send_busy_share": round(busy / (ticks * TICK), 3),
-        "elapsed_s": round(time.perf_counter() - t0, 3),
-    }))
+    args.out.write_text(
+        json.dumps(
+            {
+                "legs": len(legs),
+                "ticks": ticks,
+                "packets_sent": sent,
+                "send_errors": errors,
+                "late_ticks": late,
+                "max_tick_lag_ms": round(max_lag * 1e3, 2),
+                "send_busy_share": round(busy / (ticks * TICK), 3),
+                "elapsed_s": round(time.perf_counter() - t0, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

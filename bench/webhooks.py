@@ -75,7 +75,13 @@ class WebhookFactory:
 
     def body(self, index: int, event_id: str, occurred_at: str) -> bytes:
         call = self._calls[index % len(self._calls)]
-        values = {"id": event_id, "at": occurred_at, "ccid": call.ccid, "leg": call.leg, "session": call.session}
+        values = {
+            "id": event_id,
+            "at": occurred_at,
+            "ccid": call.ccid,
+            "leg": call.leg,
+            "session": call.session,
+        }
         if index % 4 == 3:
             return (_ANSWERED % values).encode()
         values |= {

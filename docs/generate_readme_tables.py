@@ -60,17 +60,24 @@ def settings_table() -> str:
 def topics_table() -> str:
     from voicetap_common.catalog import all_topics
 
-    rows = ["| topic | written by | read by (groups) | partitioned | holds |", "| --- | --- | --- | --- | --- |"]
+    rows = [
+        "| topic | written by | read by (groups) | partitioned | holds |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for topic in all_topics():
         readers = ", ".join(f"`{g}`" for g in topic.read_by) or "any subscriber"
         partitioned = "yes" if topic.partitioned else "no"
-        rows.append(f"| `{topic.name}` | {topic.written_by} | {readers} | {partitioned} | {topic.summary} |")
+        rows.append(
+            f"| `{topic.name}` | {topic.written_by} | {readers} | {partitioned} | {topic.summary} |"
+        )
     return "\n".join(rows)
 
 
 def render(text: str) -> str:
     for name, table in (("settings", settings_table()), ("topics", topics_table())):
-        pattern = re.compile(rf"(<!-- BEGIN GENERATED: {name} -->\n)(?:.*?\n)?(<!-- END GENERATED: {name} -->)", re.S)
+        pattern = re.compile(
+            rf"(<!-- BEGIN GENERATED: {name} -->\n)(?:.*?\n)?(<!-- END GENERATED: {name} -->)", re.S
+        )
         if not pattern.search(text):
             raise SystemExit(f"README.md has no generated block {name!r}")
         text = pattern.sub(lambda m, table=table: m.group(1) + table + "\n" + m.group(2), text)
@@ -82,7 +89,9 @@ def main() -> None:
     fresh = render(current)
     if "--check" in sys.argv[1:]:
         if fresh != current:
-            sys.exit("README.md tables are stale: run `.venv/bin/python docs/generate_readme_tables.py`")
+            sys.exit(
+                "README.md tables are stale: run `.venv/bin/python docs/generate_readme_tables.py`"
+            )
         return
     README.write_text(fresh)
 

@@ -63,7 +63,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(params=["single", "cluster"])
 def any_redis(request: pytest.FixtureRequest) -> Redis | RedisCluster:
     """The same test on a single server and on the three-node cluster, each emptied first."""
-    found: Redis | RedisCluster = request.getfixturevalue("redis" if request.param == "single" else "redis_cluster")
+    found: Redis | RedisCluster = request.getfixturevalue(
+        "redis" if request.param == "single" else "redis_cluster"
+    )
     return found
 
 
@@ -136,7 +138,9 @@ def _cluster_formed(nodes: list[SyncRedis]) -> bool:
         if info["cluster_state"] != "ok" or int(info["cluster_known_nodes"]) != len(nodes):
             return False
         slots = node.execute_command("CLUSTER SLOTS")
-        layouts.append(sorted((int(start), int(end), int(primary[1])) for start, end, primary, *_ in slots))
+        layouts.append(
+            sorted((int(start), int(end), int(primary[1])) for start, end, primary, *_ in slots)
+        )
     return all(layout == layouts[0] for layout in layouts)
 
 
@@ -151,16 +155,24 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     try:
         for port, bus_port in pairs:
             processes.append(_start_cluster_node(directory / str(port), port, bus_port))
-            nodes.append(SyncRedis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=2))
+            nodes.append(
+                SyncRedis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=2)
+            )
         for node, process in zip(nodes, processes, strict=True):
-            _wait_until(lambda n=node, p=process: p.poll() is None and bool(n.ping()), 10, "a node answering PING")
+            _wait_until(
+                lambda n=node, p=process: p.poll() is None and bool(n.ping()),
+                10,
+                "a node answering PING",
+            )
         share = HASH_SLOTS // CLUSTER_PRIMARIES
         for index, node in enumerate(nodes):
             last = HASH_SLOTS - 1 if index == CLUSTER_PRIMARIES - 1 else (index + 1) * share - 1
             node.execute_command("CLUSTER ADDSLOTSRANGE", index * share, last)
         for port, bus_port in pairs[1:]:
             nodes[0].execute_command("CLUSTER MEET", "127.0.0.1", port, bus_port)
-        _wait_until(lambda: _cluster_formed(nodes), 30, "cluster_state:ok on every node, one slot map")
+        _wait_until(
+            lambda: _cluster_formed(nodes), 30, "cluster_state:ok on every node, one slot map"
+        )
         yield f"redis://127.0.0.1:{pairs[0][0]}/0"
     finally:
         for node in nodes:

@@ -89,7 +89,9 @@ def cpu_ticks() -> dict[str, tuple[int, int]]:
     return ticks
 
 
-def cpu_busy_between(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, float]:
+def cpu_busy_between(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> dict[str, float]:
     """Share of each core that was busy (any process, ours or not) between two ``cpu_ticks``."""
     busy = {}
     for cpu, (b1, t1) in after.items():
@@ -123,9 +125,14 @@ def package_versions(names: list[str]) -> dict[str, str | None]:
 
 def git_revision(repo: Path) -> dict[str, object]:
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True
+        ).stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    return {
+        "commit": git("rev-parse", "HEAD") or None,
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
 
 
 def machine_info() -> dict[str, object]:

@@ -37,14 +37,18 @@ class Outcome:
     def __init__(self) -> None:
         self.latency: float | None = None  # due time -> answer complete
         self.service: float | None = None  # send -> answer complete
-        self.lag: float | None = None  # due time -> send (generator lateness, waiting for a free connection; < 0: early)
+        self.lag: float | None = (
+            None  # due time -> send (generator lateness, waiting for a free connection; < 0: early)
+        )
         self.done = 0.0
         self.status = 0
         self.error: str | None = None
         self.ack: str | None = None
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> tuple[int, bytes, bool]:
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes, bool]:
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
@@ -55,7 +59,9 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return status, body, _CLOSE.search(head) is not None
 
 
-async def run(host: str, port: int, requests: list[bytes], rate: float, connections: int, deadline_s: float) -> dict[str, object]:
+async def run(
+    host: str, port: int, requests: list[bytes], rate: float, connections: int, deadline_s: float
+) -> dict[str, object]:
     outcomes = [Outcome() for _ in requests]
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
 
@@ -79,7 +85,11 @@ async def run(host: str, port: int, requests: list[bytes], rate: float, connecti
             done = time.perf_counter()
             # uvloop's timers have 1 ms resolution, so a request may leave up to 1 ms early: then its
             # latency counts from when it left, never from a due time still in the future
-            outcome.latency, outcome.service, outcome.status = done - min(due, sent), done - sent, status
+            outcome.latency, outcome.service, outcome.status = (
+                done - min(due, sent),
+                done - sent,
+                status,
+            )
             outcome.done = done
             if 200 <= status < 300 and (found := _ID.search(body)):
                 outcome.ack = found.group(1).decode()
@@ -132,32 +142,63 @@ async def run(host: str, port: int, requests: list[bytes], rate: float, connecti
 
 
 def run_process(
-    python: str, *, port: int, requests_path: Path, count: int, rate: float, connections: int, out_path: Path, cpus: CpuPlan,
+    python: str,
+    *,
+    port: int,
+    requests_path: Path,
+    count: int,
+    rate: float,
+    connections: int,
+    out_path: Path,
+    cpus: CpuPlan,
     deadline_s: float = 60.0,
 ) -> dict[str, object]:
     """Run the generator as its own process on the load cores; its JSON result."""
     argv = [
-        *cpus.prefix(cpus.load_cpus), python, "-m", "harness.openloop", "--port", str(port), "--requests", str(requests_path),
-        "--rate", f"{rate:g}", "--connections", str(connections), "--deadline", f"{deadline_s:g}", "--out", str(out_path),
+        *cpus.prefix(cpus.load_cpus),
+        python,
+        "-m",
+        "harness.openloop",
+        "--port",
+        str(port),
+        "--requests",
+        str(requests_path),
+        "--rate",
+        f"{rate:g}",
+        "--connections",
+        str(connections),
+        "--deadline",
+        f"{deadline_s:g}",
+        "--out",
+        str(out_path),
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     timeout = count / rate + deadline_s + 60
     out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
-        raise RuntimeError(f"open-loop generator failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+        raise RuntimeError(
+            f"open-loop generator failed ({out.returncode}):\n{out.stdout}\n{out.stderr}"
+        )
     result: dict[str, object] = json.loads(out_path.read_text())
-    result["command"] = " ".join(argv[len(cpus.prefix(cpus.load_cpus)):])
+    result["command"] = " ".join(argv[len(cpus.prefix(cpus.load_cpus)) :])
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--requests", type=Path, required=True)
     parser.add_argument("--rate", type=float, required=True, help="requests per second")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--deadline", type=float, default=60.0, help="seconds to wait for answers after the last send")
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=60.0,
+        help="seconds to wait for answers after the last send",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     try:
@@ -167,7 +208,9 @@ def main() -> None:
         loop_name = "uvloop"
     except ImportError:
         loop_name = "asyncio"
-    result = asyncio.run(run(args.host, args.port, read(args.requests), args.rate, args.connections, args.deadline))
+    result = asyncio.run(
+        run(args.host, args.port, read(args.requests), args.rate, args.connections, args.deadline)
+    )
     result["event_loop"] = loop_name
     args.out.write_text(json.dumps(result))
 

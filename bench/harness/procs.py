@@ -42,7 +42,13 @@ def process_tree(pid: int) -> list[int]:
 
 def _command(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()[:160]
+        return (
+            Path(f"/proc/{pid}/cmdline")
+            .read_bytes()
+            .replace(b"\0", b" ")
+            .decode(errors="replace")
+            .strip()[:160]
+        )
     except OSError:
         return ""
 
@@ -50,7 +56,9 @@ def _command(pid: int) -> str:
 class ServerProcess:
     """One server (with whatever worker processes it forks) in its own process group."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path
+    ) -> None:
         self.name = name
         self.argv = argv
         self.env = env
@@ -67,17 +75,27 @@ class ServerProcess:
     def start(self) -> None:
         self._log = self.log_path.open("wb")
         self._process = subprocess.Popen(
-            self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=die_with_parent,
+            self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
-    def wait_ready(self, host: str, port: int, path: str = "/healthz", timeout: float = 60.0) -> float:
+    def wait_ready(
+        self, host: str, port: int, path: str = "/healthz", timeout: float = 60.0
+    ) -> float:
         """Seconds until ``GET path`` answered 200; raises with the server's log when it did not."""
         assert self._process is not None
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             if self._process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self._process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self._process.returncode}:\n{self.log_tail()}"
+                )
             try:
                 conn = http.client.HTTPConnection(host, port, timeout=1)
                 conn.request("GET", path)
@@ -88,7 +106,9 @@ class ServerProcess:
             except OSError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"{self.name} was not ready on {host}:{port}{path} within {timeout} s:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"{self.name} was not ready on {host}:{port}{path} within {timeout} s:\n{self.log_tail()}"
+        )
 
     def memory(self) -> dict[str, object]:
         """Peak (VmHWM) and current (VmRSS) resident memory of every process of the server."""
@@ -96,7 +116,9 @@ class ServerProcess:
         for pid in process_tree(self.pid):
             hwm, rss = _status_kib(pid, "VmHWM"), _status_kib(pid, "VmRSS")
             if hwm is not None:
-                processes.append({"pid": pid, "command": _command(pid), "peak_rss_kib": hwm, "rss_kib": rss})
+                processes.append(
+                    {"pid": pid, "command": _command(pid), "peak_rss_kib": hwm, "rss_kib": rss}
+                )
         total = sum(int(p["peak_rss_kib"]) for p in processes)
         return {"peak_rss_mib_total": round(total / 1024, 1), "processes": processes}
 
@@ -122,7 +144,9 @@ class ServerProcess:
         if self._process is None:
             return
         if self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGTERM)  # our own process group (start_new_session)
+            os.killpg(
+                self._process.pid, signal.SIGTERM
+            )  # our own process group (start_new_session)
             try:
                 self._process.wait(timeout)
             except subprocess.TimeoutExpired:

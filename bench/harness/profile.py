@@ -15,14 +15,31 @@ from harness.machine import CpuPlan
 
 
 def find_py_spy() -> str | None:
-    return shutil.which("py-spy") or next((str(p) for p in [Path("/tmp/pyspy/bin/py-spy")] if p.exists()), None)
+    return shutil.which("py-spy") or next(
+        (str(p) for p in [Path("/tmp/pyspy/bin/py-spy")] if p.exists()), None
+    )
 
 
-def start(py_spy: str, pid: int, duration_s: float, out: Path, cpus: CpuPlan, rate: int = 250) -> subprocess.Popen[bytes]:
+def start(
+    py_spy: str, pid: int, duration_s: float, out: Path, cpus: CpuPlan, rate: int = 250
+) -> subprocess.Popen[bytes]:
     """Start sampling ``pid`` and its children (non-blocking: the target is never paused)."""
     argv = [
-        *cpus.prefix(cpus.load_cpus), py_spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
-        "--rate", str(rate), "--duration", str(max(1, int(duration_s))), "--format", "raw", "--output", str(out),
+        *cpus.prefix(cpus.load_cpus),
+        py_spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--subprocesses",
+        "--nonblocking",
+        "--rate",
+        str(rate),
+        "--duration",
+        str(max(1, int(duration_s))),
+        "--format",
+        "raw",
+        "--output",
+        str(out),
     ]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -65,7 +65,9 @@ def stored_ids(redis: Redis, pattern: str, page: int = 20_000) -> list[str]:
     return ids
 
 
-def verify(redis: Redis, pattern: str, phases: dict[str, tuple[set[str], list[str], int]]) -> dict[str, object]:
+def verify(
+    redis: Redis, pattern: str, phases: dict[str, tuple[set[str], list[str], int]]
+) -> dict[str, object]:
     """Compare what is stored with what was sent and acknowledged, phase by phase.
 
     ``phases``: name -> (ids sent in that phase, ids acknowledged 2xx, connections). Every

@@ -5,7 +5,9 @@ import math
 from pathlib import Path
 
 
-def percentiles(values: list[float], points: tuple[float, ...] = (50, 90, 99, 99.9)) -> dict[str, float]:
+def percentiles(
+    values: list[float], points: tuple[float, ...] = (50, 90, 99, 99.9)
+) -> dict[str, float]:
     """Exact nearest-rank percentiles, plus min, mean and max; empty when there are no values."""
     if not values:
         return {}

@@ -43,22 +43,45 @@ class WrkRun:
 
 
 def run_wrk(
-    url: str, *, requests_prefix: Path, acks_prefix: Path, threads: int, connections: int, duration_s: float,
-    timeout_s: float, cpus: CpuPlan,
+    url: str,
+    *,
+    requests_prefix: Path,
+    acks_prefix: Path,
+    threads: int,
+    connections: int,
+    duration_s: float,
+    timeout_s: float,
+    cpus: CpuPlan,
 ) -> WrkRun:
     argv = [
-        *cpus.prefix(cpus.load_cpus), require_wrk(), "-t", str(threads), "-c", str(connections), "-d", f"{duration_s:g}s",
-        "--timeout", f"{timeout_s:g}s", "-s", str(REPLAY_SCRIPT), url, "--", str(requests_prefix), str(acks_prefix),
+        *cpus.prefix(cpus.load_cpus),
+        require_wrk(),
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration_s:g}s",
+        "--timeout",
+        f"{timeout_s:g}s",
+        "-s",
+        str(REPLAY_SCRIPT),
+        url,
+        "--",
+        str(requests_prefix),
+        str(acks_prefix),
     ]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 120)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
-    raw = json.loads(line[len("WRKJSON "):])
+    raw = json.loads(line[len("WRKJSON ") :])
     acked_ids: list[str] = []
     for i in range(threads):
         acked_ids += acks_prefix.with_name(f"{acks_prefix.name}.{i}").read_text().split()
     if len(acked_ids) != raw["acked"]:
-        raise RuntimeError(f"wrk counted {raw['acked']} 2xx answers with an id but wrote {len(acked_ids)} ids")
-    raw["command"] = " ".join(argv[argv.index(require_wrk()):]).replace(require_wrk(), "wrk")
+        raise RuntimeError(
+            f"wrk counted {raw['acked']} 2xx answers with an id but wrote {len(acked_ids)} ids"
+        )
+    raw["command"] = " ".join(argv[argv.index(require_wrk()) :]).replace(require_wrk(), "wrk")
     return WrkRun(raw, acked_ids)

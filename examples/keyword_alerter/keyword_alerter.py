@@ -66,7 +66,9 @@ def topic_streams(topic: str, partitions: int) -> list[str]:
 
 def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
     """One case-insensitive pattern matching any phrase as whole words, whatever the spacing."""
-    parts = sorted({" ".join(p.split()).lower() for p in phrases if p.strip()}, key=len, reverse=True)
+    parts = sorted(
+        {" ".join(p.split()).lower() for p in phrases if p.strip()}, key=len, reverse=True
+    )
     if not parts:
         raise ValueError("no phrases to watch for")
     alternatives = "|".join(r"\s+".join(re.escape(word) for word in part.split()) for part in parts)
@@ -75,7 +77,9 @@ def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
 
 def find_phrases(pattern: re.Pattern[str], transcript: str) -> list[str]:
     """The phrases said, lower-cased, each once, in the order they were said."""
-    return list(dict.fromkeys(" ".join(m.group(0).lower().split()) for m in pattern.finditer(transcript)))
+    return list(
+        dict.fromkeys(" ".join(m.group(0).lower().split()) for m in pattern.finditer(transcript))
+    )
 
 
 class KeywordAlerter:
@@ -103,7 +107,9 @@ class KeywordAlerter:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.start = start
         self.source_topic = source_topic
-        self.source_streams = topic_streams(source_topic, partitions)  # [source_topic] at 1 partition
+        self.source_streams = topic_streams(
+            source_topic, partitions
+        )  # [source_topic] at 1 partition
         self.alert_topic = alert_topic
         self.alert_maxlen = alert_maxlen
         self.dedupe_seconds = dedupe_seconds
@@ -115,12 +121,16 @@ class KeywordAlerter:
         """Create the group (on every partition): at ``0`` it reads every entry still in the topic, at ``$`` only new ones."""
         for stream in self.source_streams:
             try:
-                self.redis.xgroup_create(stream, self.group, id="0" if self.start == "beginning" else "$", mkstream=True)
+                self.redis.xgroup_create(
+                    stream, self.group, id="0" if self.start == "beginning" else "$", mkstream=True
+                )
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):  # the group exists: keep its position
                     raise
 
-    def alert_for(self, entry_id: str, fields: Mapping[bytes, bytes], stream: str | None = None) -> dict[str, str] | None:
+    def alert_for(
+        self, entry_id: str, fields: Mapping[bytes, bytes], stream: str | None = None
+    ) -> dict[str, str] | None:
         """The alert an entry raises, or None (interim result, no phrase, or not a transcription).
         ``stream``: the partition the entry was read from, if any (the alert names it)."""
         try:
@@ -130,10 +140,14 @@ class KeywordAlerter:
             result = payload["transcription_data"]
             transcript = result["transcript"]
         except (KeyError, TypeError, ValueError) as exc:
-            log.warning("skipping an entry that is not a transcription: %r", exc, extra={"entry": entry_id})
+            log.warning(
+                "skipping an entry that is not a transcription: %r", exc, extra={"entry": entry_id}
+            )
             return None
         if not isinstance(transcript, str) or result.get("is_final", True) is False:
-            return None  # interim results are revised; only finals count (a missing flag means final)
+            return (
+                None  # interim results are revised; only finals count (a missing flag means final)
+            )
         said = find_phrases(self.pattern, transcript)
         if not said:
             return None
@@ -150,15 +164,29 @@ class KeywordAlerter:
             "phrases": ",".join(said),
             "transcript": transcript,
         }
-        return {"type": ALERT_TYPE, **alert, "event": json.dumps({**alert, "phrases": said}, ensure_ascii=False)}
+        return {
+            "type": ALERT_TYPE,
+            **alert,
+            "event": json.dumps({**alert, "phrases": said}, ensure_ascii=False),
+        }
 
     def publish(self, alert: Mapping[str, str]) -> bool:
         """Append the alert unless this source event already raised one; True when appended."""
         marker = "{" + self.alert_topic + "}:alerted:" + alert["source_id"]
         flat = [item for pair in alert.items() for item in pair]
-        return self._publish_once(keys=[self.alert_topic, marker], args=[self.dedupe_seconds, self.alert_maxlen, *flat]) is not None
+        return (
+            self._publish_once(
+                keys=[self.alert_topic, marker],
+                args=[self.dedupe_seconds, self.alert_maxlen, *flat],
+            )
+            is not None
+        )
 
-    def handle(self, entries: Iterable[tuple[bytes | str, Mapping[bytes, bytes] | None]], stream: str | None = None) -> int:
+    def handle(
+        self,
+        entries: Iterable[tuple[bytes | str, Mapping[bytes, bytes] | None]],
+        stream: str | None = None,
+    ) -> int:
         """Alert on each entry, then acknowledge them all on ``stream``, the one they were read from
         (default: the source topic, the only one without partitions); returns the alerts appended."""
         stream = stream or self.source_topic
@@ -185,7 +213,12 @@ class KeywordAlerter:
             cursor = "0-0"
             while True:
                 cursor, claimed, *_ = self.redis.xautoclaim(
-                    stream, self.group, self.consumer, self.claim_idle_ms, start_id=cursor, count=self.batch_size
+                    stream,
+                    self.group,
+                    self.consumer,
+                    self.claim_idle_ms,
+                    start_id=cursor,
+                    count=self.batch_size,
                 )
                 appended += self.handle(claimed, stream)
                 if cursor in (b"0-0", "0-0"):
@@ -196,12 +229,16 @@ class KeywordAlerter:
         """Read and handle one batch of new entries (up to ``batch_size`` per partition, all
         partitions in one XREADGROUP); returns (entries read, alerts appended)."""
         streams = dict.fromkeys(self.source_streams, ">")
-        reply = self.redis.xreadgroup(self.group, self.consumer, streams, count=self.batch_size, block=block_ms)
+        reply = self.redis.xreadgroup(
+            self.group, self.consumer, streams, count=self.batch_size, block=block_ms
+        )
         read = appended = 0
         for raw_stream, items in reply or []:
             if items:
                 read += len(items)
-                appended += self.handle(items, raw_stream.decode() if isinstance(raw_stream, bytes) else raw_stream)
+                appended += self.handle(
+                    items, raw_stream.decode() if isinstance(raw_stream, bytes) else raw_stream
+                )
         return read, appended
 
     def process_available(self) -> int:
@@ -240,17 +277,33 @@ def partition_count(value: str) -> int:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Publish an alert when a live call transcript says a watched phrase.")
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
-    parser.add_argument("--group", default=DEFAULT_GROUP, help="consumer group (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        description="Publish an alert when a live call transcript says a watched phrase."
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+    )
+    parser.add_argument(
+        "--group", default=DEFAULT_GROUP, help="consumer group (default: %(default)s)"
+    )
     parser.add_argument("--consumer", default="", help="consumer name (default: host and pid)")
     parser.add_argument(
-        "--from", dest="start", choices=("beginning", "now"), default="beginning",
+        "--from",
+        dest="start",
+        choices=("beginning", "now"),
+        default="beginning",
         help="where a new group starts: every entry still in the topic, or only new ones (default: %(default)s)",
     )
-    parser.add_argument("--phrase", action="append", dest="phrases", help=f"a phrase to watch for (repeat; default: {', '.join(DEFAULT_PHRASES)})")
     parser.add_argument(
-        "--partitions", type=partition_count, default=os.environ.get("TOPIC_PARTITIONS") or "1",
+        "--phrase",
+        action="append",
+        dest="phrases",
+        help=f"a phrase to watch for (repeat; default: {', '.join(DEFAULT_PHRASES)})",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=partition_count,
+        default=os.environ.get("TOPIC_PARTITIONS") or "1",
         help="the stack's TOPIC_PARTITIONS: above 1, read the topic's partition streams <topic>:p<k> "
         "(default: the TOPIC_PARTITIONS environment variable, else 1)",
     )
@@ -265,9 +318,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     redis = Redis.from_url(args.redis_url)
     alerter = KeywordAlerter(
-        redis, args.phrases or DEFAULT_PHRASES, group=args.group, consumer=args.consumer, start=args.start, partitions=args.partitions
+        redis,
+        args.phrases or DEFAULT_PHRASES,
+        group=args.group,
+        consumer=args.consumer,
+        start=args.start,
+        partitions=args.partitions,
     )
-    log.info("watching %s as group %s for: %s", ", ".join(alerter.source_streams), alerter.group, alerter.pattern.pattern)
+    log.info(
+        "watching %s as group %s for: %s",
+        ", ".join(alerter.source_streams),
+        alerter.group,
+        alerter.pattern.pattern,
+    )
     alerter.run(stop)
 
 

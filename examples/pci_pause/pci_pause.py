@@ -39,7 +39,15 @@ log = logging.getLogger("pci_pause")
 SOURCE_TOPIC = "telnyx.call.transcription"
 COMMAND_TOPIC = "voicetap.command.media"
 DEFAULT_GROUP = "pci_pause"
-DEFAULT_PHRASES = ("card number", "credit card", "debit card", "security code", "cvv", "expiration date", "expiry date")
+DEFAULT_PHRASES = (
+    "card number",
+    "credit card",
+    "debit card",
+    "security code",
+    "cvv",
+    "expiration date",
+    "expiry date",
+)
 # Keys share the command topic's hash tag, so the scripts below run on Redis Cluster too.
 PAUSED = "{voicetap.command.media}:pci:paused:"
 RESUMES = "{voicetap.command.media}:pci:resumes"
@@ -57,17 +65,31 @@ def topic_streams(topic: str, partitions: int) -> list[str]:
 
 
 def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
-    parts = sorted({" ".join(p.split()).lower() for p in phrases if p.strip()}, key=len, reverse=True)
+    parts = sorted(
+        {" ".join(p.split()).lower() for p in phrases if p.strip()}, key=len, reverse=True
+    )
     if not parts:
         raise ValueError("no phrases to watch for")
     alternatives = "|".join(r"\s+".join(re.escape(word) for word in part.split()) for part in parts)
     return re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
 
 
-def command_entry(command_id: str, action: str, call_control_id: str, correlation_id: str) -> dict[str, str]:
+def command_entry(
+    command_id: str, action: str, call_control_id: str, correlation_id: str
+) -> dict[str, str]:
     """A command as plain stream fields (the contract in voicetap's docs/asyncapi.json)."""
-    body = {"id": command_id, "action": action, "call_control_id": call_control_id, "correlation_id": correlation_id}
-    return {"id": command_id, "type": action, "event": json.dumps(body), "call_control_id": call_control_id}
+    body = {
+        "id": command_id,
+        "action": action,
+        "call_control_id": call_control_id,
+        "correlation_id": correlation_id,
+    }
+    return {
+        "id": command_id,
+        "type": action,
+        "event": json.dumps(body),
+        "call_control_id": call_control_id,
+    }
 
 
 class PciPause:
@@ -90,12 +112,16 @@ class PciPause:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.start = start
         self.batch_size = batch_size
-        self.source_streams = topic_streams(SOURCE_TOPIC, partitions)  # [SOURCE_TOPIC] at 1 partition
+        self.source_streams = topic_streams(
+            SOURCE_TOPIC, partitions
+        )  # [SOURCE_TOPIC] at 1 partition
 
     def ensure_group(self) -> None:
         for stream in self.source_streams:
             try:
-                self.redis.xgroup_create(stream, self.group, id="0" if self.start == "beginning" else "$", mkstream=True)
+                self.redis.xgroup_create(
+                    stream, self.group, id="0" if self.start == "beginning" else "$", mkstream=True
+                )
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -106,7 +132,13 @@ class PciPause:
         handled = 0
         for cursor in ("0", ">"):
             streams = dict.fromkeys(self.source_streams, cursor)
-            reply = self.redis.xreadgroup(self.group, self.consumer, streams, count=self.batch_size, block=None if cursor == "0" else block_ms)
+            reply = self.redis.xreadgroup(
+                self.group,
+                self.consumer,
+                streams,
+                count=self.batch_size,
+                block=None if cursor == "0" else block_ms,
+            )
             read = 0
             for raw_stream, entries in reply or []:
                 stream = raw_stream.decode() if isinstance(raw_stream, bytes) else raw_stream
@@ -135,7 +167,10 @@ class PciPause:
             return
         if not self.redis.set(PAUSED + call, event_id, nx=True, ex=int(self.pause_seconds) + 60):
             return  # already paused (by this or another copy)
-        self.redis.xadd(COMMAND_TOPIC, command_entry(f"pci-pause:{event_id}", "fork_stop", call, f"pci:{event_id}"))
+        self.redis.xadd(
+            COMMAND_TOPIC,
+            command_entry(f"pci-pause:{event_id}", "fork_stop", call, f"pci:{event_id}"),
+        )
         self.redis.zadd(RESUMES, {f"{call}|{event_id}": time.time() + self.pause_seconds})
         log.info("recording paused", extra={"call_control_id": call, "transcript": transcript})
 
@@ -144,7 +179,10 @@ class PciPause:
             if not self.redis.zrem(RESUMES, member):
                 continue  # another copy took it
             call, event_id = member.decode().split("|", 1)
-            self.redis.xadd(COMMAND_TOPIC, command_entry(f"pci-resume:{event_id}", "fork_start", call, f"pci:{event_id}"))
+            self.redis.xadd(
+                COMMAND_TOPIC,
+                command_entry(f"pci-resume:{event_id}", "fork_start", call, f"pci:{event_id}"),
+            )
             self.redis.delete(PAUSED + call)
             log.info("recording resumed", extra={"call_control_id": call})
 
@@ -158,13 +196,19 @@ def partition_count(value: str) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+    )
     parser.add_argument("--pause-seconds", type=float, default=30.0)
-    parser.add_argument("--phrase", action="append", dest="phrases", help="a trigger phrase (repeatable)")
+    parser.add_argument(
+        "--phrase", action="append", dest="phrases", help="a trigger phrase (repeatable)"
+    )
     parser.add_argument("--group", default=DEFAULT_GROUP)
     parser.add_argument("--from", dest="start", choices=("beginning", "now"), default="now")
     parser.add_argument(
-        "--partitions", type=partition_count, default=os.environ.get("TOPIC_PARTITIONS") or "1",
+        "--partitions",
+        type=partition_count,
+        default=os.environ.get("TOPIC_PARTITIONS") or "1",
         help="the stack's TOPIC_PARTITIONS: above 1, read the partition streams <topic>:p<k> "
         "(default: the TOPIC_PARTITIONS environment variable, else 1)",
     )
@@ -176,7 +220,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     redis = Redis.from_url(args.redis_url)
     pauser = PciPause(
-        redis, phrases=args.phrases or DEFAULT_PHRASES, pause_seconds=args.pause_seconds, group=args.group, start=args.start,
+        redis,
+        phrases=args.phrases or DEFAULT_PHRASES,
+        pause_seconds=args.pause_seconds,
+        group=args.group,
+        start=args.start,
         partitions=args.partitions,
     )
     pauser.ensure_group()

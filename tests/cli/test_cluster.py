@@ -13,15 +13,24 @@ from redis.asyncio import RedisCluster
 from tests.cli.test_streams_cli import VOICETAP
 
 # On the test cluster these hash to slots of all three nodes.
-TOPICS = ["telnyx.call.answered", "telnyx.call.hangup", "telnyx.call.fork.stopped", "telnyx.streaming.failed"]
+TOPICS = [
+    "telnyx.call.answered",
+    "telnyx.call.hangup",
+    "telnyx.call.fork.stopped",
+    "telnyx.streaming.failed",
+]
 
 
 def cluster_env(url: str) -> dict[str, str]:
     return {**os.environ, "REDIS_URL": url, "REDIS_CLUSTER": "true"}
 
 
-async def test_tail_follows_topics_on_every_node_and_prints_each_entry_once(redis_cluster: RedisCluster, redis_cluster_url: str) -> None:
-    assert {redis_cluster.get_node_from_key(t).name for t in TOPICS} == {n.name for n in redis_cluster.get_primaries()}
+async def test_tail_follows_topics_on_every_node_and_prints_each_entry_once(
+    redis_cluster: RedisCluster, redis_cluster_url: str
+) -> None:
+    assert {redis_cluster.get_node_from_key(t).name for t in TOPICS} == {
+        n.name for n in redis_cluster.get_primaries()
+    }
     for topic in TOPICS:
         await redis_cluster.xadd(topic, {"n": f"{topic}:before"})
     later = [(topic, f"{topic}:{i}") for i in range(5) for topic in TOPICS]
@@ -40,11 +49,17 @@ async def test_tail_follows_topics_on_every_node_and_prints_each_entry_once(redi
     assert Counter(shown) == Counter([(topic, f"{topic}:before") for topic in TOPICS] + later)
 
 
-async def test_topics_lists_the_streams_of_every_node(redis_cluster: RedisCluster, redis_cluster_url: str) -> None:
+async def test_topics_lists_the_streams_of_every_node(
+    redis_cluster: RedisCluster, redis_cluster_url: str
+) -> None:
     for topic in TOPICS:
         await redis_cluster.xadd(topic, {"n": "1"})
     done = await asyncio.create_subprocess_exec(
-        VOICETAP, "topics", env=cluster_env(redis_cluster_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        VOICETAP,
+        "topics",
+        env=cluster_env(redis_cluster_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(done.communicate(), 30)
     assert done.returncode == 0, stderr.decode()

@@ -23,22 +23,38 @@ def voicetap(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_tail_prints_entries_with_their_json(redis: Redis, redis_url: str) -> None:
-    await redis.xadd("telnyx.call.hangup", {"id": "ev-1", "type": "call.hangup", "event": b'{"data":{"id":"ev-1"}}'})
+    await redis.xadd(
+        "telnyx.call.hangup",
+        {"id": "ev-1", "type": "call.hangup", "event": b'{"data":{"id":"ev-1"}}'},
+    )
     await redis.xadd("voicetap.media.audio", {"id": "a-1", "type": "audio", "pcm": b"\xff\xfe\x00"})
-    done = voicetap(redis_url, "tail", "telnyx.call.hangup", "voicetap.media.audio", "--from", "beginning", "--count", "2")
+    done = voicetap(
+        redis_url,
+        "tail",
+        "telnyx.call.hangup",
+        "voicetap.media.audio",
+        "--from",
+        "beginning",
+        "--count",
+        "2",
+    )
     assert done.returncode == 0, done.stderr
     assert "── telnyx.call.hangup" in done.stdout
     assert '"id": "ev-1"' in done.stdout  # the event JSON, pretty-printed
     assert "pcm: <3 bytes>" in done.stdout  # binary fields are not dumped
 
 
-async def test_tail_follows_several_topics_live_and_prints_every_entry_once(redis: Redis, redis_url: str) -> None:
+async def test_tail_follows_several_topics_live_and_prints_every_entry_once(
+    redis: Redis, redis_url: str
+) -> None:
     """Entries written fast to several topics, one of them created after tail started, all show up
     exactly once: no topic loses what it got between two reads before its first entry arrived."""
     existing = ["tail.a", "tail.b", "tail.c"]
     late = "tail.late"  # does not exist when tail starts
     for topic in existing:
-        await redis.xadd(topic, {"n": f"{topic}:before"})  # before the start: not shown (--from now)
+        await redis.xadd(
+            topic, {"n": f"{topic}:before"}
+        )  # before the start: not shown (--from now)
     process = await asyncio.create_subprocess_exec(
         VOICETAP, "tail", *existing, late,
         env={**os.environ, "REDIS_URL": redis_url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -85,9 +101,15 @@ async def test_tail_follows_several_topics_live_and_prints_every_entry_once(redi
     assert len(written) == 2000 and {t for t, _ in written} == {"tail.a", "tail.b", "tail.c", late}
     shown_once, written_once = set(shown), set(written)
     missing = [entry for entry in written if entry not in shown_once]
-    assert not missing, f"{len(missing)} of {len(written)} entries never shown, the first: {missing[:5]}"
-    assert [entry for entry in shown if entry not in written_once] == [], "entries from before the start shown"
-    assert [entry for entry, n in Counter(shown).items() if n > 1] == [], "entries shown more than once"
+    assert not missing, (
+        f"{len(missing)} of {len(written)} entries never shown, the first: {missing[:5]}"
+    )
+    assert [entry for entry in shown if entry not in written_once] == [], (
+        "entries from before the start shown"
+    )
+    assert [entry for entry, n in Counter(shown).items() if n > 1] == [], (
+        "entries shown more than once"
+    )
     for topic in ("tail.a", "tail.b", "tail.c", late):  # each topic in the order it was written
         assert [n for t, n in shown if t == topic] == [n for t, n in written if t == topic]
 
@@ -95,7 +117,9 @@ async def test_tail_follows_several_topics_live_and_prints_every_entry_once(redi
 async def test_replay_rewinds_a_group(redis: Redis, redis_url: str) -> None:
     ids = [await redis.xadd("telnyx.call.answered", {"id": f"ev-{i}"}) for i in range(3)]
     await redis.xgroup_create("telnyx.call.answered", "g", id="$")
-    again = voicetap(redis_url, "replay", "telnyx.call.answered", "--group", "g", "--from", "beginning")
+    again = voicetap(
+        redis_url, "replay", "telnyx.call.answered", "--group", "g", "--from", "beginning"
+    )
     assert again.returncode == 0
     reread = await redis.xreadgroup("g", "c", {"telnyx.call.answered": ">"})
     assert [entry_id for entry_id, _ in reread[0][1]] == ids
@@ -131,18 +155,25 @@ async def test_replay_from_an_id_or_a_time_includes_that_entry(
 
 
 def test_replay_says_that_from_is_inclusive() -> None:
-    done = subprocess.run([VOICETAP, "replay", "--help"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [VOICETAP, "replay", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert "re-processes entry ID itself" in " ".join(done.stdout.split()), done.stdout
 
 
 def test_a_start_that_is_neither_id_nor_time_is_refused_as_an_argument(redis_url: str) -> None:
     done = voicetap(redis_url, "tail", "t", "--from", "yesterday")
     assert done.returncode == 2
-    assert "argument --from: not an entry id, 'beginning', 'now' or an ISO time: 'yesterday'" in done.stderr
+    assert (
+        "argument --from: not an entry id, 'beginning', 'now' or an ISO time: 'yesterday'"
+        in done.stderr
+    )
 
 
 async def test_replay_names_an_unknown_group(redis: Redis, redis_url: str) -> None:
     await redis.xadd("telnyx.call.answered", {"id": "x"})
-    done = voicetap(redis_url, "replay", "telnyx.call.answered", "--group", "nope", "--from", "beginning")
+    done = voicetap(
+        redis_url, "replay", "telnyx.call.answered", "--group", "nope", "--from", "beginning"
+    )
     assert done.returncode == 1
     assert "no group 'nope'" in done.stdout

@@ -16,15 +16,30 @@ IDS = [f"{1_700_000_000_000 + minute * 60_000}-0" for minute in range(5)]
 def topics_table(redis_url: str, *args: str) -> list[list[str]]:
     """The rows of `voicetap topics`, split into cells (a time is two cells: date and time)."""
     done = subprocess.run(
-        [VOICETAP, "topics", *args], env={**os.environ, "REDIS_URL": redis_url}, capture_output=True, text=True, timeout=60
+        [VOICETAP, "topics", *args],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split() == ["TOPIC", "LENGTH", "FIRST", "LAST", "GROUP", "CONSUMERS", "PENDING", "LAG"], done.stdout
+    assert lines[0].split() == [
+        "TOPIC",
+        "LENGTH",
+        "FIRST",
+        "LAST",
+        "GROUP",
+        "CONSUMERS",
+        "PENDING",
+        "LAG",
+    ], done.stdout
     return [line.split() for line in lines[1:]]
 
 
-async def test_topics_shows_length_time_span_and_each_groups_pending_and_lag(redis: Redis, redis_url: str) -> None:
+async def test_topics_shows_length_time_span_and_each_groups_pending_and_lag(
+    redis: Redis, redis_url: str
+) -> None:
     topic = "telnyx.call.answered"
     for entry_id in IDS:
         await redis.xadd(topic, {"id": entry_id}, id=entry_id)
@@ -39,7 +54,9 @@ async def test_topics_shows_length_time_span_and_each_groups_pending_and_lag(red
         reply = await redis.xreadgroup("archiver", consumer, {topic: ">"}, count=1)
         await redis.xack(topic, "archiver", reply[0][1][0][0])
     await redis.xadd("telnyx.call.hangup", {"id": "h"}, id=IDS[2])  # a topic without groups
-    await redis.xgroup_create("voicetap.recording.completed", "indexer", id="$", mkstream=True)  # empty
+    await redis.xgroup_create(
+        "voicetap.recording.completed", "indexer", id="$", mkstream=True
+    )  # empty
     await redis.set("not-a-topic", "x")
 
     assert topics_table(redis_url) == [
@@ -55,6 +72,10 @@ async def test_topics_shows_length_time_span_and_each_groups_pending_and_lag(red
 
 async def test_topics_on_an_empty_redis_says_so(redis: Redis, redis_url: str) -> None:
     done = subprocess.run(
-        [VOICETAP, "topics"], env={**os.environ, "REDIS_URL": redis_url}, capture_output=True, text=True, timeout=60
+        [VOICETAP, "topics"],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0 and done.stdout.strip() == "no topics yet", done.stdout

@@ -46,7 +46,9 @@ def alive(pid: int) -> bool:
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode() if process.stderr else "exited"
+        assert process.poll() is None, (
+            process.stderr.read().decode() if process.stderr else "exited"
+        )
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -71,8 +73,12 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
-def test_up_runs_the_stack_and_leaves_nothing_behind(stack_env: dict[str, str], tmp_path: Path, stop_signal: int) -> None:
-    process = subprocess.Popen([VOICETAP, "up"], env=stack_env, cwd=tmp_path, stderr=subprocess.PIPE)
+def test_up_runs_the_stack_and_leaves_nothing_behind(
+    stack_env: dict[str, str], tmp_path: Path, stop_signal: int
+) -> None:
+    process = subprocess.Popen(
+        [VOICETAP, "up"], env=stack_env, cwd=tmp_path, stderr=subprocess.PIPE
+    )
     try:
         gateway = f"http://127.0.0.1:{stack_env['GATEWAY_PORT']}"
         wait_ready(gateway + "/readyz", process)
@@ -90,7 +96,9 @@ def test_up_runs_the_stack_and_leaves_nothing_behind(stack_env: dict[str, str], 
         redis.close()
         assert [fields[b"event"] for _, fields in entries] == [body]
 
-        topics = subprocess.run([VOICETAP, "topics"], env=stack_env, capture_output=True, text=True, timeout=30)
+        topics = subprocess.run(
+            [VOICETAP, "topics"], env=stack_env, capture_output=True, text=True, timeout=30
+        )
         assert "telnyx.call.answered" in topics.stdout
     finally:
         process.send_signal(stop_signal)
@@ -102,4 +110,6 @@ def test_up_runs_the_stack_and_leaves_nothing_behind(stack_env: dict[str, str], 
     if stop_signal == signal.SIGINT:
         assert process.returncode == 0
     # The data survives: the append-only file is on disk.
-    assert list((tmp_path / "data" / "redis").rglob("*.aof")) or list((tmp_path / "data" / "redis").rglob("appendonly*"))
+    assert list((tmp_path / "data" / "redis").rglob("*.aof")) or list(
+        (tmp_path / "data" / "redis").rglob("appendonly*")
+    )

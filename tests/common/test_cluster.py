@@ -18,13 +18,24 @@ from voicetap_common.streams import Entry, Producer
 
 # On the test cluster these hash to slots of all three nodes; the last shares the first one's slot
 # (its hash tag is that topic's name), so one XREADGROUP reads those two together.
-TOPICS = ["cluster.topic.0", "cluster.topic.1", "cluster.topic.3", "cluster.topic.4", "cluster.topic.7", "{cluster.topic.0}:side"]
+TOPICS = [
+    "cluster.topic.0",
+    "cluster.topic.1",
+    "cluster.topic.3",
+    "cluster.topic.4",
+    "cluster.topic.7",
+    "{cluster.topic.0}:side",
+]
 
 
-def consumer_for(redis: RedisCluster, handler: Handler, name: str, **options: object) -> StreamConsumer:
+def consumer_for(
+    redis: RedisCluster, handler: Handler, name: str, **options: object
+) -> StreamConsumer:
     values: dict[str, object] = {"block_ms": 50, "claim_interval_s": 0, **options}
     opts = ConsumerOptions(group="g", topics=TOPICS, consumer=name, **values)  # type: ignore[arg-type]
-    return StreamConsumer(redis, Producer(redis, 10_000), opts, handler, ConsumerMetrics(CollectorRegistry()))
+    return StreamConsumer(
+        redis, Producer(redis, 10_000), opts, handler, ConsumerMetrics(CollectorRegistry())
+    )
 
 
 async def publish_each(redis: RedisCluster, count: int, start: int = 0) -> None:
@@ -40,10 +51,14 @@ async def pending_total(redis: RedisCluster) -> int:
 
 def every_node(redis: RedisCluster) -> None:
     serving = {redis.get_node_from_key(topic).name for topic in TOPICS}
-    assert serving == {node.name for node in redis.get_primaries()}, "the topics must span every primary"
+    assert serving == {node.name for node in redis.get_primaries()}, (
+        "the topics must span every primary"
+    )
 
 
-async def test_two_consumers_over_topics_on_every_node_handle_each_entry_once(redis_cluster: RedisCluster) -> None:
+async def test_two_consumers_over_topics_on_every_node_handle_each_entry_once(
+    redis_cluster: RedisCluster,
+) -> None:
     every_node(redis_cluster)
     assert redis_cluster.keyslot(TOPICS[0]) == redis_cluster.keyslot(TOPICS[-1])
     await publish_each(redis_cluster, 40)  # before the group exists: read from the beginning
@@ -52,7 +67,10 @@ async def test_two_consumers_over_topics_on_every_node_handle_each_entry_once(re
     async def handle(entries: list[Entry]) -> None:
         handled.update(entry.event_id for entry in entries)
 
-    consumers = [consumer_for(redis_cluster, handle, name, batch_size=25, claim_interval_s=5) for name in ("c1", "c2")]
+    consumers = [
+        consumer_for(redis_cluster, handle, name, batch_size=25, claim_interval_s=5)
+        for name in ("c1", "c2")
+    ]
     await consumers[0].ensure_groups()
     stop = asyncio.Event()
     running = [asyncio.create_task(consumer.run(stop)) for consumer in consumers]
@@ -67,14 +85,18 @@ async def test_two_consumers_over_topics_on_every_node_handle_each_entry_once(re
     assert await pending_total(redis_cluster) == 0
 
 
-async def test_an_entry_on_one_node_does_not_wait_for_the_block_time_of_the_others(redis_cluster_url: str, redis_cluster: RedisCluster) -> None:
+async def test_an_entry_on_one_node_does_not_wait_for_the_block_time_of_the_others(
+    redis_cluster_url: str, redis_cluster: RedisCluster
+) -> None:
     seen: list[str] = []
 
     async def handle(entries: list[Entry]) -> None:
         seen.extend(entry.event_id for entry in entries)
 
     block_ms = 2000
-    client = connect(CommonSettings(redis_url=redis_cluster_url, redis_cluster=True), blocking_ms=block_ms)
+    client = connect(
+        CommonSettings(redis_url=redis_cluster_url, redis_cluster=True), blocking_ms=block_ms
+    )
     assert isinstance(client, RedisCluster)
     try:
         consumer = consumer_for(client, handle, "c1", block_ms=block_ms, claim_interval_s=60)
@@ -85,13 +107,17 @@ async def test_an_entry_on_one_node_does_not_wait_for_the_block_time_of_the_othe
         await Producer(redis_cluster, 10_000).publish("cluster.topic.3", "only", "test", b"{}")
         assert await asyncio.wait_for(reading, 5) == 1
         assert time.monotonic() - started < block_ms / 2000 and seen == ["only"]
-        await consumer.finish()  # waits for the other reads: they come back empty at their block time
+        await (
+            consumer.finish()
+        )  # waits for the other reads: they come back empty at their block time
         assert seen == ["only"] and await pending_total(redis_cluster) == 0
     finally:
         await client.aclose()
 
 
-async def test_a_dead_consumers_entries_on_every_node_are_claimed_once(redis_cluster: RedisCluster) -> None:
+async def test_a_dead_consumers_entries_on_every_node_are_claimed_once(
+    redis_cluster: RedisCluster,
+) -> None:
     await publish_each(redis_cluster, 5)
 
     async def crash(entries: list[Entry]) -> None:
@@ -114,7 +140,9 @@ async def test_a_dead_consumers_entries_on_every_node_are_claimed_once(redis_clu
     survivor = consumer_for(redis_cluster, handle, "survivor", claim_idle_ms=100)
     expected = {f"{topic}/{i}" for topic in TOPICS for i in range(5)}
     deadline = time.monotonic() + 10
-    while (set(handled) != expected or await pending_total(redis_cluster)) and time.monotonic() < deadline:
+    while (
+        set(handled) != expected or await pending_total(redis_cluster)
+    ) and time.monotonic() < deadline:
         await survivor.run_once()
         await asyncio.sleep(0.02)
     await survivor.finish()
@@ -122,7 +150,9 @@ async def test_a_dead_consumers_entries_on_every_node_are_claimed_once(redis_clu
     assert await pending_total(redis_cluster) == 0
 
 
-async def test_a_poison_entry_is_dead_lettered_with_its_last_error(redis_cluster: RedisCluster) -> None:
+async def test_a_poison_entry_is_dead_lettered_with_its_last_error(
+    redis_cluster: RedisCluster,
+) -> None:
     await publish_each(redis_cluster, 3)
     poison = "cluster.topic.7/1"
     handled: list[str] = []
@@ -138,14 +168,18 @@ async def test_a_poison_entry_is_dead_lettered_with_its_last_error(redis_cluster
     while not await redis_cluster.exists("cluster.topic.7.dlq") and time.monotonic() < deadline:
         await consumer.run_once()
     await consumer.finish()
-    assert sorted(handled) == sorted(f"{topic}/{i}" for topic in TOPICS for i in range(3) if f"{topic}/{i}" != poison)
+    assert sorted(handled) == sorted(
+        f"{topic}/{i}" for topic in TOPICS for i in range(3) if f"{topic}/{i}" != poison
+    )
     [(_, fields)] = await redis_cluster.xrange("cluster.topic.7.dlq")
     assert fields[b"id"] == poison.encode() and fields[b"dlq_deliveries"] == b"3"
     assert f"cannot handle {poison}".encode() in fields[b"dlq_error"]
     assert await pending_total(redis_cluster) == 0
 
 
-async def test_two_instances_racing_on_two_deliveries_of_a_command_execute_it_once(redis_cluster: RedisCluster) -> None:
+async def test_two_instances_racing_on_two_deliveries_of_a_command_execute_it_once(
+    redis_cluster: RedisCluster,
+) -> None:
     executor = SlowExecutor(0.3)
     command = TranscriptionStop(call_control_id="v3:cluster-race")
     await publish(redis_cluster, command, deliveries=2)

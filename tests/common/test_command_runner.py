@@ -40,22 +40,39 @@ class SlowExecutor:
         return execute
 
 
-def instance(redis: RedisClient, executor: SlowExecutor, name: str, **runner_options: float) -> StreamConsumer:
+def instance(
+    redis: RedisClient, executor: SlowExecutor, name: str, **runner_options: float
+) -> StreamConsumer:
     """One service instance: its own runner and consumer, in the shared group, one entry per read."""
     producer = Producer(redis, 10_000)
     runner = CommandRunner(
-        redis, producer, executor.for_instance(name), executed_by=name, actions=frozenset(COMMAND_MODELS), **runner_options
+        redis,
+        producer,
+        executor.for_instance(name),
+        executed_by=name,
+        actions=frozenset(COMMAND_MODELS),
+        **runner_options,
     )
     options = ConsumerOptions(
-        group=GROUP, topics=[TRANSCRIPTION_COMMANDS], consumer=name, batch_size=1, block_ms=50, read_ahead=False, retry_backoff_max_s=0.1
+        group=GROUP,
+        topics=[TRANSCRIPTION_COMMANDS],
+        consumer=name,
+        batch_size=1,
+        block_ms=50,
+        read_ahead=False,
+        retry_backoff_max_s=0.1,
     )
-    return StreamConsumer(redis, producer, options, runner.handle, ConsumerMetrics(CollectorRegistry()))
+    return StreamConsumer(
+        redis, producer, options, runner.handle, ConsumerMetrics(CollectorRegistry())
+    )
 
 
 async def publish(redis: RedisClient, command: _Command, deliveries: int) -> None:
     body = codec.dumps(command.model_dump(mode="json"))
     for n in range(deliveries):
-        await Producer(redis, 10_000).publish(TRANSCRIPTION_COMMANDS, f"delivery-{n}", "command", body)
+        await Producer(redis, 10_000).publish(
+            TRANSCRIPTION_COMMANDS, f"delivery-{n}", "command", body
+        )
 
 
 async def results(redis: RedisClient) -> list[dict]:  # type: ignore[type-arg]
@@ -66,8 +83,12 @@ async def pending(redis: RedisClient) -> int:
     return int((await redis.xpending(TRANSCRIPTION_COMMANDS, GROUP))["pending"])
 
 
-@pytest.mark.parametrize("wait_seconds", [10.0, 0.05], ids=["waits-for-the-result", "retries-later"])
-async def test_two_instances_racing_on_two_deliveries_execute_once(redis: Redis, wait_seconds: float) -> None:
+@pytest.mark.parametrize(
+    "wait_seconds", [10.0, 0.05], ids=["waits-for-the-result", "retries-later"]
+)
+async def test_two_instances_racing_on_two_deliveries_execute_once(
+    redis: Redis, wait_seconds: float
+) -> None:
     executor = SlowExecutor(0.5)
     command = TranscriptionStop(call_control_id="v3:race")
     await publish(redis, command, deliveries=2)

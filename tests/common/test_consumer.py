@@ -35,17 +35,23 @@ def read_ahead(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 def consumer_for(redis: Redis, handler, name: str, **options) -> StreamConsumer:  # type: ignore[no-untyped-def]
     values = {"block_ms": 50, "claim_interval_s": 0, **READ_AHEAD, **options}
     opts = ConsumerOptions(group="g", topics=[TOPIC], consumer=name, **values)
-    return StreamConsumer(redis, Producer(redis, 10_000), opts, handler, ConsumerMetrics(CollectorRegistry()))
+    return StreamConsumer(
+        redis, Producer(redis, 10_000), opts, handler, ConsumerMetrics(CollectorRegistry())
+    )
 
 
 async def pending_ids(redis: Redis, consumer: str | None = None) -> set[str]:
-    rows = await redis.xpending_range(TOPIC, "g", min="-", max="+", count=10_000, consumername=consumer)
+    rows = await redis.xpending_range(
+        TOPIC, "g", min="-", max="+", count=10_000, consumername=consumer
+    )
     return {row["message_id"].decode() for row in rows}
 
 
 async def entry_ids(redis: Redis) -> dict[str, str]:
     """event id -> entry id of everything on the topic."""
-    return {fields[b"id"].decode(): entry_id.decode() for entry_id, fields in await redis.xrange(TOPIC)}
+    return {
+        fields[b"id"].decode(): entry_id.decode() for entry_id, fields in await redis.xrange(TOPIC)
+    }
 
 
 async def publish(redis: Redis, count: int, start: int = 0) -> None:
@@ -87,7 +93,9 @@ async def test_a_group_from_now_skips_history(redis: Redis) -> None:
     assert seen == ["ev-3", "ev-4"]
 
 
-async def test_a_dead_consumers_entries_are_claimed_and_nothing_is_lost_or_doubled(redis: Redis) -> None:
+async def test_a_dead_consumers_entries_are_claimed_and_nothing_is_lost_or_doubled(
+    redis: Redis,
+) -> None:
     await publish(redis, 10)
 
     async def crash(entries: list[Entry]) -> None:
@@ -107,14 +115,18 @@ async def test_a_dead_consumers_entries_are_claimed_and_nothing_is_lost_or_doubl
     survivor = consumer_for(redis, handle, "survivor", claim_idle_ms=100)
     await publish(redis, 5, start=10)
     await drain(survivor, 2)
-    assert set(handled) == {f"ev-{i}" for i in range(10, 15)}, "new entries flow while the old ones are not yet idle"
+    assert set(handled) == {f"ev-{i}" for i in range(10, 15)}, (
+        "new entries flow while the old ones are not yet idle"
+    )
     await asyncio.sleep(0.15)
     await drain(survivor, 3)
     assert handled == Counter({f"ev-{i}": 1 for i in range(15)})
     assert (await redis.xpending(TOPIC, "g"))["pending"] == 0
 
 
-async def test_a_poison_entry_is_dead_lettered_with_its_error_and_the_rest_flows(redis: Redis) -> None:
+async def test_a_poison_entry_is_dead_lettered_with_its_error_and_the_rest_flows(
+    redis: Redis,
+) -> None:
     await publish(redis, 6)
     handled: list[str] = []
 
@@ -191,7 +203,9 @@ async def test_run_survives_redis_errors_and_stops_on_request(redis: Redis) -> N
     assert seen == ["ev-0", "ev-1"]
 
 
-async def test_the_next_batch_is_read_while_the_handler_runs_and_acked_only_after_it_returned(redis: Redis, read_ahead: bool) -> None:
+async def test_the_next_batch_is_read_while_the_handler_runs_and_acked_only_after_it_returned(
+    redis: Redis, read_ahead: bool
+) -> None:
     await publish(redis, 6)
     ids = await entry_ids(redis)
     release = asyncio.Event()
@@ -213,7 +227,9 @@ async def test_the_next_batch_is_read_while_the_handler_runs_and_acked_only_afte
     first_batch = {ids[f"ev-{i}"] for i in range(3)}
     second_batch = {ids[f"ev-{i}"] for i in range(3, 6)}
     assert first_batch <= pending, "nothing is acknowledged while its handler runs"
-    assert (second_batch <= pending) is read_ahead, "the next batch is read (pending, unhandled) only with read-ahead"
+    assert (second_batch <= pending) is read_ahead, (
+        "the next batch is read (pending, unhandled) only with read-ahead"
+    )
     release.set()
     assert await first == 3
     assert await consumer.run_once() == 3
@@ -239,7 +255,9 @@ async def _noop(entries: list[Entry]) -> None:
     return None
 
 
-async def test_retry_later_with_a_batch_read_ahead_retries_the_same_batch_and_keeps_order(redis: Redis) -> None:
+async def test_retry_later_with_a_batch_read_ahead_retries_the_same_batch_and_keeps_order(
+    redis: Redis,
+) -> None:
     await publish(redis, 6)
     calls: list[list[str]] = []
 
@@ -249,7 +267,9 @@ async def test_retry_later_with_a_batch_read_ahead_retries_the_same_batch_and_ke
             await asyncio.sleep(0.02)  # the read ahead comes back meanwhile
             raise RetryLater("database is locked")
 
-    consumer = consumer_for(redis, handle, "c1", batch_size=3, max_deliveries=1, claim_interval_s=60)
+    consumer = consumer_for(
+        redis, handle, "c1", batch_size=3, max_deliveries=1, claim_interval_s=60
+    )
     await consumer.ensure_groups()
     await drain(consumer, 3)
     await consumer.finish()
@@ -259,7 +279,9 @@ async def test_retry_later_with_a_batch_read_ahead_retries_the_same_batch_and_ke
     assert await redis.exists(TOPIC + ".dlq") == 0
 
 
-async def test_entries_read_ahead_by_a_consumer_that_dies_stay_pending_and_are_claimed(redis: Redis, read_ahead: bool) -> None:
+async def test_entries_read_ahead_by_a_consumer_that_dies_stay_pending_and_are_claimed(
+    redis: Redis, read_ahead: bool
+) -> None:
     await publish(redis, 9)
     ids = await entry_ids(redis)
     handled: Counter[str] = Counter()
@@ -282,14 +304,20 @@ async def test_entries_read_ahead_by_a_consumer_that_dies_stay_pending_and_are_c
     with pytest.raises(asyncio.CancelledError):
         await task
     unhandled = {ids[f"ev-{i}"] for i in range(3, 9 if read_ahead else 6)}
-    assert unhandled <= held, "the batch being handled and the one read ahead are pending, not acknowledged"
+    assert unhandled <= held, (
+        "the batch being handled and the one read ahead are pending, not acknowledged"
+    )
 
-    survivor = consumer_for(redis, lambda entries: _count(handled, entries), "survivor", claim_idle_ms=100)
+    survivor = consumer_for(
+        redis, lambda entries: _count(handled, entries), "survivor", claim_idle_ms=100
+    )
     await asyncio.sleep(0.15)
     await drain(survivor, 4)
     await survivor.finish()
     assert set(handled) == {f"ev-{i}" for i in range(9)}
-    assert all(handled[f"ev-{i}"] == 1 for i in range(3, 9)), "nothing unhandled was acknowledged, nothing handled twice"
+    assert all(handled[f"ev-{i}"] == 1 for i in range(3, 9)), (
+        "nothing unhandled was acknowledged, nothing handled twice"
+    )
     assert await pending_ids(redis) == set()
 
 
@@ -317,8 +345,12 @@ async def test_stop_acknowledges_exactly_what_was_handled(redis: Redis) -> None:
     delivered = {event for event, entry in ids.items() if _id_key(entry) <= last}
     acknowledged = delivered - {event for event, entry in ids.items() if entry in pending}
     assert len(handled) == len(set(handled)) and len(handled) in (3, 6)
-    assert acknowledged == set(handled), "acknowledged = handled: nothing read ahead is acknowledged unhandled"
-    assert pending == {ids[e] for e in delivered - set(handled)}, "read but not handled: still pending, claimable"
+    assert acknowledged == set(handled), (
+        "acknowledged = handled: nothing read ahead is acknowledged unhandled"
+    )
+    assert pending == {ids[e] for e in delivered - set(handled)}, (
+        "read but not handled: still pending, claimable"
+    )
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:
@@ -326,7 +358,9 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-async def test_claim_cycles_run_with_read_ahead_and_never_take_the_entries_read_ahead(redis: Redis) -> None:
+async def test_claim_cycles_run_with_read_ahead_and_never_take_the_entries_read_ahead(
+    redis: Redis,
+) -> None:
     await publish(redis, 4)
     handled: Counter[str] = Counter()
 

@@ -24,7 +24,13 @@ START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def _body(event_type: str, payload: dict[str, object]) -> bytes:
-    return orjson.dumps(payloads.envelope(payloads.event(event_type, payload, START), attempt=2, delivered_to="https://example.test/webhooks/telnyx"))
+    return orjson.dumps(
+        payloads.envelope(
+            payloads.event(event_type, payload, START),
+            attempt=2,
+            delivered_to="https://example.test/webhooks/telnyx",
+        )
+    )
 
 
 def _examples() -> dict[str, dict[str, object]]:
@@ -32,13 +38,27 @@ def _examples() -> dict[str, dict[str, object]]:
     return {
         "call.initiated": payloads.call_initiated(call, START),
         "call.answered": payloads.call_answered(call, START),
-        "call.hangup": payloads.call_hangup(call, START, hangup_cause="normal_clearing", hangup_source="caller", sip_hangup_cause="200", packets={"inbound": 50, "outbound": 49}),
+        "call.hangup": payloads.call_hangup(
+            call,
+            START,
+            hangup_cause="normal_clearing",
+            hangup_source="caller",
+            sip_hangup_cause="200",
+            packets={"inbound": 50, "outbound": 49},
+        ),
         "call.fork.started": payloads.fork(call),
         "call.fork.stopped": payloads.fork(call),
         "streaming.started": payloads.streaming(call, "wss://example.test/streams/telnyx"),
         "streaming.stopped": payloads.streaming(call, "wss://example.test/streams/telnyx"),
-        "streaming.failed": payloads.streaming_failed(call, failure_reason="connection_failed", stream_id="s-1", stream_url="wss://example.test/x"),
-        "call.transcription": payloads.transcription(call, "hello there", is_final=True, confidence=0.93, track="inbound"),
+        "streaming.failed": payloads.streaming_failed(
+            call,
+            failure_reason="connection_failed",
+            stream_id="s-1",
+            stream_url="wss://example.test/x",
+        ),
+        "call.transcription": payloads.transcription(
+            call, "hello there", is_final=True, confidence=0.93, track="inbound"
+        ),
     }
 
 
@@ -57,13 +77,23 @@ def test_the_models_read_what_consumers_need() -> None:
     assert isinstance(hangup, CallHangupEvent) and hangup.payload.hangup_cause == "normal_clearing"
     text = parse_envelope(_body("call.transcription", examples["call.transcription"])).data
     assert isinstance(text, CallTranscriptionEvent)
-    assert text.payload.transcription_data.transcript == "hello there" and text.payload.transcription_data.is_final is True
+    assert (
+        text.payload.transcription_data.transcript == "hello there"
+        and text.payload.transcription_data.is_final is True
+    )
     failed = parse_envelope(_body("streaming.failed", examples["streaming.failed"])).data
-    assert isinstance(failed, StreamingFailedEvent) and failed.payload.failure_reason == "connection_failed"
+    assert (
+        isinstance(failed, StreamingFailedEvent)
+        and failed.payload.failure_reason == "connection_failed"
+    )
 
 
 def test_an_unknown_type_is_a_generic_event_kept_whole() -> None:
-    payload = {"call_control_id": "v3:x", "recording_urls": {"mp3": "https://example.test/r.mp3"}, "nested": {"a": [1, 2]}}
+    payload = {
+        "call_control_id": "v3:x",
+        "recording_urls": {"mp3": "https://example.test/r.mp3"},
+        "nested": {"a": [1, 2]},
+    }
     envelope = parse_envelope(_body("call.recording.saved", payload))
     assert isinstance(envelope.data, GenericEvent)
     assert envelope.data.event_type == "call.recording.saved" and envelope.data.payload == payload
@@ -75,7 +105,10 @@ def test_fields_telnyx_adds_later_survive_a_round_trip() -> None:
     raw["data"]["new_top_level"] = "kept"
     envelope = parse_envelope(orjson.dumps(raw))
     dumped = envelope.model_dump(mode="json", by_alias=True)
-    assert dumped["data"]["payload"]["brand_new_field"] == {"x": 1} and dumped["data"]["new_top_level"] == "kept"
+    assert (
+        dumped["data"]["payload"]["brand_new_field"] == {"x": 1}
+        and dumped["data"]["new_top_level"] == "kept"
+    )
 
 
 def test_a_topic_schema_is_the_typed_webhook() -> None:
@@ -83,10 +116,20 @@ def test_a_topic_schema_is_the_typed_webhook() -> None:
     webhook = TelnyxWebhook[CallHangupEvent].model_validate_json(body)
     assert webhook.data.payload.hangup_source == "caller"
     with pytest.raises(ValidationError):
-        TelnyxWebhook[CallHangupEvent].model_validate_json(_body("call.answered", _examples()["call.answered"]))
+        TelnyxWebhook[CallHangupEvent].model_validate_json(
+            _body("call.answered", _examples()["call.answered"])
+        )
 
 
-@pytest.mark.parametrize("body", [b"{}", b'{"data": {}}', b'{"data": {"event_type": "call.hangup", "payload": "nope"}}', b"not json"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{}",
+        b'{"data": {}}',
+        b'{"data": {"event_type": "call.hangup", "payload": "nope"}}',
+        b"not json",
+    ],
+)
 def test_a_broken_envelope_is_a_validation_error(body: bytes) -> None:
     with pytest.raises(ValidationError):
         parse_envelope(body)

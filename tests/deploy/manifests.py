@@ -26,7 +26,9 @@ SERVICES = {
 }
 PORTS = {"gateway": 8000, "ingest": 8001, "indexer": 8002}
 
-DEPLOY_GROUP = "the `deploy` dependency group is not installed (uv sync --all-packages --group deploy)"
+DEPLOY_GROUP = (
+    "the `deploy` dependency group is not installed (uv sync --all-packages --group deploy)"
+)
 
 
 def require(module: str) -> Any:
@@ -34,7 +36,9 @@ def require(module: str) -> Any:
     return pytest.importorskip(module, reason=DEPLOY_GROUP)
 
 
-_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)")
+_VARIABLE = re.compile(
+    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
+)
 
 
 def compose_raw() -> dict[str, Any]:
@@ -73,7 +77,10 @@ def voicetap_compose_services(document: dict[str, Any]) -> dict[str, dict[str, A
     """Compose services that run a voicetap command (built from deploy/Dockerfile), by command."""
     found: dict[str, dict[str, Any]] = {}
     for service in document["services"].values():
-        if isinstance(service.get("build"), dict) and service["build"].get("dockerfile") == "deploy/Dockerfile":
+        if (
+            isinstance(service.get("build"), dict)
+            and service["build"].get("dockerfile") == "deploy/Dockerfile"
+        ):
             found[service["command"][0]] = service
     return found
 
@@ -140,7 +147,9 @@ def stage_env(name: str) -> dict[str, str]:
 
 def exec_form(args: str) -> list[str]:
     value = json.loads(args)
-    assert isinstance(value, list) and all(isinstance(v, str) for v in value), f"not exec form: {args}"
+    assert isinstance(value, list) and all(isinstance(v, str) for v in value), (
+        f"not exec form: {args}"
+    )
     return value
 
 
@@ -165,7 +174,9 @@ def settings_class(command: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        pytest.skip(f"{SERVICES[command]} is not importable yet ({exc}): its setting names are not checked")
+        pytest.skip(
+            f"{SERVICES[command]} is not importable yet ({exc}): its setting names are not checked"
+        )
     if not hasattr(module, class_name):
         pytest.skip(f"{SERVICES[command]} does not exist yet: its setting names are not checked")
     return getattr(module, class_name)

@@ -31,7 +31,9 @@ def document() -> dict[str, Any]:
 
 
 def test_committed_document_is_current() -> None:
-    assert COMMITTED.exists(), f"docs/asyncapi.json is missing: generate it with `{asyncapi.REGENERATE}`"
+    assert COMMITTED.exists(), (
+        f"docs/asyncapi.json is missing: generate it with `{asyncapi.REGENERATE}`"
+    )
     assert COMMITTED.read_text(encoding="utf-8") == asyncapi.render(), (
         f"docs/asyncapi.json is stale (the topic catalogue or a message model changed): "
         f"regenerate it with `{asyncapi.REGENERATE}` and commit it"
@@ -78,7 +80,9 @@ def _resolve(document: dict[str, Any], ref: str) -> Any:
 
 def test_document_structure(document: dict[str, Any]) -> None:
     assert document["asyncapi"] == "3.0.0"
-    assert isinstance(document["info"]["title"], str) and isinstance(document["info"]["version"], str)
+    assert isinstance(document["info"]["title"], str) and isinstance(
+        document["info"]["version"], str
+    )
     assert "XGROUP CREATE" in document["info"]["description"]
     for server in document["servers"].values():
         assert server["protocol"] == "redis" and server["host"]
@@ -91,7 +95,9 @@ def test_document_structure(document: dict[str, Any]) -> None:
     for channel_id, channel in document["channels"].items():
         assert channel["address"], channel_id
         for parameter in re.findall(r"{(\w+)}", channel["address"]):
-            assert parameter in channel.get("parameters", {}), f"{channel_id}: parameter {parameter} undeclared"
+            assert parameter in channel.get("parameters", {}), (
+                f"{channel_id}: parameter {parameter} undeclared"
+            )
         for ref in channel["messages"].values():
             message = _resolve(document, ref["$ref"])
             assert "payload" in message and "headers" in message, channel_id
@@ -121,7 +127,9 @@ def test_every_topic_its_groups_and_dead_letters_are_published(document: dict[st
             assert receive["action"] == "receive" and receive["x-voicetap-consumer-group"] == group
         if spec.read_by:
             dlq = topics.dlq_topic(spec.name)
-            assert channel["x-voicetap-dead-letter-topic"] == dlq and channels[dlq]["address"] == dlq
+            assert (
+                channel["x-voicetap-dead-letter-topic"] == dlq and channels[dlq]["address"] == dlq
+            )
 
 
 def test_message_schemas_are_json_schemas(document: dict[str, Any]) -> None:
@@ -136,7 +144,9 @@ def _validator(document: dict[str, Any], topic: str) -> Any:
     referencing = require("referencing")
     DRAFT7 = require("referencing.jsonschema").DRAFT7
     Registry, Resource = referencing.Registry, referencing.Resource
-    registry = Registry().with_resource(DOC_URI, Resource.from_contents(document, default_specification=DRAFT7))
+    registry = Registry().with_resource(
+        DOC_URI, Resource.from_contents(document, default_specification=DRAFT7)
+    )
     message = _resolve(document, document["channels"][topic]["messages"][topic]["$ref"])
     return Draft7Validator({"$ref": DOC_URI + message["payload"]["$ref"]}, registry=registry)
 
@@ -154,7 +164,11 @@ def _transcription(transcript: Any = "hello there") -> dict[str, Any]:
                 "call_session_id": "session",
                 "client_state": None,
                 "connection_id": "123",
-                "transcription_data": {"transcript": transcript, "confidence": 0.97, "is_final": True},
+                "transcription_data": {
+                    "transcript": transcript,
+                    "confidence": 0.97,
+                    "is_final": True,
+                },
                 "a_field_telnyx_adds_later": 1,
             },
         },
@@ -162,7 +176,9 @@ def _transcription(transcript: Any = "hello there") -> dict[str, Any]:
     }
 
 
-def test_payload_schema_accepts_real_events_and_refuses_wrong_ones(document: dict[str, Any]) -> None:
+def test_payload_schema_accepts_real_events_and_refuses_wrong_ones(
+    document: dict[str, Any],
+) -> None:
     validator = _validator(document, topics.CALL_TRANSCRIPTION)
     validator.validate(_transcription())
     errors = list(validator.iter_errors(_transcription(transcript=42)))

@@ -42,7 +42,9 @@ def _commands_used() -> dict[str, str]:
     for command in voicetap_compose_services(compose_raw()):
         used[command] = "compose.yaml"
     for target in ("gateway", "ingest", "indexer", "all"):
-        used[exec_form(dockerfile_stages()[target].all("CMD")[0])[0]] = f"deploy/Dockerfile target {target}"
+        used[exec_form(dockerfile_stages()[target].all("CMD")[0])[0]] = (
+            f"deploy/Dockerfile target {target}"
+        )
     for name, deployment in k8s_by_kind("Deployment").items():
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             if container["image"].startswith("voicetap-"):
@@ -63,7 +65,9 @@ def test_every_service_command_is_a_declared_service_entry_point() -> None:
     for pyproject in ROOT.glob("services/*/pyproject.toml"):
         project = tomllib.loads(pyproject.read_text())["project"]
         declared |= set(project.get("entry-points", {}).get("voicetap.services", {}))
-    assert set(SERVICES) <= declared, "`voicetap <service>` runs the service's `voicetap.services` entry point"
+    assert set(SERVICES) <= declared, (
+        "`voicetap <service>` runs the service's `voicetap.services` entry point"
+    )
 
 
 def _assert_settings(names: set[str], allowed: set[str], where: str) -> None:
@@ -81,30 +85,46 @@ def test_compose_environment_names_are_settings(command: str) -> None:
 def test_compose_interpolates_only_settings_and_host_ports() -> None:
     variables = interpolation_variables(COMPOSE.read_text())
     knobs = {v for v in variables if v.startswith("PUBLISH_")}
-    _assert_settings(variables - knobs - COMPOSE_ONLY, all_setting_names(), "compose.yaml interpolation")
+    _assert_settings(
+        variables - knobs - COMPOSE_ONLY, all_setting_names(), "compose.yaml interpolation"
+    )
 
 
 @pytest.mark.parametrize("command", list(SERVICES))
 def test_dockerfile_environment_names_are_settings(command: str) -> None:
     allowed = setting_names(settings_class(command))
-    _assert_settings(set(stage_env(command)) - IMAGE_RUNTIME, allowed, f"deploy/Dockerfile target {command}")
+    _assert_settings(
+        set(stage_env(command)) - IMAGE_RUNTIME, allowed, f"deploy/Dockerfile target {command}"
+    )
 
 
 def test_all_image_environment_names_are_settings() -> None:
-    _assert_settings(set(stage_env("all")) - IMAGE_RUNTIME, all_setting_names(), "deploy/Dockerfile target all")
+    _assert_settings(
+        set(stage_env("all")) - IMAGE_RUNTIME, all_setting_names(), "deploy/Dockerfile target all"
+    )
 
 
 @pytest.mark.parametrize("command", list(SERVICES))
 def test_kubernetes_environment_names_are_settings(command: str) -> None:
     allowed = setting_names(settings_class(command))
-    container: dict[str, Any] = k8s_by_kind("Deployment")[command]["spec"]["template"]["spec"]["containers"][0]
-    _assert_settings({e["name"] for e in container.get("env", [])}, allowed, f"deploy/k8s Deployment {command}")
+    container: dict[str, Any] = k8s_by_kind("Deployment")[command]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    _assert_settings(
+        {e["name"] for e in container.get("env", [])}, allowed, f"deploy/k8s Deployment {command}"
+    )
 
 
 def test_config_map_and_secret_keys_are_settings() -> None:
     everything = all_setting_names()
-    _assert_settings(set(k8s_by_kind("ConfigMap")["voicetap-config"]["data"]), everything, "deploy/k8s ConfigMap")
-    _assert_settings(set(k8s_by_kind("Secret")["voicetap-secrets"]["stringData"]), everything, "deploy/k8s Secret")
+    _assert_settings(
+        set(k8s_by_kind("ConfigMap")["voicetap-config"]["data"]), everything, "deploy/k8s ConfigMap"
+    )
+    _assert_settings(
+        set(k8s_by_kind("Secret")["voicetap-secrets"]["stringData"]),
+        everything,
+        "deploy/k8s Secret",
+    )
 
 
 @pytest.mark.parametrize("command", list(SERVICES))

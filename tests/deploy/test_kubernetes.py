@@ -13,9 +13,24 @@ from voicetap_common import catalog
 KUBERNETES_VERSION = "1.33.0"
 # Metadata the KEDA redis-streams scaler reads (keda.sh/docs/scalers/redis-streams).
 REDIS_STREAMS_METADATA = {
-    "address", "addressFromEnv", "host", "hostFromEnv", "port", "portFromEnv", "username", "usernameFromEnv",
-    "passwordFromEnv", "databaseIndex", "enableTLS", "unsafeSsl", "stream", "consumerGroup",
-    "pendingEntriesCount", "streamLength", "lagCount", "activationLagCount",
+    "address",
+    "addressFromEnv",
+    "host",
+    "hostFromEnv",
+    "port",
+    "portFromEnv",
+    "username",
+    "usernameFromEnv",
+    "passwordFromEnv",
+    "databaseIndex",
+    "enableTLS",
+    "unsafeSsl",
+    "stream",
+    "consumerGroup",
+    "pendingEntriesCount",
+    "streamLength",
+    "lagCount",
+    "activationLagCount",
 }
 SCALING_METRICS = {"pendingEntriesCount", "streamLength", "lagCount"}
 NOT_CORE = {"ScaledObject", "TriggerAuthentication", "Kustomization"}
@@ -32,7 +47,11 @@ def test_kustomization_lists_every_manifest() -> None:
     assert listed == present
 
 
-@pytest.mark.parametrize("name,document", [d for d in k8s_documents() if d[1]["kind"] not in NOT_CORE], ids=lambda v: v if isinstance(v, str) else v["kind"])
+@pytest.mark.parametrize(
+    "name,document",
+    [d for d in k8s_documents() if d[1]["kind"] not in NOT_CORE],
+    ids=lambda v: v if isinstance(v, str) else v["kind"],
+)
 def test_manifest_is_valid_kubernetes(name: str, document: dict[str, Any]) -> None:
     _validate(document)
 
@@ -61,10 +80,14 @@ def test_workloads_probe_health_and_readiness_and_request_resources(command: str
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert (
+        pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    )
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == str(port)
+    assert annotations["prometheus.io/scrape"] == "true" and annotations[
+        "prometheus.io/port"
+    ] == str(port)
     service = k8s_by_kind("Service")[command]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
 
@@ -76,7 +99,9 @@ def test_ingest_runs_on_the_host_network_one_per_node() -> None:
     term = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert term["topologyKey"] == "kubernetes.io/hostname"
     assert term["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
-    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0, "a new pod cannot bind the old one's ports"
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0, (
+        "a new pod cannot bind the old one's ports"
+    )
     env = {e["name"]: e for e in _container(deployment)["env"]}
     assert env["INGEST_PUBLIC_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
 
@@ -94,18 +119,28 @@ def test_keda_scales_the_consumers_on_their_groups() -> None:
         assert spec["scaleTargetRef"]["name"] in deployments
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
         assert spec["triggers"]
-        group_of_target = {"indexer": "transcript_indexer", "ingest": "media_ingest"}[spec["scaleTargetRef"]["name"]]
+        group_of_target = {"indexer": "transcript_indexer", "ingest": "media_ingest"}[
+            spec["scaleTargetRef"]["name"]
+        ]
         for trigger in spec["triggers"]:
             assert trigger["type"] == "redis-streams"
             metadata = trigger["metadata"]
-            assert all(isinstance(v, str) for v in metadata.values()), "KEDA metadata values are strings"
+            assert all(isinstance(v, str) for v in metadata.values()), (
+                "KEDA metadata values are strings"
+            )
             assert set(metadata) <= REDIS_STREAMS_METADATA, set(metadata) - REDIS_STREAMS_METADATA
-            assert len(SCALING_METRICS & set(metadata)) == 1, "one of pendingEntriesCount, streamLength, lagCount"
+            assert len(SCALING_METRICS & set(metadata)) == 1, (
+                "one of pendingEntriesCount, streamLength, lagCount"
+            )
             assert int(next(metadata[k] for k in SCALING_METRICS if k in metadata)) > 0
             assert metadata["stream"] in readers, f"{metadata['stream']} is not a topic"
             assert metadata["consumerGroup"] == group_of_target
-            assert metadata["consumerGroup"] in readers[metadata["stream"]], "that group reads that topic (catalog)"
-            assert metadata["address"] == redis_address, "KEDA resolves names from its own namespace: use the full name"
+            assert metadata["consumerGroup"] in readers[metadata["stream"]], (
+                "that group reads that topic (catalog)"
+            )
+            assert metadata["address"] == redis_address, (
+                "KEDA resolves names from its own namespace: use the full name"
+            )
 
 
 def test_config_and_secret_feed_the_pods() -> None:
@@ -118,15 +153,24 @@ def test_config_and_secret_feed_the_pods() -> None:
         for env in container.get("env", []):
             ref = env.get("valueFrom", {}).get("secretKeyRef")
             if ref:
-                assert ref["name"] == "voicetap-secrets" and ref["key"] in secret["stringData"], env["name"]
+                assert ref["name"] == "voicetap-secrets" and ref["key"] in secret["stringData"], (
+                    env["name"]
+                )
 
 
 def test_prometheus_scrapes_every_service(tmp_path: Path) -> None:
     root = K8S.parent
-    compose_jobs = {job["job_name"]: job for job in yaml.safe_load((root / "prometheus.yml").read_text())["scrape_configs"]}
+    compose_jobs = {
+        job["job_name"]: job
+        for job in yaml.safe_load((root / "prometheus.yml").read_text())["scrape_configs"]
+    }
     for command, port in PORTS.items():
-        assert compose_jobs[command]["dns_sd_configs"] == [{"names": [command], "type": "A", "port": port}]
+        assert compose_jobs[command]["dns_sd_configs"] == [
+            {"names": [command], "type": "A", "port": port}
+        ]
     k8s_job = yaml.safe_load((root / "prometheus-k8s.yml").read_text())["scrape_configs"][0]
     assert k8s_job["kubernetes_sd_configs"][0]["role"] == "pod"
     keep = k8s_job["relabel_configs"][0]
-    assert keep["action"] == "keep" and keep["source_labels"] == ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]
+    assert keep["action"] == "keep" and keep["source_labels"] == [
+        "__meta_kubernetes_pod_annotation_prometheus_io_scrape"
+    ]

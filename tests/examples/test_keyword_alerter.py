@@ -37,8 +37,14 @@ def client(redis: AsyncRedis, redis_url: str) -> Iterator[Redis]:
         yield sync_client
 
 
-def transcription(event_id: str, transcript: str, *, is_final: bool | None = True, call: str = "v3:call-1") -> dict[str, Any]:
-    data: dict[str, Any] = {"transcript": transcript, "confidence": 0.9, "transcription_track": "inbound"}
+def transcription(
+    event_id: str, transcript: str, *, is_final: bool | None = True, call: str = "v3:call-1"
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "transcript": transcript,
+        "confidence": 0.9,
+        "transcription_track": "inbound",
+    }
     if is_final is not None:
         data["is_final"] = is_final
     return {
@@ -60,7 +66,10 @@ def add(client: Redis, body: dict[str, Any]) -> str:
 
 
 def alerts(client: Redis) -> list[dict[str, str]]:
-    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in client.xrange(ALERT_TOPIC)]
+    return [
+        {k.decode(): v.decode() for k, v in fields.items()}
+        for _, fields in client.xrange(ALERT_TOPIC)
+    ]
 
 
 def pending(client: Redis, group: str = "keyword_alerter", stream: str = SOURCE_TOPIC) -> int:
@@ -69,8 +78,12 @@ def pending(client: Redis, group: str = "keyword_alerter", stream: str = SOURCE_
 
 def test_phrases_match_whole_words_in_any_case_and_spacing() -> None:
     pattern = phrase_pattern(["gift card", "Wire Transfer", "social security number"])
-    assert find_phrases(pattern, "Buy a GIFT   card, then a wire transfer; then another gift card.") == ["gift card", "wire transfer"]
-    assert find_phrases(pattern, "What is your Social Security Number?") == ["social security number"]
+    assert find_phrases(
+        pattern, "Buy a GIFT   card, then a wire transfer; then another gift card."
+    ) == ["gift card", "wire transfer"]
+    assert find_phrases(pattern, "What is your Social Security Number?") == [
+        "social security number"
+    ]
     for harmless in ("giftcard", "a gift cardigan", "rewire transfers", "the weather is fine", ""):
         assert find_phrases(pattern, harmless) == [], harmless
     with pytest.raises(ValueError):
@@ -79,9 +92,16 @@ def test_phrases_match_whole_words_in_any_case_and_spacing() -> None:
 
 def test_alerts_once_for_matching_finals_only(client: Redis) -> None:
     add(client, transcription("ev-1", "Please pay with a Gift Card today"))
-    add(client, transcription("ev-2", "I will send a wire transfer", is_final=False))  # interim: revised later
+    add(
+        client, transcription("ev-2", "I will send a wire transfer", is_final=False)
+    )  # interim: revised later
     add(client, transcription("ev-3", "The weather is fine"))
-    add(client, transcription("ev-4", "Read me your social security number and the gift card code", is_final=None))
+    add(
+        client,
+        transcription(
+            "ev-4", "Read me your social security number and the gift card code", is_final=None
+        ),
+    )
     client.xadd(SOURCE_TOPIC, {"id": "ev-5", "type": "call.transcription", "event": b"not json"})
 
     alerter = KeywordAlerter(client, consumer="c1")
@@ -91,7 +111,10 @@ def test_alerts_once_for_matching_finals_only(client: Redis) -> None:
     assert [a["id"] for a in raised] == ["ev-1:keyword", "ev-4:keyword"]
     assert raised[0]["phrases"] == "gift card" and raised[0]["call_control_id"] == "v3:call-1"
     assert raised[1]["phrases"] == "social security number,gift card"
-    assert raised[0]["type"] == keyword_alerter.ALERT_TYPE and raised[0]["source_topic"] == SOURCE_TOPIC
+    assert (
+        raised[0]["type"] == keyword_alerter.ALERT_TYPE
+        and raised[0]["source_topic"] == SOURCE_TOPIC
+    )
     assert json.loads(raised[1]["event"])["phrases"] == ["social security number", "gift card"]
     assert pending(client) == 0, "every entry, matching or not, is acknowledged"
     assert alerter.process_available() == 0
@@ -118,7 +141,9 @@ def test_entries_of_a_dead_consumer_are_claimed_and_alerted_once(client: Redis) 
     add(client, transcription("ev-1", "buy a gift card"))
     add(client, transcription("ev-2", "nothing to see"))
     KeywordAlerter(client).ensure_group()
-    client.xreadgroup("keyword_alerter", "dead", {SOURCE_TOPIC: ">"}, count=10)  # received, never acked
+    client.xreadgroup(
+        "keyword_alerter", "dead", {SOURCE_TOPIC: ">"}, count=10
+    )  # received, never acked
     assert pending(client) == 2
 
     survivor = KeywordAlerter(client, consumer="alive", claim_idle_ms=0)
@@ -144,7 +169,9 @@ def test_a_group_from_now_skips_history_and_groups_are_independent(client: Redis
 
 def test_the_example_needs_nothing_but_a_redis_client() -> None:
     project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
-    assert [dependency.split(">")[0].split("=")[0] for dependency in project["dependencies"]] == ["redis"]
+    assert [dependency.split(">")[0].split("=")[0] for dependency in project["dependencies"]] == [
+        "redis"
+    ]
     assert project["scripts"]["keyword-alerter"] == "keyword_alerter:main"
 
 
@@ -160,12 +187,16 @@ def partition_streams() -> list[str]:
 def test_the_naming_rule_is_voicetaps() -> None:
     assert {partition_of(call, PARTITIONS) for call in CALLS} == set(range(PARTITIONS))
     for partitions in (1, 2, 4, 7):
-        assert keyword_alerter.topic_streams(SOURCE_TOPIC, partitions) == streams_of(SOURCE_TOPIC, partitions)
+        assert keyword_alerter.topic_streams(SOURCE_TOPIC, partitions) == streams_of(
+            SOURCE_TOPIC, partitions
+        )
     with pytest.raises(ValueError):
         keyword_alerter.topic_streams(SOURCE_TOPIC, 0)
 
 
-async def test_partitions_alert_once_per_call_over_every_partition(redis: AsyncRedis, client: Redis) -> None:
+async def test_partitions_alert_once_per_call_over_every_partition(
+    redis: AsyncRedis, client: Redis
+) -> None:
     producer = Producer(redis, 10_000, PARTITIONS)  # as the gateway writes with TOPIC_PARTITIONS=4
     for n, call in enumerate(CALLS):
         for event_id, transcript, is_final in (
@@ -173,8 +204,12 @@ async def test_partitions_alert_once_per_call_over_every_partition(redis: AsyncR
             (f"ev-{n}-b", "I will buy a gift card", True),
             (f"ev-{n}-c", "the weather is fine", True),
         ):
-            body = json.dumps(transcription(event_id, transcript, is_final=is_final, call=call)).encode()
-            await producer.publish(SOURCE_TOPIC, event_id, "call.transcription", body, call_control_id=call)
+            body = json.dumps(
+                transcription(event_id, transcript, is_final=is_final, call=call)
+            ).encode()
+            await producer.publish(
+                SOURCE_TOPIC, event_id, "call.transcription", body, call_control_id=call
+            )
     assert not client.exists(SOURCE_TOPIC)
     assert [client.xlen(stream) for stream in partition_streams()] == [6] * PARTITIONS
 
@@ -199,21 +234,38 @@ async def test_partitions_alert_once_per_call_over_every_partition(redis: AsyncR
     assert not client.keys(f"{ALERT_TOPIC}:p*"), "alerts are not partitioned"
 
 
-def test_partitions_entries_of_a_dead_consumer_are_claimed_on_their_partition(client: Redis) -> None:
+def test_partitions_entries_of_a_dead_consumer_are_claimed_on_their_partition(
+    client: Redis,
+) -> None:
     for n, call in enumerate(CALLS):
         stream = stream_for(SOURCE_TOPIC, call, PARTITIONS)
-        for event_id, transcript in ((f"ev-{n}", "send a wire transfer"), (f"quiet-{n}", "nothing to see")):
+        for event_id, transcript in (
+            (f"ev-{n}", "send a wire transfer"),
+            (f"quiet-{n}", "nothing to see"),
+        ):
             body = transcription(event_id, transcript, call=call)
-            client.xadd(stream, {"id": event_id, "type": "call.transcription", "event": json.dumps(body), "call_control_id": call})
+            client.xadd(
+                stream,
+                {
+                    "id": event_id,
+                    "type": "call.transcription",
+                    "event": json.dumps(body),
+                    "call_control_id": call,
+                },
+            )
     KeywordAlerter(client, partitions=PARTITIONS).ensure_group()
-    client.xreadgroup("keyword_alerter", "dead", dict.fromkeys(partition_streams(), ">"), count=10)  # never acked
+    client.xreadgroup(
+        "keyword_alerter", "dead", dict.fromkeys(partition_streams(), ">"), count=10
+    )  # never acked
     assert [pending(client, stream=stream) for stream in partition_streams()] == [4] * PARTITIONS
 
     survivor = KeywordAlerter(client, consumer="alive", claim_idle_ms=0, partitions=PARTITIONS)
     assert survivor.process_available() == len(CALLS)
     assert [pending(client, stream=stream) for stream in partition_streams()] == [0] * PARTITIONS
     assert survivor.process_available() == 0
-    assert sorted(a["source_id"] for a in alerts(client)) == sorted(f"ev-{n}" for n in range(len(CALLS)))
+    assert sorted(a["source_id"] for a in alerts(client)) == sorted(
+        f"ev-{n}" for n in range(len(CALLS))
+    )
 
 
 def test_partitions_option_defaults_to_topic_partitions(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,11 +25,24 @@ def client(redis: AsyncRedis, redis_url: str) -> Iterator[Redis]:
 
 
 def say(
-    client: Redis, event_id: str, transcript: str, call: str = "v3:call-1", is_final: bool = False, partitions: int = 1
+    client: Redis,
+    event_id: str,
+    transcript: str,
+    call: str = "v3:call-1",
+    is_final: bool = False,
+    partitions: int = 1,
 ) -> None:
     """Append a transcription as the gateway does: with partitions, to its call's partition stream."""
-    body = {"data": {"event_type": "call.transcription", "id": event_id, "payload": {
-        "call_control_id": call, "transcription_data": {"transcript": transcript, "is_final": is_final}}}}
+    body = {
+        "data": {
+            "event_type": "call.transcription",
+            "id": event_id,
+            "payload": {
+                "call_control_id": call,
+                "transcription_data": {"transcript": transcript, "is_final": is_final},
+            },
+        }
+    }
     fields = {"id": event_id, "type": "call.transcription", "event": json.dumps(body)}
     if partitions > 1:
         fields["call_control_id"] = call
@@ -42,7 +55,9 @@ def commands(client: Redis) -> list[tuple[str, str]]:
 
 
 def test_pauses_once_then_resumes_once(client: Redis) -> None:
-    first, second = (PciPause(client, pause_seconds=0.3, consumer=name, start="beginning") for name in ("a", "b"))
+    first, second = (
+        PciPause(client, pause_seconds=0.3, consumer=name, start="beginning") for name in ("a", "b")
+    )
     first.ensure_group()
     say(client, "e1", "let me read you my card")
     say(client, "e2", "my card number is")  # interim result: react now
@@ -79,23 +94,38 @@ CALLS = [f"v3:call-{n}" for n in range(8)]
 
 
 def pending_per_partition(client: Redis) -> list[int]:
-    return [client.xpending(stream, "pci_pause")["pending"] for stream in streams_of(SOURCE_TOPIC, PARTITIONS)]
+    return [
+        client.xpending(stream, "pci_pause")["pending"]
+        for stream in streams_of(SOURCE_TOPIC, PARTITIONS)
+    ]
 
 
 def test_the_naming_rule_is_voicetaps() -> None:
     assert {partition_of(call, PARTITIONS) for call in CALLS} == set(range(PARTITIONS))
     for partitions in (1, 2, 4, 7):
-        assert pci_pause.topic_streams(SOURCE_TOPIC, partitions) == streams_of(SOURCE_TOPIC, partitions)
+        assert pci_pause.topic_streams(SOURCE_TOPIC, partitions) == streams_of(
+            SOURCE_TOPIC, partitions
+        )
 
 
 def test_partitions_pause_and_resume_each_call_once(client: Redis) -> None:
     first, second = (
-        PciPause(client, pause_seconds=0.3, consumer=name, start="beginning", partitions=PARTITIONS) for name in ("a", "b")
+        PciPause(client, pause_seconds=0.3, consumer=name, start="beginning", partitions=PARTITIONS)
+        for name in ("a", "b")
     )
     first.ensure_group()
     for n, call in enumerate(CALLS):
-        say(client, f"e{n}-1", "my card number is", call=call, partitions=PARTITIONS)  # interim result: react now
-        say(client, f"e{n}-2", "MY CARD NUMBER is four two", call=call, is_final=True, partitions=PARTITIONS)
+        say(
+            client, f"e{n}-1", "my card number is", call=call, partitions=PARTITIONS
+        )  # interim result: react now
+        say(
+            client,
+            f"e{n}-2",
+            "MY CARD NUMBER is four two",
+            call=call,
+            is_final=True,
+            partitions=PARTITIONS,
+        )
     assert not client.exists(SOURCE_TOPIC)
     assert first.run_once(block_ms=10) + second.run_once(block_ms=10) == 2 * len(CALLS)
     assert second.run_once(block_ms=10) == 0
@@ -104,25 +134,31 @@ def test_partitions_pause_and_resume_each_call_once(client: Redis) -> None:
     time.sleep(0.35)
     first.send_due_resumes()
     second.send_due_resumes()
-    assert sorted(commands(client)[len(CALLS):]) == sorted(("fork_start", call) for call in CALLS)
+    assert sorted(commands(client)[len(CALLS) :]) == sorted(("fork_start", call) for call in CALLS)
     assert not client.keys(f"{COMMAND_TOPIC}:p*"), "commands are never partitioned"
 
 
 def test_partitions_own_pending_entries_are_handled_first_on_every_partition(client: Redis) -> None:
-    pauser = PciPause(client, pause_seconds=60, consumer="a", start="beginning", partitions=PARTITIONS)
+    pauser = PciPause(
+        client, pause_seconds=60, consumer="a", start="beginning", partitions=PARTITIONS
+    )
     pauser.ensure_group()
     for n, call in enumerate(CALLS):
-        say(client, f"e{n}", "the security code is", call=call, is_final=True, partitions=PARTITIONS)
+        say(
+            client, f"e{n}", "the security code is", call=call, is_final=True, partitions=PARTITIONS
+        )
     streams = dict.fromkeys(streams_of(SOURCE_TOPIC, PARTITIONS), ">")
     client.xreadgroup("pci_pause", "a", streams, count=10)  # received, then a crash before acting
     assert pending_per_partition(client) == [2] * PARTITIONS
     say(client, "late", "the card number", call="v3:late", is_final=True, partitions=PARTITIONS)
 
-    assert pauser.run_once(block_ms=10) == len(CALLS), "the pending entries, of every partition, first"
+    assert pauser.run_once(block_ms=10) == len(CALLS), (
+        "the pending entries, of every partition, first"
+    )
     assert pending_per_partition(client) == [0] * PARTITIONS
     assert sorted(commands(client)) == sorted(("fork_stop", call) for call in CALLS)
     assert pauser.run_once(block_ms=10) == 1
-    assert commands(client)[len(CALLS):] == [("fork_stop", "v3:late")]
+    assert commands(client)[len(CALLS) :] == [("fork_stop", "v3:late")]
     assert pauser.run_once(block_ms=10) == 0 and len(commands(client)) == len(CALLS) + 1
 
 

@@ -27,7 +27,9 @@ from voicetap_common.streams import Producer
 from voicetap_common.topics import telnyx_topic
 
 
-def ingest_settings(tmp_path: Path, redis_url: str, fake_url: str, *, pairs: int = 4, **overrides: Any) -> IngestSettings:
+def ingest_settings(
+    tmp_path: Path, redis_url: str, fake_url: str, *, pairs: int = 4, **overrides: Any
+) -> IngestSettings:
     ports = free_range(pairs)
     values: dict[str, Any] = dict(
         redis_url=redis_url,
@@ -46,7 +48,9 @@ def ingest_settings(tmp_path: Path, redis_url: str, fake_url: str, *, pairs: int
 
 
 @contextlib.asynccontextmanager
-async def running(settings: IngestSettings, client: telnyx.AsyncTelnyx | None = None) -> AsyncIterator[tuple[IngestService, str]]:
+async def running(
+    settings: IngestSettings, client: telnyx.AsyncTelnyx | None = None
+) -> AsyncIterator[tuple[IngestService, str]]:
     """An instance, started, with its HTTP/WebSocket app served on a free port (base URL yielded)."""
     service = IngestService(settings, client=client)
     await service.start()
@@ -58,7 +62,9 @@ async def running(settings: IngestSettings, client: telnyx.AsyncTelnyx | None = 
         await service.stop()
 
 
-async def wait_for(predicate: Callable[[], Awaitable[Any]], timeout: float = 10.0, what: str = "condition") -> Any:
+async def wait_for(
+    predicate: Callable[[], Awaitable[Any]], timeout: float = 10.0, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = await predicate()
@@ -73,14 +79,22 @@ async def topic_events(redis: Redis, topic: str) -> list[dict[str, Any]]:
     return [codec.loads(fields[b"event"]) for _, fields in await redis.xrange(topic)]
 
 
-async def at_least(events: Awaitable[list[dict[str, Any]]], count: int) -> list[dict[str, Any]] | None:
+async def at_least(
+    events: Awaitable[list[dict[str, Any]]], count: int
+) -> list[dict[str, Any]] | None:
     """``events`` once there are ``count`` of them (a ``wait_for`` predicate)."""
     value = await events
     return value if len(value) >= count else None
 
 
 async def publish_command(redis: Redis, command: dict[str, Any]) -> str:
-    await Producer(redis, 10_000).publish(MEDIA_COMMANDS, command["id"], command["action"], codec.dumps(command), call_control_id=command["call_control_id"])
+    await Producer(redis, 10_000).publish(
+        MEDIA_COMMANDS,
+        command["id"],
+        command["action"],
+        codec.dumps(command),
+        call_control_id=command["call_control_id"],
+    )
     return command["id"]
 
 
@@ -94,9 +108,13 @@ async def command_result(redis: Redis, command_id: str, timeout: float = 15.0) -
     return await wait_for(find, timeout, f"result of {command_id}")
 
 
-async def run_command(redis: Redis, action: str, call_control_id: str, **params: Any) -> dict[str, Any]:
+async def run_command(
+    redis: Redis, action: str, call_control_id: str, **params: Any
+) -> dict[str, Any]:
     command_id = f"{action}-{time.monotonic_ns()}"
-    await publish_command(redis, {"id": command_id, "action": action, "call_control_id": call_control_id, **params})
+    await publish_command(
+        redis, {"id": command_id, "action": action, "call_control_id": call_control_id, **params}
+    )
     return await command_result(redis, command_id)
 
 
@@ -107,13 +125,21 @@ async def publish_webhook(
     """Publish a webhook as the gateway would (``occurred_at`` now unless given: a string is sent as
     it is; to the call's partition with ``partitions`` above 1); with ``handled``, return once the
     ingest group has handled and acknowledged it."""
-    data = webhook_event(event_type, {"call_control_id": call_control_id, **payload}, occurred_at if isinstance(occurred_at, datetime) else datetime.now(UTC))
+    data = webhook_event(
+        event_type,
+        {"call_control_id": call_control_id, **payload},
+        occurred_at if isinstance(occurred_at, datetime) else datetime.now(UTC),
+    )
     if isinstance(occurred_at, str):
         data["occurred_at"] = occurred_at
-    body = codec.dumps({"data": data, "meta": {"attempt": 1, "delivered_to": "http://test/webhooks"}})
+    body = codec.dumps(
+        {"data": data, "meta": {"attempt": 1, "delivered_to": "http://test/webhooks"}}
+    )
     topic = telnyx_topic(event_type)
     producer = Producer(redis, 10_000, partitions)
-    entry_id = await producer.publish(topic, data["id"], event_type, body, call_control_id=call_control_id)
+    entry_id = await producer.publish(
+        topic, data["id"], event_type, body, call_control_id=call_control_id
+    )
     if handled:
         stream = producer.stream(topic, call_control_id)
         await wait_for(lambda: acknowledged(redis, stream, entry_id), 10, f"{event_type} handled")
@@ -126,16 +152,23 @@ def _stream_id(value: bytes | str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-async def acknowledged(redis: Redis, topic: str, entry_id: str, group: str = "media_ingest") -> bool:
+async def acknowledged(
+    redis: Redis, topic: str, entry_id: str, group: str = "media_ingest"
+) -> bool:
     """The group has read ``entry_id`` of ``topic`` and acknowledged everything it read there."""
     for info in await redis.xinfo_groups(topic):
         name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
         if name == group:
-            return _stream_id(info["last-delivered-id"]) >= _stream_id(entry_id) and info["pending"] == 0
+            return (
+                _stream_id(info["last-delivered-id"]) >= _stream_id(entry_id)
+                and info["pending"] == 0
+            )
     return False
 
 
-async def recording_completed(redis: Redis, call_control_id: str, timeout: float = 15.0) -> dict[str, Any]:
+async def recording_completed(
+    redis: Redis, call_control_id: str, timeout: float = 15.0
+) -> dict[str, Any]:
     async def find() -> dict[str, Any] | None:
         for event in await topic_events(redis, RECORDING_COMPLETED):
             if event["call_control_id"] == call_control_id:

@@ -49,6 +49,7 @@ def av_decode(codec: str, packets: list[bytes], rate: int) -> np.ndarray:
 
 # --- G.711: ITU-T G.191 reference algorithm, scalar, as the oracle -------------------------------
 
+
 def g191_alaw_compress(x: int) -> int:
     ix = (~x) >> 4 if x < 0 else x >> 4
     if ix > 15:
@@ -148,8 +149,9 @@ def test_opus_decodes_mono_at_48k_and_resamples_to_16k() -> None:
 def test_resampler_keeps_duration_over_blocks() -> None:
     resampler = Resampler(8000, 16000)
     pcm = tone(8000, 1.0)
-    out = np.concatenate([resampler.resample(pcm[i : i + 800]) for i in range(0, 8000, 800)]
-                         + [resampler.flush()])
+    out = np.concatenate(
+        [resampler.resample(pcm[i : i + 800]) for i in range(0, 8000, 800)] + [resampler.flush()]
+    )
     assert len(out) == 16000
     assert dominant_frequency(out, 16000) == pytest.approx(440, abs=3)
 
@@ -219,6 +221,7 @@ def test_amrwb_malformed_payloads_raise_codec_error(payload: bytes) -> None:
 
 
 # --- registry ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("encoding", "expected"),

@@ -32,16 +32,28 @@ from tests.media_ingest.test_ports import free_range
 from voicetap_cli.embedded_redis import free_port
 
 
-async def test_probes_metrics_and_the_recording_while_it_is_written(redis: Redis, redis_url: str, fake, tmp_path: Path) -> None:
+async def test_probes_metrics_and_the_recording_while_it_is_written(
+    redis: Redis, redis_url: str, fake, tmp_path: Path
+) -> None:
     call = fake.state.create_call()
     ccid = call.call_control_id
     audio = CallAudio(noise(3, 31), noise(3, 32))
-    async with running(ingest_settings(tmp_path, redis_url, fake.url)) as (_, url), httpx.AsyncClient(base_url=url) as http:
+    async with (
+        running(ingest_settings(tmp_path, redis_url, fake.url)) as (_, url),
+        httpx.AsyncClient(base_url=url) as http,
+    ):
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         assert (await http.get("/readyz")).json() == {"ready": True, "checks": {"redis": True}}
         assert (await http.get("/calls/v3:unknown/recording.wav")).status_code == 404
         started = await run_command(redis, "fork_start", ccid)
-        sender = asyncio.create_task(send_fork(audio, target_port(started["allocated"]["rx"]), target_port(started["allocated"]["tx"]), 2.5))
+        sender = asyncio.create_task(
+            send_fork(
+                audio,
+                target_port(started["allocated"]["rx"]),
+                target_port(started["allocated"]["tx"]),
+                2.5,
+            )
+        )
         await asyncio.sleep(2.0)
         live = await http.get(f"/calls/{ccid}/recording.wav")
         assert live.status_code == 200 and live.headers["x-voicetap-recording"] == "in-progress"
@@ -50,35 +62,59 @@ async def test_probes_metrics_and_the_recording_while_it_is_written(redis: Redis
         rate, frames = read_wav(live_path)  # a valid WAV while the call goes on
         assert rate == 8000 and len(frames) > 0 and len(live.content) == 44 + 4 * len(frames)
         metrics = (await http.get("/metrics")).text
-        for name in ("voicetap_ingest_active_calls 1.0", 'voicetap_ingest_packets_total{leg="inbound"}', "voicetap_ingest_packets_per_second",
-                     'voicetap_ingest_packets_lost_total{leg="inbound"} 0.0', 'voicetap_ingest_jitter_seconds{stat="max"}',
-                     "voicetap_ingest_decode_errors_total", "voicetap_ingest_foreign_packets_total", "voicetap_ingest_port_pairs_in_use 1.0"):
+        for name in (
+            "voicetap_ingest_active_calls 1.0",
+            'voicetap_ingest_packets_total{leg="inbound"}',
+            "voicetap_ingest_packets_per_second",
+            'voicetap_ingest_packets_lost_total{leg="inbound"} 0.0',
+            'voicetap_ingest_jitter_seconds{stat="max"}',
+            "voicetap_ingest_decode_errors_total",
+            "voicetap_ingest_foreign_packets_total",
+            "voicetap_ingest_port_pairs_in_use 1.0",
+        ):
             assert name in metrics, name
         await sender
         await publish_webhook(redis, "call.hangup", ccid)
         await recording_completed(redis, ccid)
         done = await http.get(f"/calls/{ccid}/recording.wav")
-        assert done.headers["x-voicetap-recording"] == "complete" and len(done.content) > len(live.content)
+        assert done.headers["x-voicetap-recording"] == "complete" and len(done.content) > len(
+            live.content
+        )
         assert "voicetap_ingest_active_calls 0.0" in (await http.get("/metrics")).text
 
 
-async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_ports_come_back(redis: Redis, redis_url: str, fake, tmp_path: Path) -> None:
+async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_ports_come_back(
+    redis: Redis, redis_url: str, fake, tmp_path: Path
+) -> None:
     """Killed after a pause and a resume: the repaired recording is announced with the codec, the
     statistics, the pause and the media kinds its sidecar saved while the call went on."""
     call = fake.state.create_call()
     ccid = call.call_control_id
-    ports = free_range(1)  # one pair: the next call can only get it if the dead instance's lease is freed
+    ports = free_range(
+        1
+    )  # one pair: the next call can only get it if the dead instance's lease is freed
     env = {
         **os.environ,
-        "REDIS_URL": redis_url, "VOICETAP_DATA_DIR": str(tmp_path), "TELNYX_API_KEY": API_KEY, "TELNYX_BASE_URL": f"{fake.url}/v2",
-        "INGEST_PORT": str(free_port()), "INGEST_HOST": "127.0.0.1", "INGEST_RTP_HOST": "127.0.0.1", "INGEST_PUBLIC_HOST": "127.0.0.1",
-        "INGEST_RTP_PORTS": f"{ports.start}-{ports.stop - 1}", "INGEST_INSTANCE_ID": "ingest-crashy", "INGEST_PORT_LEASE_SECONDS": "60",
-        "INGEST_ANALYTICS_INTERVAL_SECONDS": "0.3", "LOG_LEVEL": "WARNING",
+        "REDIS_URL": redis_url,
+        "VOICETAP_DATA_DIR": str(tmp_path),
+        "TELNYX_API_KEY": API_KEY,
+        "TELNYX_BASE_URL": f"{fake.url}/v2",
+        "INGEST_PORT": str(free_port()),
+        "INGEST_HOST": "127.0.0.1",
+        "INGEST_RTP_HOST": "127.0.0.1",
+        "INGEST_PUBLIC_HOST": "127.0.0.1",
+        "INGEST_RTP_PORTS": f"{ports.start}-{ports.stop - 1}",
+        "INGEST_INSTANCE_ID": "ingest-crashy",
+        "INGEST_PORT_LEASE_SECONDS": "60",
+        "INGEST_ANALYTICS_INTERVAL_SECONDS": "0.3",
+        "LOG_LEVEL": "WARNING",
     }
     base = f"http://127.0.0.1:{env['INGEST_PORT']}"
 
     async def start() -> asyncio.subprocess.Process:
-        process = await asyncio.create_subprocess_exec(sys.executable, "-m", "media_ingest.main", env=env)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "media_ingest.main", env=env
+        )
 
         async def ready() -> bool:
             try:
@@ -98,7 +134,12 @@ async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_port
         started = await run_command(redis, "fork_start", ccid)
         assert started["executed_by"] == "media_ingest:ingest-crashy"
         t0 = loop.time()
-        fork1 = await send_fork(audio, target_port(started["allocated"]["rx"]), target_port(started["allocated"]["tx"]), 1.5)
+        fork1 = await send_fork(
+            audio,
+            target_port(started["allocated"]["rx"]),
+            target_port(started["allocated"]["tx"]),
+            1.5,
+        )
         assert (await run_command(redis, "fork_stop", ccid))["ok"]
         await asyncio.sleep(1.0)
         resumed = await run_command(redis, "fork_start", ccid)
@@ -122,17 +163,25 @@ async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_port
             process.kill()
             await process.wait()
     lease = f"{LEASE_PREFIX}127.0.0.1:{rx}"
-    assert await redis.get(lease) == f"ingest-crashy|{ccid}".encode()  # still held by the dead process
+    assert (
+        await redis.get(lease) == f"ingest-crashy|{ccid}".encode()
+    )  # still held by the dead process
     assert wav.exists() and wav.with_suffix(".json").exists()
 
     process = await start()  # the same instance comes back: repairs, announces, frees its ports
     try:
         event = await recording_completed(redis, ccid, timeout=20)
-        assert event["recovered"] is True and event["reason"] == "recovered" and event["duration"] > 1.0
+        assert (
+            event["recovered"] is True
+            and event["reason"] == "recovered"
+            and event["duration"] > 1.0
+        )
         assert event["codec"] == "PCMU" and event["media"] == ["fork"]
         for track in ("inbound", "outbound"):
             stats = event["legs"][track]
-            assert (stats["received"], stats["lost"], stats["codec"]) == (sent[track], 0, "PCMU"), stats
+            assert (stats["received"], stats["lost"], stats["codec"]) == (sent[track], 0, "PCMU"), (
+                stats
+            )
         assert await redis.get(lease) is None
         assert not wav.with_suffix(".json").exists() and not wav.with_suffix(".json.tmp").exists()
         rate, frames = read_wav(wav)
@@ -145,7 +194,9 @@ async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_port
             two = reference[resume_frame * 160 : (resume_frame + fork2.sent[track]) * 160]
             o1, o2 = locate(frames[:, channel], one), locate(frames[:, channel], two)
             assert o1 >= 0 and o2 >= 0, (o1, o2)
-            np.testing.assert_array_equal(frames[o1 : o1 + len(one), channel], one)  # what was written is exact
+            np.testing.assert_array_equal(
+                frames[o1 : o1 + len(one), channel], one
+            )  # what was written is exact
             np.testing.assert_array_equal(frames[o2 : o2 + len(two), channel], two)
             gap_start, gap_end = o1 + len(one), o2
             assert not frames[gap_start:gap_end, channel].any()

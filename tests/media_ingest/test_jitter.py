@@ -13,11 +13,19 @@ class Leg:
 
     def __init__(self, **kwargs: float) -> None:
         self.played: list[tuple[int, int | None]] = []
-        self.jb = JitterBuffer(lambda pkt, pos: self.played.append((pkt.sequence, pos)),
-                               origin=100.0, **kwargs)
+        self.jb = JitterBuffer(
+            lambda pkt, pos: self.played.append((pkt.sequence, pos)), origin=100.0, **kwargs
+        )
 
-    def push(self, seq: int, ts: int, arrival: float, ssrc: int = 1, rate: int = RATE,
-             marker: bool = False) -> None:
+    def push(
+        self,
+        seq: int,
+        ts: int,
+        arrival: float,
+        ssrc: int = 1,
+        rate: int = RATE,
+        marker: bool = False,
+    ) -> None:
         pkt = RtpPacket(0, marker, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc, b"")
         self.jb.push(pkt, arrival, rate)
 
@@ -28,15 +36,24 @@ class Leg:
         return [pos for _, pos in self.played]
 
 
-def stream(leg: Leg, seqs: list[int], *, seq0: int = 0, ts0: int = 0, t0: float = 100.5,
-           delays: dict[int, float] | None = None) -> None:
+def stream(
+    leg: Leg,
+    seqs: list[int],
+    *,
+    seq0: int = 0,
+    ts0: int = 0,
+    t0: float = 100.5,
+    delays: dict[int, float] | None = None,
+) -> None:
     """Send packet k (k in ``seqs``, in that order) sent at t0 + k*20 ms plus its delay."""
     delays = delays or {}
     for k in seqs:
         leg.push(seq0 + k, ts0 + k * TICKS, t0 + k * PTIME + delays.get(k, 0.0))
 
 
-def test_the_start_is_held_for_the_depth_then_in_order_packets_play_at_once_on_the_rtp_timeline() -> None:
+def test_the_start_is_held_for_the_depth_then_in_order_packets_play_at_once_on_the_rtp_timeline() -> (
+    None
+):
     leg = Leg(depth=0.06)
     for k in range(3):
         leg.push(k, 1000 + k * TICKS, 100.5 + k * PTIME)
@@ -62,7 +79,9 @@ def test_no_depth_no_hold() -> None:
     assert leg.positions() == [4000 + k * TICKS for k in range(3)]
 
 
-@pytest.mark.parametrize("seq0", [1000, 65535])  # 65535: the first packet's number wraps to the second's
+@pytest.mark.parametrize(
+    "seq0", [1000, 65535]
+)  # 65535: the first packet's number wraps to the second's
 def test_a_first_packet_that_arrives_after_the_second_is_played_first(seq0: int) -> None:
     leg = Leg(depth=0.06)
     leg.push(seq0 + 1, TICKS, 100.52)  # the stream's second packet, on time
@@ -73,7 +92,14 @@ def test_a_first_packet_that_arrives_after_the_second_is_played_first(seq0: int)
     # anchored where the least delayed packet says the stream began, not at the late one's arrival
     assert leg.positions() == [4000 + k * TICKS for k in range(4)]
     s = leg.jb.stats
-    assert (s.received, s.lost, s.reordered, s.duplicated, s.late, s.discarded) == (4, 0, 1, 0, 0, 0)
+    assert (s.received, s.lost, s.reordered, s.duplicated, s.late, s.discarded) == (
+        4,
+        0,
+        1,
+        0,
+        0,
+        0,
+    )
 
 
 def test_the_hold_ends_when_max_pending_packets_are_held() -> None:

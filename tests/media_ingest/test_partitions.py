@@ -33,8 +33,13 @@ async def call_events(redis: Redis, stream: str, call_control_id: str) -> list[d
     ]  # fmt: skip
 
 
-async def test_calls_read_from_partitions_publish_on_their_own_partitions(redis: Redis, redis_url: str, fake: Fake, tmp_path: Path) -> None:
-    calls = [fake.state.create_call(call_control_id=f"v3:ingest-partitioned-{i}").call_control_id for i in (0, 1, 4)]
+async def test_calls_read_from_partitions_publish_on_their_own_partitions(
+    redis: Redis, redis_url: str, fake: Fake, tmp_path: Path
+) -> None:
+    calls = [
+        fake.state.create_call(call_control_id=f"v3:ingest-partitioned-{i}").call_control_id
+        for i in (0, 1, 4)
+    ]
     assert len({stream_for(CALL_ANSWERED, ccid, N) for ccid in calls}) == 3, "three partitions read"
     settings = ingest_settings(tmp_path, redis_url, fake.url, topic_partitions=N)
     async with running(settings):
@@ -54,11 +59,20 @@ async def test_calls_read_from_partitions_publish_on_their_own_partitions(redis:
             await publish_webhook(redis, "call.hangup", ccid, partitions=N)
         for ccid in calls:
             own = stream_for(RECORDING_COMPLETED, ccid, N)
-            [event] = await wait_for(lambda ccid=ccid, own=own: call_events(redis, own, ccid), what=f"recording of {ccid}")
+            [event] = await wait_for(
+                lambda ccid=ccid, own=own: call_events(redis, own, ccid),
+                what=f"recording of {ccid}",
+            )
             assert event["duration"] >= 0.7 and event["media"] == ["fork"]  # type: ignore[operator]
-            assert await call_events(redis, stream_for(MEDIA_ANALYTICS, ccid, N), ccid), "analytics on the call's partition"
+            assert await call_events(redis, stream_for(MEDIA_ANALYTICS, ccid, N), ccid), (
+                "analytics on the call's partition"
+            )
     for topic in (CALL_ANSWERED, CALL_HANGUP, RECORDING_COMPLETED, MEDIA_ANALYTICS):
         assert not await redis.exists(topic)
     for ccid in calls:  # nothing of a call on another partition
         for topic in (RECORDING_COMPLETED, MEDIA_ANALYTICS):
-            assert not [s for s in streams_of(topic, N) if s != stream_for(topic, ccid, N) and await call_events(redis, s, ccid)]
+            assert not [
+                s
+                for s in streams_of(topic, N)
+                if s != stream_for(topic, ccid, N) and await call_events(redis, s, ccid)
+            ]

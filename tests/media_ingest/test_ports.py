@@ -29,7 +29,14 @@ def free_range(pairs: int) -> range:
 
 
 def allocator(redis: Redis, ports: range, instance: str, lease: int = 30) -> PortAllocator:
-    return PortAllocator(redis, bind_host="127.0.0.1", public_host="127.0.0.1", ports=ports, lease_seconds=lease, instance=instance)
+    return PortAllocator(
+        redis,
+        bind_host="127.0.0.1",
+        public_host="127.0.0.1",
+        ports=ports,
+        lease_seconds=lease,
+        instance=instance,
+    )
 
 
 async def test_two_instances_never_hand_out_the_same_port(redis: Redis) -> None:

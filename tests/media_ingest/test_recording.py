@@ -19,14 +19,16 @@ def tone(seconds: float, freq: float) -> np.ndarray:
     return (6000 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
 
 
-def datagrams(pcm: np.ndarray, *, start: float, ssrc: int, seq0: int, ts0: int, pt: int = 0,
-              law: str = "PCMU") -> list[tuple[float, bytes]]:
+def datagrams(
+    pcm: np.ndarray, *, start: float, ssrc: int, seq0: int, ts0: int, pt: int = 0, law: str = "PCMU"
+) -> list[tuple[float, bytes]]:
     """(send time, datagram) per 20 ms packet of ``pcm`` starting ``start`` s after the origin."""
     out = []
     for k in range(len(pcm) // 160):
         payload = g711_encode(pcm[k * 160 : (k + 1) * 160], law)  # type: ignore[arg-type]
-        data = build_rtp(payload, payload_type=pt, sequence=seq0 + k, timestamp=ts0 + 160 * k,
-                         ssrc=ssrc)
+        data = build_rtp(
+            payload, payload_type=pt, sequence=seq0 + k, timestamp=ts0 + 160 * k, ssrc=ssrc
+        )
         out.append((ORIGIN + start + 0.02 * k, data))
     return out
 
@@ -52,8 +54,9 @@ def test_impaired_two_leg_call_is_aligned_on_the_wall_clock(tmp_path: Path) -> N
     inbound = datagrams(caller, start=0.2, ssrc=11, seq0=65500, ts0=2**32 - 8000)
     # the outbound leg starts 1 s into the call and changes SSRC half way (transfer)
     outbound = datagrams(agent[:6000], start=1.0, ssrc=21, seq0=100, ts0=5)
-    outbound += datagrams(agent[6000:], start=1.75, ssrc=22, seq0=9000, ts0=777777,
-                          law="PCMA", pt=8)
+    outbound += datagrams(
+        agent[6000:], start=1.75, ssrc=22, seq0=9000, ts0=777777, law="PCMA", pt=8
+    )
     schedule: list[tuple[float, str, bytes]] = []
     for k, (sent, data) in enumerate(inbound):
         if k == 40:
@@ -71,7 +74,7 @@ def test_impaired_two_leg_call_is_aligned_on_the_wall_clock(tmp_path: Path) -> N
     assert rate == RATE and len(frames) == 4 * RATE and summary["duration"] == 4.0
     left, right = frames[:, 0].astype(int), frames[:, 1].astype(int)
     # caller audio starts at its arrival (0.205 s), agent audio at 1.005 s: silence before
-    assert not left[: int(0.2 * RATE)].any() and not right[: RATE].any()
+    assert not left[: int(0.2 * RATE)].any() and not right[:RATE].any()
     first_left, first_right = round(0.205 * RATE), round(1.005 * RATE)
     assert int(np.flatnonzero(left)[0]) == first_left + 1  # the tone starts with sin(0) = 0
     assert int(np.flatnonzero(right)[0]) == first_right + 1
@@ -143,6 +146,7 @@ def test_a_stop_never_silences_audio_received_before_it(tmp_path: Path) -> None:
     assert pause_start == pytest.approx(1.0, abs=0.001) and pause_end == 1.5
     decoded = frames[: len(caller), 0].astype(int)
     assert decoded[-160:].any() and np.corrcoef(decoded, caller)[0, 1] > 0.99
+
 
 def test_a_stop_applied_long_after_it_happened_is_paused_from_the_stop(tmp_path: Path) -> None:
     """A fork stopped and never resumed is paused when the call finishes (see ``calls.finish``),

@@ -9,11 +9,22 @@ from media_ingest.rtp import RtpError, build_rtp, build_strep, parse_rtp
 
 
 def test_plain_packet_fields() -> None:
-    data = build_rtp(b"\xff" * 160, payload_type=0, sequence=65535, timestamp=2**32 - 1,
-                     ssrc=0xDEADBEEF, marker=True)
+    data = build_rtp(
+        b"\xff" * 160,
+        payload_type=0,
+        sequence=65535,
+        timestamp=2**32 - 1,
+        ssrc=0xDEADBEEF,
+        marker=True,
+    )
     pkt = parse_rtp(data)
     assert (pkt.payload_type, pkt.marker, pkt.sequence, pkt.timestamp, pkt.ssrc) == (
-        0, True, 65535, 2**32 - 1, 0xDEADBEEF)
+        0,
+        True,
+        65535,
+        2**32 - 1,
+        0xDEADBEEF,
+    )
     assert pkt.payload == b"\xff" * 160 and pkt.csrcs == () and pkt.extension is None
     assert pkt.strep is None
 
@@ -25,19 +36,42 @@ def test_plain_packet_fields() -> None:
     seq=st.integers(0, 65535),
     ts=st.integers(0, 2**32 - 1),
     csrcs=st.lists(st.integers(0, 2**32 - 1), max_size=15).map(tuple),
-    ext=st.none() | st.tuples(
+    ext=st.none()
+    | st.tuples(
         st.integers(0, 65535), st.binary(max_size=12).map(lambda b: b + bytes(-len(b) % 4))
     ),
     padding=st.integers(0, 255),
     marker=st.booleans(),
 )
-def test_round_trip(payload: bytes, pt: int, seq: int, ts: int, csrcs: tuple[int, ...],
-                    ext: tuple[int, bytes] | None, padding: int, marker: bool) -> None:
-    data = build_rtp(payload, payload_type=pt, sequence=seq, timestamp=ts, ssrc=7, marker=marker,
-                     csrcs=csrcs, extension=ext, padding=padding)
+def test_round_trip(
+    payload: bytes,
+    pt: int,
+    seq: int,
+    ts: int,
+    csrcs: tuple[int, ...],
+    ext: tuple[int, bytes] | None,
+    padding: int,
+    marker: bool,
+) -> None:
+    data = build_rtp(
+        payload,
+        payload_type=pt,
+        sequence=seq,
+        timestamp=ts,
+        ssrc=7,
+        marker=marker,
+        csrcs=csrcs,
+        extension=ext,
+        padding=padding,
+    )
     pkt = parse_rtp(data)
     assert (pkt.payload, pkt.payload_type, pkt.sequence, pkt.timestamp, pkt.marker) == (
-        payload, pt, seq, ts, marker)
+        payload,
+        pt,
+        seq,
+        ts,
+        marker,
+    )
     assert pkt.csrcs == csrcs and pkt.extension == ext
 
 

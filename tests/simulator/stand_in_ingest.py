@@ -61,12 +61,18 @@ class StandInIngest:
         loop = asyncio.get_running_loop()
         legs = []
         for _ in range(2):
-            transport, counter = await loop.create_datagram_endpoint(_Counter, local_addr=("127.0.0.1", 0))
+            transport, counter = await loop.create_datagram_endpoint(
+                _Counter, local_addr=("127.0.0.1", 0)
+            )
             legs.append((transport, counter))
         self._legs[call_control_id] = legs
         rx, tx = (f"udp:127.0.0.1:{t.get_extra_info('sockname')[1]}" for t, _ in legs)
         await self.sdk.calls.actions.start_forking(
-            call_control_id, rx=rx, tx=tx, stream_type="decrypted", command_id=f"fork_start:{event_id}"
+            call_control_id,
+            rx=rx,
+            tx=tx,
+            stream_type="decrypted",
+            command_id=f"fork_start:{event_id}",
         )
 
     async def _hangup(self, call_control_id: str) -> None:
@@ -82,10 +88,20 @@ class StandInIngest:
             wav.setframerate(8000)
             wav.writeframes(bytes(4 * int(max(seconds, 0) * 8000)))
         self.recordings[call_control_id] = buffer.getvalue()
-        event = {"id": f"recording:{call_control_id}", "call_control_id": call_control_id, "path": f"/recordings/{call_control_id}.wav", "duration": seconds}
+        event = {
+            "id": f"recording:{call_control_id}",
+            "call_control_id": call_control_id,
+            "path": f"/recordings/{call_control_id}.wav",
+            "duration": seconds,
+        }
         await self.redis.xadd(
             "voicetap.recording.completed",
-            {"id": call_control_id, "type": "voicetap.recording.completed", "event": orjson.dumps(event), "call_control_id": call_control_id},
+            {
+                "id": call_control_id,
+                "type": "voicetap.recording.completed",
+                "event": orjson.dumps(event),
+                "call_control_id": call_control_id,
+            },
         )
 
     async def _consume(self) -> None:

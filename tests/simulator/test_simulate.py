@@ -47,13 +47,21 @@ def signer() -> WebhookSigner:
 def keys_file(tmp_path: Path, signer: WebhookSigner) -> Path:
     """A development keys file as `voicetap up` writes it."""
     path = tmp_path / "dev-webhook-keys.json"
-    path.write_text(json.dumps({"private_key": signer.private_key, "public_key": signer.public_key, "api_key": API_KEY}))
+    path.write_text(
+        json.dumps(
+            {"private_key": signer.private_key, "public_key": signer.public_key, "api_key": API_KEY}
+        )
+    )
     return path
 
 
 @pytest.fixture
-async def gateway_url(redis: Redis, redis_url: str, signer: WebhookSigner, tmp_path: Path) -> AsyncIterator[str]:
-    settings = GatewaySettings(redis_url=redis_url, telnyx_public_key=signer.public_key, voicetap_data_dir=tmp_path)
+async def gateway_url(
+    redis: Redis, redis_url: str, signer: WebhookSigner, tmp_path: Path
+) -> AsyncIterator[str]:
+    settings = GatewaySettings(
+        redis_url=redis_url, telnyx_public_key=signer.public_key, voicetap_data_dir=tmp_path
+    )
     async with serve(create_app(settings)) as url:
         yield url
 
@@ -81,7 +89,11 @@ def checks_of(summary: dict[str, Any]) -> dict[str, str]:
 
 
 async def test_calls_through_the_gateway_end_on_their_topics_and_the_summary_passes(
-    capsys: pytest.CaptureFixture[str], redis: Redis, redis_url: str, gateway_url: str, keys_file: Path
+    capsys: pytest.CaptureFixture[str],
+    redis: Redis,
+    redis_url: str,
+    gateway_url: str,
+    keys_file: Path,
 ) -> None:
     code, out = await simulate(
         capsys, *common_args(gateway_url, redis_url, keys_file),
@@ -99,7 +111,12 @@ async def test_calls_through_the_gateway_end_on_their_topics_and_the_summary_pas
     assert len(calls) == 3 and len({c["call_control_id"] for c in calls}) == 3
     for call in calls:
         # The sample's first line ends at 2.04 s: each 2.5 s call sends it as a final transcription.
-        assert call["events"] == {"call.initiated": 1, "call.answered": 1, "call.transcription": 1, "call.hangup": 1}
+        assert call["events"] == {
+            "call.initiated": 1,
+            "call.answered": 1,
+            "call.transcription": 1,
+            "call.hangup": 1,
+        }
         assert call["topics"] == {t: 1 for t in (*LIFECYCLE, "telnyx.call.transcription")}
     # What a user reads in Redis: each call once on each lifecycle topic, re-deliveries de-duplicated.
     for topic in LIFECYCLE:
@@ -108,7 +125,11 @@ async def test_calls_through_the_gateway_end_on_their_topics_and_the_summary_pas
 
 
 async def test_a_required_service_that_is_not_running_fails_the_run_and_says_why(
-    capsys: pytest.CaptureFixture[str], redis: Redis, redis_url: str, gateway_url: str, keys_file: Path
+    capsys: pytest.CaptureFixture[str],
+    redis: Redis,
+    redis_url: str,
+    gateway_url: str,
+    keys_file: Path,
 ) -> None:
     args = common_args(gateway_url, redis_url, keys_file)
     ingest = args[args.index("--ingest-url") + 1]
@@ -116,15 +137,23 @@ async def test_a_required_service_that_is_not_running_fails_the_run_and_says_why
     assert code == 1
     assert "FAIL  ingest" in out and f"not running at {ingest} (required): no answer" in out, out
     assert "result: FAIL" in out
-    assert await redis.xlen("telnyx.call.initiated") == 0, "no call is played against an incomplete stack"
+    assert await redis.xlen("telnyx.call.initiated") == 0, (
+        "no call is played against an incomplete stack"
+    )
 
 
 async def test_the_demo_requires_every_installed_service(
-    capsys: pytest.CaptureFixture[str], redis: Redis, redis_url: str, gateway_url: str, keys_file: Path
+    capsys: pytest.CaptureFixture[str],
+    redis: Redis,
+    redis_url: str,
+    gateway_url: str,
+    keys_file: Path,
 ) -> None:
     """The demo shows the whole pipeline: a service that is installed but not running fails it
     instead of being skipped."""
-    code, out = await simulate(capsys, *common_args(gateway_url, redis_url, keys_file), "--demo", "--wait", "0.5")
+    code, out = await simulate(
+        capsys, *common_args(gateway_url, redis_url, keys_file), "--demo", "--wait", "0.5"
+    )
     assert code == 1, out
     assert "FAIL  ingest" in out and "FAIL  indexer" in out and "(required)" in out, out
     assert "SKIP" not in out and "result: FAIL (2 checks failed)" in out, out
@@ -146,10 +175,17 @@ async def test_an_ingest_that_asks_for_no_media_fails_the_recordings_check(
 
 @pytest.mark.parametrize("short_by", [0.0, 1.5], ids=["full-length", "too-short"])
 async def test_recordings_are_checked_against_the_audio_sent(
-    capsys: pytest.CaptureFixture[str], redis: Redis, redis_url: str, gateway_url: str, keys_file: Path, short_by: float
+    capsys: pytest.CaptureFixture[str],
+    redis: Redis,
+    redis_url: str,
+    gateway_url: str,
+    keys_file: Path,
+    short_by: float,
 ) -> None:
     api_port = free_port()
-    sdk = telnyx.AsyncTelnyx(api_key=API_KEY, base_url=f"http://127.0.0.1:{api_port}/v2", max_retries=3)
+    sdk = telnyx.AsyncTelnyx(
+        api_key=API_KEY, base_url=f"http://127.0.0.1:{api_port}/v2", max_retries=3
+    )
     sdk.calls.actions  # noqa: B018 - the SDK imports its resources lazily (over 1 s), not mid-call
     ingest = StandInIngest(Redis.from_url(redis_url), sdk, short_by=short_by)
     async with ingest.running() as ingest_url:
@@ -210,12 +246,22 @@ def session_processes(session: int) -> list[int]:
     return found
 
 
-def test_simulate_with_its_own_stack_checks_recordings_and_transcripts_of_required_services(tmp_path: Path) -> None:
+def test_simulate_with_its_own_stack_checks_recordings_and_transcripts_of_required_services(
+    tmp_path: Path,
+) -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("TELNYX_")}
-    ports = ("VOICETAP_EMBEDDED_REDIS_PORT", "GATEWAY_PORT", "INGEST_PORT", "INDEXER_PORT", "SIMULATOR_API_PORT")
+    ports = (
+        "VOICETAP_EMBEDDED_REDIS_PORT",
+        "GATEWAY_PORT",
+        "INGEST_PORT",
+        "INDEXER_PORT",
+        "SIMULATOR_API_PORT",
+    )
     temporary = tmp_path / "tmp"  # where the run makes its stack's directory (no --data-dir)
     temporary.mkdir()
-    env.update({name: str(free_port()) for name in ports}, LOG_FORMAT="console", TMPDIR=str(temporary))
+    env.update(
+        {name: str(free_port()) for name in ports}, LOG_FORMAT="console", TMPDIR=str(temporary)
+    )
     args = [
         "simulate", "--start-stack", "--require", "ingest,indexer",
         "--calls", "2", "--duration", "2.5", "--wait", "20", "--settle", "10", "--json",
@@ -244,7 +290,10 @@ def test_simulate_with_its_own_stack_checks_recordings_and_transcripts_of_requir
     }, out  # fmt: skip
     assert len(summary["calls"]) == 2
     for call in summary["calls"]:
-        assert call["recording_seconds"] is not None and abs(call["recording_seconds"] - call["media_seconds"]) < 0.5
+        assert (
+            call["recording_seconds"] is not None
+            and abs(call["recording_seconds"] - call["media_seconds"]) < 0.5
+        )
         assert call["transcript_lines"] >= 1 and call["transcript_url"] and call["search_word"]
     # The stack is stopped with the run: nothing it started is left (given time to exit).
     deadline = time.monotonic() + 10
@@ -253,12 +302,33 @@ def test_simulate_with_its_own_stack_checks_recordings_and_transcripts_of_requir
     assert left == [], f"processes left behind: {left}"
 
 
-def test_demo_plays_a_call_prints_where_to_look_and_the_stack_stops_on_ctrl_c(tmp_path: Path) -> None:
+def test_demo_plays_a_call_prints_where_to_look_and_the_stack_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("TELNYX_")}
-    ports = {name: str(free_port()) for name in ("VOICETAP_EMBEDDED_REDIS_PORT", "GATEWAY_PORT", "INGEST_PORT", "INDEXER_PORT", "SIMULATOR_API_PORT")}
-    env.update(ports, VOICETAP_DATA_DIR=str(tmp_path / "data"), GATEWAY_HOST="127.0.0.1", LOG_FORMAT="console")
+    ports = {
+        name: str(free_port())
+        for name in (
+            "VOICETAP_EMBEDDED_REDIS_PORT",
+            "GATEWAY_PORT",
+            "INGEST_PORT",
+            "INDEXER_PORT",
+            "SIMULATOR_API_PORT",
+        )
+    }
+    env.update(
+        ports,
+        VOICETAP_DATA_DIR=str(tmp_path / "data"),
+        GATEWAY_HOST="127.0.0.1",
+        LOG_FORMAT="console",
+    )
     process = subprocess.Popen(
-        [VOICETAP, "up", "--demo"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [VOICETAP, "up", "--demo"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     output: list[str] = []
     finished = threading.Event()

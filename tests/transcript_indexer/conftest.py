@@ -34,7 +34,10 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
         with psycopg.connect(postgres_admin_url, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
-        missing(f"PostgreSQL at {postgres_admin_url}", f"start one, or set VOICETAP_TEST_POSTGRES_URL ({exc})")
+        missing(
+            f"PostgreSQL at {postgres_admin_url}",
+            f"start one, or set VOICETAP_TEST_POSTGRES_URL ({exc})",
+        )
     try:
         yield _with_database(postgres_admin_url, name)
     finally:
@@ -71,4 +74,3 @@ async def storage(database_url: str) -> AsyncIterator[Storage]:
         yield store
     finally:
         await store.close()
-

@@ -12,7 +12,9 @@ from transcript_indexer.settings import IndexerSettings
 from voicetap_cli.embedded_redis import free_port
 
 
-def indexer_settings(redis_url: str, database_url: str, data_dir: Path, **overrides: object) -> IndexerSettings:
+def indexer_settings(
+    redis_url: str, database_url: str, data_dir: Path, **overrides: object
+) -> IndexerSettings:
     """Settings for an indexer under test: short bounds so that tests wait little."""
     values: dict[str, object] = {
         "redis_url": redis_url,
@@ -36,7 +38,11 @@ async def running_indexer(settings: IndexerSettings) -> AsyncIterator[str]:
     stop = asyncio.Event()
     task = asyncio.create_task(run(settings, stop))
     url = f"http://127.0.0.1:{settings.indexer_port}"
-    headers = {"authorization": f"Bearer {settings.indexer_api_token.get_secret_value()}"} if settings.indexer_api_token else {}
+    headers = (
+        {"authorization": f"Bearer {settings.indexer_api_token.get_secret_value()}"}
+        if settings.indexer_api_token
+        else {}
+    )
     try:
         async with httpx.AsyncClient(base_url=url, headers=headers) as client:
             for _ in range(200):
@@ -54,7 +60,9 @@ async def running_indexer(settings: IndexerSettings) -> AsyncIterator[str]:
         await asyncio.wait_for(task, 15)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0, message: str = "condition") -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 10.0, message: str = "condition"
+) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         if asyncio.get_running_loop().time() > deadline:

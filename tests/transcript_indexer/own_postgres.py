@@ -20,7 +20,10 @@ from voicetap_cli.embedded_redis import free_port
 
 
 def _bindir() -> Path | None:
-    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    installed = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
     if installed:
         return installed[-1].parent
     found = shutil.which("pg_ctl")
@@ -45,14 +48,39 @@ class OwnPostgres:
             command = ["runuser", "-u", self._run_as, "--", *command]
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
         if result.returncode != 0:
-            raise RuntimeError(f"{tool} failed ({result.returncode}): {result.stderr or result.stdout}")
+            raise RuntimeError(
+                f"{tool} failed ({result.returncode}): {result.stderr or result.stdout}"
+            )
 
     def init(self) -> None:
-        self._run("initdb", "-D", str(self._data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self._data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self._data} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self._data), "-l", str(self._log), "-w", "-t", "30", "-o", options, "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self._data),
+            "-l",
+            str(self._log),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            options,
+            "start",
+        )
 
     def stop(self) -> None:
         """A fast shutdown: open connections are ended, as in a restart."""
@@ -66,7 +94,10 @@ class OwnPostgres:
 def own_postgres() -> Iterator[OwnPostgres]:
     bindir = _bindir()
     if bindir is None or not (bindir / "initdb").exists():
-        missing("PostgreSQL's server tools (initdb, pg_ctl)", "install PostgreSQL (Debian: apt-get install postgresql)")
+        missing(
+            "PostgreSQL's server tools (initdb, pg_ctl)",
+            "install PostgreSQL (Debian: apt-get install postgresql)",
+        )
     assert bindir is not None
     run_as = None
     root = Path(tempfile.mkdtemp(prefix="voicetap-pg-"))
@@ -74,7 +105,10 @@ def own_postgres() -> Iterator[OwnPostgres]:
         try:
             user = pwd.getpwnam("postgres")
         except KeyError:
-            missing("a postgres user to run a PostgreSQL server as (it refuses root)", "install PostgreSQL from Debian, which creates it")
+            missing(
+                "a postgres user to run a PostgreSQL server as (it refuses root)",
+                "install PostgreSQL from Debian, which creates it",
+            )
         os.chown(root, user.pw_uid, user.pw_gid)
         run_as = "postgres"
     server = OwnPostgres(bindir, root, free_port(), run_as)

@@ -29,10 +29,18 @@ async def api(redis: Redis, settings: IndexerSettings) -> AsyncIterator[httpx.As
         await publish(
             redis,
             initiated(call, n * 60.0, caller=f"+1555000000{n}"),
-            transcription(call, f"call {n} is about billing" if n % 2 else f"call {n} is about a broken router", n * 60.0 + 3),
+            transcription(
+                call,
+                f"call {n} is about billing" if n % 2 else f"call {n} is about a broken router",
+                n * 60.0 + 3,
+            ),
             transcription(call, "thanks for waiting", n * 60.0 + 6, track="outbound"),
         )
-    async with running_indexer(settings) as url, httpx.AsyncClient(base_url=url, timeout=5) as client:
+    async with (
+        running_indexer(settings) as url,
+        httpx.AsyncClient(base_url=url, timeout=5) as client,
+    ):
+
         async def stored() -> bool:
             response = await client.get("/calls/api-4")
             return response.status_code == 200 and response.json()["counts"]["segments"] == 2
@@ -42,10 +50,15 @@ async def api(redis: Redis, settings: IndexerSettings) -> AsyncIterator[httpx.As
 
 
 @pytest.fixture
-async def bare_api(redis: Redis, redis_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def bare_api(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
     """An indexer on an empty SQLite database, for requests that are answered before any query."""
     settings = indexer_settings(redis_url, f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path)
-    async with running_indexer(settings) as url, httpx.AsyncClient(base_url=url, timeout=5) as client:
+    async with (
+        running_indexer(settings) as url,
+        httpx.AsyncClient(base_url=url, timeout=5) as client,
+    ):
         yield client
 
 
@@ -65,7 +78,10 @@ async def test_calls_filter_by_time_number_and_text(api: httpx.AsyncClient) -> N
         assert response.status_code == 200, response.text
         return [c["call_control_id"] for c in response.json()["items"]]
 
-    assert await ids(since="2026-11-23T12:01:00Z", until="2026-11-23T12:03:00+00:00") == ["api-2", "api-1"]
+    assert await ids(since="2026-11-23T12:01:00Z", until="2026-11-23T12:03:00+00:00") == [
+        "api-2",
+        "api-1",
+    ]
     assert await ids(number="+1 (555) 000-0003") == ["api-3"]
     assert await ids(number="15559870002") == [f"api-{n}" for n in range(4, -1, -1)]
     assert await ids(q="billing") == ["api-3", "api-1"]
@@ -75,33 +91,57 @@ async def test_calls_filter_by_time_number_and_text(api: httpx.AsyncClient) -> N
 async def test_call_details_and_unknown_calls(api: httpx.AsyncClient) -> None:
     details = (await api.get("/calls/api-1")).json()
     assert details["from_number"] == "+15550000001" and details["state"] == "initiated"
-    assert details["counts"] == {"segments": 2, "segments_inbound": 1, "segments_outbound": 1, "partials": 0}
-    for path in ("/calls/nope", "/calls/nope/transcript", "/calls/nope/transcript?format=srt", "/calls/nope/transcript/live"):
+    assert details["counts"] == {
+        "segments": 2,
+        "segments_inbound": 1,
+        "segments_outbound": 1,
+        "partials": 0,
+    }
+    for path in (
+        "/calls/nope",
+        "/calls/nope/transcript",
+        "/calls/nope/transcript?format=srt",
+        "/calls/nope/transcript/live",
+    ):
         response = await api.get(path)
         assert response.status_code == 404 and response.json() == {"error": "no call nope"}, path
 
 
 async def test_transcript_formats(api: httpx.AsyncClient) -> None:
     document = (await api.get("/calls/api-1/transcript")).json()
-    assert [s["text"] for s in document["segments"]] == ["call 1 is about billing", "thanks for waiting"]
+    assert [s["text"] for s in document["segments"]] == [
+        "call 1 is about billing",
+        "thanks for waiting",
+    ]
     txt = await api.get("/calls/api-1/transcript", params={"format": "txt"})
     assert txt.headers["content-type"] == "text/plain; charset=utf-8"
     assert txt.text == "inbound: call 1 is about billing\noutbound: thanks for waiting\n"
     vtt = await api.get("/calls/api-1/transcript", params={"format": "vtt"})
     assert vtt.headers["content-type"] == "text/vtt; charset=utf-8"
-    assert vtt.text.startswith("WEBVTT\n\n1\n00:00:01.000 --> 00:00:03.000\n<v inbound>call 1 is about billing\n")
+    assert vtt.text.startswith(
+        "WEBVTT\n\n1\n00:00:01.000 --> 00:00:03.000\n<v inbound>call 1 is about billing\n"
+    )
     srt = await api.get("/calls/api-1/transcript", params={"format": "srt"})
-    assert srt.text.startswith("1\n00:00:01,000 --> 00:00:03,000\ninbound: call 1 is about billing\n\n2\n")
+    assert srt.text.startswith(
+        "1\n00:00:01,000 --> 00:00:03,000\ninbound: call 1 is about billing\n\n2\n"
+    )
     bad = await api.get("/calls/api-1/transcript", params={"format": "doc"})
     assert bad.status_code == 400 and "json, txt, vtt, srt" in bad.json()["error"]
 
 
 async def test_search_ranks_highlights_and_pages(api: httpx.AsyncClient) -> None:
     first = (await api.get("/search", params={"q": "about -router", "limit": 1})).json()
-    assert first["next_offset"] == 1 and first["items"][0]["snippet"].count("<mark>about</mark>") == 1
-    second = (await api.get("/search", params={"q": "about -router", "limit": 1, "offset": 1})).json()
+    assert (
+        first["next_offset"] == 1 and first["items"][0]["snippet"].count("<mark>about</mark>") == 1
+    )
+    second = (
+        await api.get("/search", params={"q": "about -router", "limit": 1, "offset": 1})
+    ).json()
     assert second["next_offset"] is None
-    assert {first["items"][0]["call_control_id"], second["items"][0]["call_control_id"]} == {"api-1", "api-3"}
+    assert {first["items"][0]["call_control_id"], second["items"][0]["call_control_id"]} == {
+        "api-1",
+        "api-3",
+    }
     phrase = (await api.get("/search", params={"q": '"broken router" OR billi*'})).json()["items"]
     assert len(phrase) == 5 and all("<mark>" in hit["snippet"] for hit in phrase)
 
@@ -128,15 +168,22 @@ async def test_bad_requests_answer_400_with_the_reason(
 
 
 async def test_the_token_is_required_when_set(redis: Redis, redis_url: str, tmp_path: Path) -> None:
-    settings = indexer_settings(redis_url, f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, indexer_api_token="s3cret")
+    settings = indexer_settings(
+        redis_url, f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, indexer_api_token="s3cret"
+    )
     async with running_indexer(settings) as url, httpx.AsyncClient(base_url=url) as client:
         for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret"}):
             response = await client.get("/calls", headers=headers)
             assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
-        assert (await client.get("/calls", headers={"authorization": "Bearer s3cret"})).status_code == 200
+        assert (
+            await client.get("/calls", headers={"authorization": "Bearer s3cret"})
+        ).status_code == 200
         assert (await client.get("/search", params={"q": "x"})).status_code == 401
         assert (await client.get("/healthz")).status_code == 200  # probes need no token
-        assert (await client.get("/readyz")).json() == {"ready": True, "checks": {"database": True, "redis": True}}
+        assert (await client.get("/readyz")).json() == {
+            "ready": True,
+            "checks": {"database": True, "redis": True},
+        }
         assert "voicetap_consumer_entries_total" in (await client.get("/metrics")).text
 
 
@@ -169,8 +216,18 @@ async def test_live_transcript_streams_what_any_indexer_stores(
     reader = indexer_settings(redis_url, database, tmp_path, indexer_consumer_name="reader")
     other = indexer_settings(redis_url, database, tmp_path, indexer_consumer_name="other")
     call = "live-1"
-    await publish(redis, initiated(call), transcription(call, "first words", 2.0), transcription(call, "and mo", 3.0, final=False))
-    async with running_indexer(reader) as url, running_indexer(other) as other_url, httpx.AsyncClient(base_url=url, timeout=10) as api:
+    await publish(
+        redis,
+        initiated(call),
+        transcription(call, "first words", 2.0),
+        transcription(call, "and mo", 3.0, final=False),
+    )
+    async with (
+        running_indexer(reader) as url,
+        running_indexer(other) as other_url,
+        httpx.AsyncClient(base_url=url, timeout=10) as api,
+    ):
+
         async def stored() -> bool:
             return (await api.get(f"/calls/{call}")).json().get("counts", {}).get("partials") == 1
 
@@ -189,17 +246,25 @@ async def test_live_transcript_streams_what_any_indexer_stores(
             await publish(redis, hangup(call, 20.0))
             received.append(await asyncio.wait_for(anext(events), 5))
             assert [kind for kind, _ in received] == ["segment"] * 10 + ["completed"]
-            assert [f"more words {n}" in data for n, (_, data) in enumerate(received[:10])] == [True] * 10
+            assert [f"more words {n}" in data for n, (_, data) in enumerate(received[:10])] == [
+                True
+            ] * 10
         for base in (url, other_url):  # each process stored some of them
             metrics = (await api.get(f"{base}/metrics")).text
-            stored_here = [line for line in metrics.splitlines() if line.startswith('voicetap_indexer_rows_stored_total{kind="segment"}')]
+            stored_here = [
+                line
+                for line in metrics.splitlines()
+                if line.startswith('voicetap_indexer_rows_stored_total{kind="segment"}')
+            ]
             assert float(stored_here[0].split()[-1]) > 0, base
 
 
 async def _json_of(api: httpx.AsyncClient, call: str, index: int) -> str:
     import orjson
 
-    return orjson.dumps((await api.get(f"/calls/{call}/transcript")).json()["segments"][index]).decode()
+    return orjson.dumps(
+        (await api.get(f"/calls/{call}/transcript")).json()["segments"][index]
+    ).decode()
 
 
 async def _partial_json(api: httpx.AsyncClient, call: str) -> str:
@@ -208,12 +273,20 @@ async def _partial_json(api: httpx.AsyncClient, call: str) -> str:
     return orjson.dumps((await api.get(f"/calls/{call}/transcript")).json()["partials"][0]).decode()
 
 
-async def test_a_reconnecting_client_resumes_after_its_last_event_id(redis: Redis, settings: IndexerSettings) -> None:
+async def test_a_reconnecting_client_resumes_after_its_last_event_id(
+    redis: Redis, settings: IndexerSettings
+) -> None:
     """What an EventSource does after a dropped connection: it sends the last id it saw and gets
     exactly what it missed, no snapshot again and nothing twice."""
     call = "resume-1"
-    await publish(redis, initiated(call), transcription(call, "hello there", 1.0), transcription(call, "how can I help", 2.0, track="outbound"))
+    await publish(
+        redis,
+        initiated(call),
+        transcription(call, "hello there", 1.0),
+        transcription(call, "how can I help", 2.0, track="outbound"),
+    )
     async with running_indexer(settings) as url, httpx.AsyncClient(base_url=url, timeout=10) as api:
+
         async def stored() -> bool:
             return (await api.get(f"/calls/{call}")).json().get("counts", {}).get("segments") == 2
 
@@ -222,18 +295,30 @@ async def test_a_reconnecting_client_resumes_after_its_last_event_id(redis: Redi
             events = _events_with_ids(response)
             snapshot = [await anext(events) for _ in range(2)]
             # only the snapshot's last event carries an id: cut off before it, a client starts over
-            assert [(event_id is None, kind) for event_id, kind, _ in snapshot] == [(True, "segment"), (False, "segment")]
+            assert [(event_id is None, kind) for event_id, kind, _ in snapshot] == [
+                (True, "segment"),
+                (False, "segment"),
+            ]
             await publish(redis, transcription(call, "my router is broken", 3.0))
             last_id, kind, data = await asyncio.wait_for(anext(events), 5)
             assert kind == "segment" and "my router is broken" in data and last_id is not None
         # disconnected: two more segments are stored meanwhile
-        await publish(redis, transcription(call, "have you tried", 4.0, track="outbound"), transcription(call, "turning it off", 5.0, track="outbound"))
+        await publish(
+            redis,
+            transcription(call, "have you tried", 4.0, track="outbound"),
+            transcription(call, "turning it off", 5.0, track="outbound"),
+        )
         await eventually(lambda: _segments(api, call, 5), message="missed segments stored")
-        async with api.stream("GET", f"/calls/{call}/transcript/live", headers={"last-event-id": last_id}) as response:
+        async with api.stream(
+            "GET", f"/calls/{call}/transcript/live", headers={"last-event-id": last_id}
+        ) as response:
             events = _events_with_ids(response)
             missed = [await asyncio.wait_for(anext(events), 5) for _ in range(2)]
             # in the order they were stored (two consumers may store them either way round)
-            assert sorted((kind, "have you tried" in data, "turning it off" in data) for _, kind, data in missed) == [
+            assert sorted(
+                (kind, "have you tried" in data, "turning it off" in data)
+                for _, kind, data in missed
+            ) == [
                 ("segment", False, True),
                 ("segment", True, False),
             ]
@@ -241,7 +326,9 @@ async def test_a_reconnecting_client_resumes_after_its_last_event_id(redis: Redi
             await publish(redis, hangup(call, 9.0))
             assert (await asyncio.wait_for(anext(events), 5))[1] == "completed"
         # a garbage Last-Event-ID is ignored: the client gets the full snapshot (now completed)
-        async with api.stream("GET", f"/calls/{call}/transcript/live", headers={"last-event-id": "not-an-id"}) as response:
+        async with api.stream(
+            "GET", f"/calls/{call}/transcript/live", headers={"last-event-id": "not-an-id"}
+        ) as response:
             kinds = [kind async for _, kind, _ in _events_with_ids(response)]
             assert kinds == ["segment"] * 5 + ["completed"]
 

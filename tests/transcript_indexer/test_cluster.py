@@ -22,14 +22,25 @@ async def test_webhooks_become_a_searchable_transcript_a_completed_event_and_a_l
 ) -> None:
     call = "v3:cluster-call"
     topics = [*TOPICS, TRANSCRIPTION_COMMANDS, TRANSCRIPT_COMPLETED, live_topic(call)]
-    assert len({redis_cluster.get_node_from_key(topic).name for topic in topics}) == 3  # every node takes part
-    settings = indexer_settings(redis_cluster_url, f"sqlite:///{tmp_path / 'transcripts.sqlite3'}", tmp_path, redis_cluster=True)
+    assert (
+        len({redis_cluster.get_node_from_key(topic).name for topic in topics}) == 3
+    )  # every node takes part
+    settings = indexer_settings(
+        redis_cluster_url,
+        f"sqlite:///{tmp_path / 'transcripts.sqlite3'}",
+        tmp_path,
+        redis_cluster=True,
+    )
     async with (
         signed_webhooks(redis_cluster_url, tmp_path, redis_cluster=True) as deliver,
         running_indexer(settings) as url,
         httpx.AsyncClient(base_url=url, timeout=10) as api,
     ):
-        await deliver(initiated(call), answered(call), transcription(call, "I want a refund for order 42.", 2.5))
+        await deliver(
+            initiated(call),
+            answered(call),
+            transcription(call, "I want a refund for order 42.", 2.5),
+        )
 
         async def stored() -> bool:
             return (await api.get(f"/calls/{call}")).json().get("counts", {}).get("segments") == 1
@@ -38,15 +49,23 @@ async def test_webhooks_become_a_searchable_transcript_a_completed_event_and_a_l
         async with api.stream("GET", f"/calls/{call}/transcript/live") as response:
             events = _events(response)
             assert (await asyncio.wait_for(anext(events), 5))[0] == "segment"  # the snapshot
-            await deliver(transcription(call, "Sure, let me look that up.", 4.0, track="outbound"), hangup(call, 10.0))
-            assert [(await asyncio.wait_for(anext(events), 5))[0] for _ in range(2)] == ["segment", "completed"]
+            await deliver(
+                transcription(call, "Sure, let me look that up.", 4.0, track="outbound"),
+                hangup(call, 10.0),
+            )
+            assert [(await asyncio.wait_for(anext(events), 5))[0] for _ in range(2)] == [
+                "segment",
+                "completed",
+            ]
 
         async def completed() -> bool:
             return len(await _completed(redis_cluster)) == 1
 
         await eventually(completed, message="transcript completed")
         text = (await api.get(f"/calls/{call}/transcript", params={"format": "txt"})).text
-        assert text == "inbound: I want a refund for order 42.\noutbound: Sure, let me look that up.\n"
+        assert (
+            text == "inbound: I want a refund for order 42.\noutbound: Sure, let me look that up.\n"
+        )
         hits = (await api.get("/search", params={"q": "refund"})).json()["items"]
         assert [h["call_control_id"] for h in hits] == [call]
         [event] = await _completed(redis_cluster)

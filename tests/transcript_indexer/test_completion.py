@@ -27,12 +27,16 @@ def _completer(storage: Storage, redis: Redis) -> Completer:
 
 async def _apply(storage: Storage, *events: dict[str, object]) -> None:
     """Stored long enough ago to be past the settle time."""
-    await storage.apply(build_batch([entry(e) for e in events]), datetime.now(UTC) - timedelta(seconds=5))
+    await storage.apply(
+        build_batch([entry(e) for e in events]), datetime.now(UTC) - timedelta(seconds=5)
+    )
 
 
 async def _published(redis: Redis) -> list[tuple[int, list[str]]]:
     events = [orjson.loads(f[b"event"]) for _, f in await redis.xrange(TRANSCRIPT_COMPLETED)]
-    return [(e["payload"]["revision"], [s["text"] for s in e["payload"]["segments"]]) for e in events]
+    return [
+        (e["payload"]["revision"], [s["text"] for s in e["payload"]["segments"]]) for e in events
+    ]
 
 
 async def test_a_segment_stored_while_a_crashed_revision_was_unmarked_gets_its_own_revision(
@@ -49,7 +53,9 @@ async def test_a_segment_stored_while_a_crashed_revision_was_unmarked_gets_its_o
         with pytest.raises(Crash):
             await completer.sweep()
     assert await _published(redis) == [(1, ["first"])]
-    await _apply(storage, transcription(CALL, "late", 4.0))  # stored before the next sweep marks revision 1
+    await _apply(
+        storage, transcription(CALL, "late", 4.0)
+    )  # stored before the next sweep marks revision 1
     assert await completer.sweep() == 0  # revision 1 found published: marked with what it covered
     assert await completer.sweep() == 1
     assert await _published(redis) == [(1, ["first"]), (2, ["first", "late"])]

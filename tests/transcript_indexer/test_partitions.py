@@ -21,6 +21,7 @@ from voicetap_common.transcript_events import TRANSCRIPT_COMPLETED
 N = 4
 CALLS = [f"v3:partitioned-{i}" for i in range(6)]
 
+
 async def _completed(any_redis: RedisClient) -> dict[str, tuple[str, dict[str, object]]]:
     """call -> (stream, event) of every completed transcript, read from every partition."""
     found: dict[str, tuple[str, dict[str, object]]] = {}
@@ -36,16 +37,36 @@ async def test_webhooks_of_several_calls_become_their_transcripts_over_partition
     any_redis: RedisClient, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     cluster = {"redis_cluster": True} if isinstance(any_redis, RedisCluster) else {}
-    url = request.getfixturevalue("redis_cluster_url") if cluster else request.getfixturevalue("redis_url")
-    said = {call: [f"call {i} asks for a refund", f"agent {i} says fine"] for i, call in enumerate(CALLS)}
+    url = (
+        request.getfixturevalue("redis_cluster_url")
+        if cluster
+        else request.getfixturevalue("redis_url")
+    )
+    said = {
+        call: [f"call {i} asks for a refund", f"agent {i} says fine"]
+        for i, call in enumerate(CALLS)
+    }
     async with signed_webhooks(url, tmp_path, topic_partitions=N, **cluster) as deliver:
         for call, (caller, agent) in said.items():
-            first, second = transcription(call, caller, 2.0), transcription(call, agent, 3.0, track="outbound")
+            first, second = (
+                transcription(call, caller, 2.0),
+                transcription(call, agent, 3.0, track="outbound"),
+            )
             # Telnyx does not order webhooks, and re-delivers some.
             await deliver(hangup(call, 9.0), second, answered(call), initiated(call), first, second)
     assert not any([await any_redis.exists(topic) for topic in TOPICS])  # only partitions
-    settings = indexer_settings(url, f"sqlite:///{tmp_path / 'transcripts.sqlite3'}", tmp_path, topic_partitions=N, **cluster)
-    async with running_indexer(settings) as api_url, httpx.AsyncClient(base_url=api_url, timeout=10) as api:
+    settings = indexer_settings(
+        url,
+        f"sqlite:///{tmp_path / 'transcripts.sqlite3'}",
+        tmp_path,
+        topic_partitions=N,
+        **cluster,
+    )
+    async with (
+        running_indexer(settings) as api_url,
+        httpx.AsyncClient(base_url=api_url, timeout=10) as api,
+    ):
+
         async def all_completed() -> bool:
             return set(await _completed(any_redis)) == set(CALLS)
 
@@ -58,5 +79,8 @@ async def test_webhooks_of_several_calls_become_their_transcripts_over_partition
         streams = [stream for topic in TOPICS for stream in streams_of(topic, N)]
         assert await _all_handled(any_redis, *streams)
     for call, (stream, event) in (await _completed(any_redis)).items():
-        assert stream == stream_for(TRANSCRIPT_COMPLETED, call, N) and event["id"] == f"transcript.completed:{call}:1"
+        assert (
+            stream == stream_for(TRANSCRIPT_COMPLETED, call, N)
+            and event["id"] == f"transcript.completed:{call}:1"
+        )
     assert not await any_redis.exists(TRANSCRIPT_COMPLETED)

@@ -30,22 +30,34 @@ Deliver = Callable[..., Awaitable[None]]
 
 
 async def _completed(redis: Redis) -> list[dict[str, object]]:
-    return [orjson.loads(fields[b"event"]) for _, fields in await redis.xrange(TRANSCRIPT_COMPLETED)]
+    return [
+        orjson.loads(fields[b"event"]) for _, fields in await redis.xrange(TRANSCRIPT_COMPLETED)
+    ]
 
 
 @contextlib.asynccontextmanager
-async def signed_webhooks(redis_url: str, tmp_path: Path, **settings: object) -> AsyncIterator[Deliver]:
+async def signed_webhooks(
+    redis_url: str, tmp_path: Path, **settings: object
+) -> AsyncIterator[Deliver]:
     """The real gateway (``settings`` added to its own); yields ``deliver(*events)``, which posts
     each one signed as Telnyx does."""
     signer = WebhookSigner.generate()
     gateway = create_gateway(
-        GatewaySettings(redis_url=redis_url, telnyx_public_key=signer.public_key, voicetap_data_dir=tmp_path, **settings)  # type: ignore[arg-type]
+        GatewaySettings(
+            redis_url=redis_url,
+            telnyx_public_key=signer.public_key,
+            voicetap_data_dir=tmp_path,
+            **settings,
+        )  # type: ignore[arg-type]
     )
     async with serve(gateway) as gateway_url, httpx.AsyncClient(base_url=gateway_url) as webhooks:
+
         async def deliver(*events: dict[str, object]) -> None:
             for event in events:
                 body = codec.dumps(event)
-                assert (await webhooks.post("/webhooks/telnyx", content=body, headers=signer.sign(body))).status_code == 200
+                assert (
+                    await webhooks.post("/webhooks/telnyx", content=body, headers=signer.sign(body))
+                ).status_code == 200
 
         yield deliver
 
@@ -81,9 +93,20 @@ async def test_signed_webhooks_become_a_searchable_transcript(
     late = transcription(call, "Thanks, bye!", 9.9)  # arrives after the hang-up
     # Telnyx does not order webhooks: answered before initiated, a final before its interim, and re-deliveries.
     async with signed_webhooks(redis_url, tmp_path) as deliver:
-        await deliver(answered(call), initiated(call), final, interim, agent, final, hangup(call, 10.0), late, interim)
+        await deliver(
+            answered(call),
+            initiated(call),
+            final,
+            interim,
+            agent,
+            final,
+            hangup(call, 10.0),
+            late,
+            interim,
+        )
     settings = indexer_settings(redis_url, database_url, tmp_path)
     async with running_indexer(settings) as url, httpx.AsyncClient(base_url=url) as api:
+
         async def completed() -> bool:
             return len(await _completed(redis)) == 1
 
@@ -93,14 +116,26 @@ async def test_signed_webhooks_become_a_searchable_transcript(
             "inbound: I want a refund for order 42.\noutbound: Sure, let me look that up.\ninbound: Thanks, bye!\n"
         )
         hits = (await api.get("/search", params={"q": "refund"})).json()["items"]
-        assert [(h["call_control_id"], h["snippet"]) for h in hits] == [(call, "I want a <mark>refund</mark> for order 42.")]
+        assert [(h["call_control_id"], h["snippet"]) for h in hits] == [
+            (call, "I want a <mark>refund</mark> for order 42.")
+        ]
         details = (await api.get(f"/calls/{call}")).json()
         assert details["state"] == "hangup" and details["direction"] == "incoming"
-        assert details["counts"] == {"segments": 3, "segments_inbound": 2, "segments_outbound": 1, "partials": 0}
+        assert details["counts"] == {
+            "segments": 3,
+            "segments_inbound": 2,
+            "segments_outbound": 1,
+            "partials": 0,
+        }
         event = (await _completed(redis))[0]
-        assert event["event_type"] == TRANSCRIPT_COMPLETED and event["id"] == f"transcript.completed:{call}:1"
+        assert (
+            event["event_type"] == TRANSCRIPT_COMPLETED
+            and event["id"] == f"transcript.completed:{call}:1"
+        )
         payload = event["payload"]
-        assert isinstance(payload, dict) and payload["text"] == text and len(payload["segments"]) == 3
+        assert (
+            isinstance(payload, dict) and payload["text"] == text and len(payload["segments"]) == 3
+        )
         assert payload["revision"] == 1
 
 
@@ -114,11 +149,16 @@ async def test_an_interim_result_is_shown_until_its_final_replaces_it(
         running_indexer(settings) as url,
         httpx.AsyncClient(base_url=url) as api,
     ):
+
         async def transcript() -> dict[str, list[dict[str, object]]]:
             response = await api.get(f"/calls/{call}/transcript")
-            return response.json() if response.status_code == 200 else {"segments": [], "partials": []}
+            return (
+                response.json() if response.status_code == 200 else {"segments": [], "partials": []}
+            )
 
-        await deliver(initiated(call), answered(call), transcription(call, "I want a ref", 2.0, final=False))
+        await deliver(
+            initiated(call), answered(call), transcription(call, "I want a ref", 2.0, final=False)
+        )
 
         async def partial_shown() -> bool:
             return bool((await transcript())["partials"])
@@ -136,9 +176,15 @@ async def test_an_interim_result_is_shown_until_its_final_replaces_it(
 
         await eventually(final_shown, message="the final stored")
         replaced = await transcript()
-        assert [(s["text"], s["track"]) for s in replaced["segments"]] == [("I want a refund.", "inbound")]
+        assert [(s["text"], s["track"]) for s in replaced["segments"]] == [
+            ("I want a refund.", "inbound")
+        ]
         assert replaced["partials"] == []
-        assert (await api.get(f"/calls/{call}")).json()["counts"] == {"segments": 1, "segments_inbound": 1, "partials": 0}
+        assert (await api.get(f"/calls/{call}")).json()["counts"] == {
+            "segments": 1,
+            "segments_inbound": 1,
+            "partials": 0,
+        }
 
 
 async def test_a_segment_stored_after_completion_publishes_the_next_revision(
@@ -148,7 +194,9 @@ async def test_a_segment_stored_after_completion_publishes_the_next_revision(
     late = transcription(call, "One more thing.", 9.0)
     settings = indexer_settings(redis_url, database_url, tmp_path)
     async with running_indexer(settings) as url, httpx.AsyncClient(base_url=url) as api:
-        await publish(redis, initiated(call), transcription(call, "Hello.", 2.0), hangup(call, 10.0))
+        await publish(
+            redis, initiated(call), transcription(call, "Hello.", 2.0), hangup(call, 10.0)
+        )
 
         async def revisions(count: int) -> bool:
             return len(await _completed(redis)) == count
@@ -161,7 +209,9 @@ async def test_a_segment_stored_after_completion_publishes_the_next_revision(
             (f"transcript.completed:{call}:1", 1),
             (f"transcript.completed:{call}:2", 2),
         ]
-        assert [f[b"id"] for _, f in await redis.xrange(TRANSCRIPT_COMPLETED)] == [e["id"].encode() for e in (first, second)]  # type: ignore[union-attr]
+        assert [f[b"id"] for _, f in await redis.xrange(TRANSCRIPT_COMPLETED)] == [
+            e["id"].encode() for e in (first, second)
+        ]  # type: ignore[union-attr]
         text = (await api.get(f"/calls/{call}/transcript", params={"format": "txt"})).text
         assert text == "inbound: Hello.\ninbound: One more thing.\n"
         assert second["payload"]["text"] == text  # type: ignore[index]
@@ -169,21 +219,29 @@ async def test_a_segment_stored_after_completion_publishes_the_next_revision(
 
         # The late segment again past the gateway (a re-delivery), with the hang-up: stored once, no revision 3.
         await publish(redis, late, hangup(call, 10.0))
-        await eventually(lambda: _all_handled(redis, CALL_TRANSCRIPTION, CALL_HANGUP), message="re-deliveries handled")
+        await eventually(
+            lambda: _all_handled(redis, CALL_TRANSCRIPTION, CALL_HANGUP),
+            message="re-deliveries handled",
+        )
         await _complete_a_marker_call(redis, "v3:marker-call")
-        assert [e["id"] for e in await _completed(redis) if e["payload"]["call_control_id"] == call] == [  # type: ignore[index]
+        assert [
+            e["id"] for e in await _completed(redis) if e["payload"]["call_control_id"] == call
+        ] == [  # type: ignore[index]
             first["id"],
             second["id"],
         ]
         assert (await api.get(f"/calls/{call}")).json()["counts"]["segments"] == 2
 
 
-async def test_duplicates_past_the_gateway_are_stored_once(redis: Redis, redis_url: str, database_url: str, tmp_path: Path) -> None:
+async def test_duplicates_past_the_gateway_are_stored_once(
+    redis: Redis, redis_url: str, database_url: str, tmp_path: Path
+) -> None:
     calls = [f"dup-{n}" for n in range(3)]
     events = [transcription(c, f"segment {i} of {c}", float(i)) for c in calls for i in range(20)]
     await publish(redis, *events[::-1], *events[::2])  # reversed, then half of them again
     settings = indexer_settings(redis_url, database_url, tmp_path)
     async with running_indexer(settings) as url, httpx.AsyncClient(base_url=url) as api:
+
         async def all_acknowledged() -> bool:
             return await _all_handled(redis, CALL_TRANSCRIPTION)
 
@@ -199,15 +257,25 @@ async def test_a_poison_message_is_dead_lettered_while_the_rest_flows(
 ) -> None:
     good = [transcription("p1", f"good {i}", float(i)) for i in range(10)]
     await publish(redis, *good[:5])
-    await redis.xadd(CALL_TRANSCRIPTION, {"id": "bad-json", "type": "call.transcription", "event": b"{not json"})
+    await redis.xadd(
+        CALL_TRANSCRIPTION, {"id": "bad-json", "type": "call.transcription", "event": b"{not json"}
+    )
     broken = transcription("p1", "x", 1.0)
     del broken["data"]["payload"]["transcription_data"]  # type: ignore[index]
-    await redis.xadd(CALL_TRANSCRIPTION, {"id": "no-data", "type": "call.transcription", "event": codec.dumps(broken)})
+    await redis.xadd(
+        CALL_TRANSCRIPTION,
+        {"id": "no-data", "type": "call.transcription", "event": codec.dumps(broken)},
+    )
     await publish(redis, *good[5:])
     settings = indexer_settings(redis_url, database_url, tmp_path)
     async with running_indexer(settings) as url, httpx.AsyncClient(base_url=url) as api:
-        async def dead_lettered() -> bool:  # the entries around the two are isolated and stored one by one
-            return await redis.xlen(dlq_topic(CALL_TRANSCRIPTION)) == 2 and await _all_handled(redis, CALL_TRANSCRIPTION)
+
+        async def dead_lettered() -> (
+            bool
+        ):  # the entries around the two are isolated and stored one by one
+            return await redis.xlen(dlq_topic(CALL_TRANSCRIPTION)) == 2 and await _all_handled(
+                redis, CALL_TRANSCRIPTION
+            )
 
         await eventually(dead_lettered, message="two dead letters, the rest handled")
         letters = {f[b"id"]: f for _, f in await redis.xrange(dlq_topic(CALL_TRANSCRIPTION))}
@@ -219,19 +287,32 @@ async def test_a_poison_message_is_dead_lettered_while_the_rest_flows(
 async def test_completed_is_published_once_by_several_indexers(
     redis: Redis, redis_url: str, database_url: str, tmp_path: Path
 ) -> None:
-    first = indexer_settings(redis_url, database_url, tmp_path, indexer_consumer_name="one", indexer_settle_seconds=0.2)
-    second = indexer_settings(redis_url, database_url, tmp_path, indexer_consumer_name="two", indexer_settle_seconds=0.2)
+    first = indexer_settings(
+        redis_url, database_url, tmp_path, indexer_consumer_name="one", indexer_settle_seconds=0.2
+    )
+    second = indexer_settings(
+        redis_url, database_url, tmp_path, indexer_consumer_name="two", indexer_settle_seconds=0.2
+    )
     calls = [f"done-{n}" for n in range(20)]
     async with running_indexer(first), running_indexer(second):
         for call in calls:
-            await publish(redis, initiated(call), transcription(call, "hello", 2.0), hangup(call, 5.0))
+            await publish(
+                redis, initiated(call), transcription(call, "hello", 2.0), hangup(call, 5.0)
+            )
 
         async def all_completed() -> bool:
             return len(await _completed(redis)) >= len(calls)
 
         await eventually(all_completed, message="every transcript completed")
-        await publish(redis, *(hangup(call, 5.0) for call in calls[:3]))  # a re-delivered hang-up changes nothing
-        await eventually(lambda: _all_handled(redis, CALL_HANGUP, CALL_INITIATED), message="re-deliveries handled")
+        await publish(
+            redis, *(hangup(call, 5.0) for call in calls[:3])
+        )  # a re-delivered hang-up changes nothing
+        await eventually(
+            lambda: _all_handled(redis, CALL_HANGUP, CALL_INITIATED),
+            message="re-deliveries handled",
+        )
         await _complete_a_marker_call(redis, "done-marker")
         published = [e["id"] for e in await _completed(redis)]
-        assert sorted(published) == sorted(f"transcript.completed:{call}:1" for call in [*calls, "done-marker"])
+        assert sorted(published) == sorted(
+            f"transcript.completed:{call}:1" for call in [*calls, "done-marker"]
+        )

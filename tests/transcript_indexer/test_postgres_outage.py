@@ -20,11 +20,18 @@ def _count(url: str) -> int:
         return int(row[0]) if row else 0
 
 
-async def test_postgres_restart_mid_run_loses_nothing(redis: Redis, redis_url: str, tmp_path: Path) -> None:
-    events = [transcription(f"pg-{c}", f"words {i}", float(i)) for c in range(10) for i in range(100)]
+async def test_postgres_restart_mid_run_loses_nothing(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    events = [
+        transcription(f"pg-{c}", f"words {i}", float(i)) for c in range(10) for i in range(100)
+    ]
     with own_postgres() as server:
         settings = indexer_settings(redis_url, server.url, tmp_path, indexer_batch_size=50)
-        async with running_indexer(settings) as url, httpx.AsyncClient(base_url=url, timeout=10) as api:
+        async with (
+            running_indexer(settings) as url,
+            httpx.AsyncClient(base_url=url, timeout=10) as api,
+        ):
             await publish(redis, *events[:500])
 
             async def first_half() -> bool:
@@ -36,7 +43,9 @@ async def test_postgres_restart_mid_run_loses_nothing(redis: Redis, redis_url: s
                 await publish(redis, *events[500:])
 
                 async def held() -> bool:  # batches fail and wait; nothing is acknowledged unstored
-                    return (await redis.xpending(CALL_TRANSCRIPTION, "transcript_indexer"))["pending"] > 0
+                    return (await redis.xpending(CALL_TRANSCRIPTION, "transcript_indexer"))[
+                        "pending"
+                    ] > 0
 
                 await eventually(held, message="entries held while the database is down")
                 await asyncio.sleep(1.0)  # a few failed attempts meanwhile
@@ -47,7 +56,9 @@ async def test_postgres_restart_mid_run_loses_nothing(redis: Redis, redis_url: s
                 await asyncio.to_thread(server.start)
 
             async def everything() -> bool:
-                pending = (await redis.xpending(CALL_TRANSCRIPTION, "transcript_indexer"))["pending"]
+                pending = (await redis.xpending(CALL_TRANSCRIPTION, "transcript_indexer"))[
+                    "pending"
+                ]
                 return pending == 0 and await asyncio.to_thread(_count, server.url) == len(events)
 
             await eventually(everything, timeout=30, message="all stored after the restart")

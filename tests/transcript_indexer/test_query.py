@@ -19,7 +19,11 @@ from transcript_indexer.query import MAX_TERMS, QuerySyntaxError, parse_query, t
         ("refund NOT policy", '(("refund") NOT "policy")', "(('refund') & !('policy'))"),
         ("(a OR b) c", '(("a" OR "b") AND "c")', "((('a') | ('b')) & ('c'))"),
         ("don't e-mail", '("don t" AND "e mail")', "(('don' <-> 't') & ('e' <-> 'mail'))"),
-        ("AND near NEAR", '("near" AND "near")', "(('near') & ('near'))"),  # operators of FTS5 are just words
+        (
+            "AND near NEAR",
+            '("near" AND "near")',
+            "(('near') & ('near'))",
+        ),  # operators of FTS5 are just words
         ("o'brien's", '"o brien s"', "('o' <-> 'brien' <-> 's')"),
         ("a ! b", '("a" AND "b")', "(('a') & ('b'))"),  # punctuation alone is ignored
     ],

@@ -56,9 +56,13 @@ def _call_events(call: str) -> list[dict[str, object]]:
     for i in range(6):
         for track in ("inbound", "outbound"):
             base = 2.0 + i * 4 + (0.5 if track == "outbound" else 0)
-            events.append(transcription(call, f"{track} interim {i}", base, final=False, track=track))
+            events.append(
+                transcription(call, f"{track} interim {i}", base, final=False, track=track)
+            )
             events.append(transcription(call, f"{track} final {i}", base + 1, track=track))
-    events.append(transcription(call, "outbound trailing interim", 40.0, final=False, track="outbound"))
+    events.append(
+        transcription(call, "outbound trailing interim", 40.0, final=False, track="outbound")
+    )
     events.append(transcription(call, "inbound stale interim", 3.5, final=False, track="inbound"))
     return events
 
@@ -82,7 +86,11 @@ async def test_any_order_any_duplicates_gives_the_same_result(storage: Storage) 
     expected = await _snapshot(storage, "c-order")
     info, segments, partials = expected
     assert len(segments) == 12 and [p[3] for p in partials] == ["outbound trailing interim"]
-    assert info["state"] == "hangup" and info["from_number"] == "+15551230001" and info["direction"] == "incoming"
+    assert (
+        info["state"] == "hangup"
+        and info["from_number"] == "+15551230001"
+        and info["direction"] == "incoming"
+    )
 
     rng = random.Random(7)
     for round_ in range(3):
@@ -102,6 +110,7 @@ async def _truncate(storage: Storage) -> None:
         async with storage._pool.connection() as conn:  # type: ignore[attr-defined]
             await conn.execute("TRUNCATE calls, segments, partials")
     else:
+
         def work(conn: object) -> None:
             for table in ("calls", "segments", "partials"):
                 conn.execute(f"DELETE FROM {table}")  # type: ignore[attr-defined]
@@ -118,11 +127,19 @@ async def test_redelivered_initiated_never_moves_state_back(storage: Storage) ->
     await apply(storage, hangup("c2", 9.0), first)
     call = await storage.get_call("c2")
     assert call is not None
-    assert (call.state, call.ended_at, call.hangup_cause, call.initiated_at) == ("hangup", at(9.0), "normal_clearing", at(0.0))
+    assert (call.state, call.ended_at, call.hangup_cause, call.initiated_at) == (
+        "hangup",
+        at(9.0),
+        "normal_clearing",
+        at(0.0),
+    )
 
 
 async def _due(storage: Storage, quiet_since: datetime) -> list[tuple[str, int]]:
-    return [(due.call_control_id, due.revision) for due in await storage.due_completions(quiet_since, 10)]
+    return [
+        (due.call_control_id, due.revision)
+        for due in await storage.due_completions(quiet_since, 10)
+    ]
 
 
 async def test_transcription_after_hangup_is_kept_and_delays_completion(storage: Storage) -> None:
@@ -141,15 +158,21 @@ async def test_transcription_after_hangup_is_kept_and_delays_completion(storage:
     assert call is not None and call.completed_at == later
 
 
-async def test_a_segment_stored_after_completion_makes_the_next_revision_due(storage: Storage) -> None:
-    await apply(storage, initiated("r1"), transcription("r1", "hello", 1.0), hangup("r1", 5.0), now=NOW)
+async def test_a_segment_stored_after_completion_makes_the_next_revision_due(
+    storage: Storage,
+) -> None:
+    await apply(
+        storage, initiated("r1"), transcription("r1", "hello", 1.0), hangup("r1", 5.0), now=NOW
+    )
     [first] = await storage.due_completions(NOW, 10)
     assert first.revision == 1
     await storage.mark_completed("r1", 1, first.segment_seq, NOW)
     late = transcription("r1", "one more thing", 4.5)
     later = NOW + timedelta(seconds=10)
     await apply(storage, late, hangup("r1", 5.0), now=later)  # with a re-delivered hang-up
-    assert await _due(storage, later - timedelta(seconds=1)) == []  # quiet for the settle time first
+    assert (
+        await _due(storage, later - timedelta(seconds=1)) == []
+    )  # quiet for the settle time first
     [second] = await storage.due_completions(later, 10)
     assert second.revision == 2 and second.segment_seq > first.segment_seq
     # stored after the revision was found due (so maybe not in it): the mark does not cover it
@@ -157,11 +180,20 @@ async def test_a_segment_stored_after_completion_makes_the_next_revision_due(sto
     await storage.mark_completed("r1", 2, second.segment_seq, later)
     [third] = await storage.due_completions(later, 10)
     assert third.revision == 3
-    await storage.mark_completed("r1", 1, first.segment_seq, later)  # a stale mark (a slower process) moves nothing back
+    await storage.mark_completed(
+        "r1", 1, first.segment_seq, later
+    )  # a stale mark (a slower process) moves nothing back
     assert await _due(storage, later) == [("r1", 3)]
     await storage.mark_completed("r1", 3, third.segment_seq, later)
     # re-delivered: segments are not stored again, so no revision; nor from a hang-up or an interim
-    await apply(storage, late, late, hangup("r1", 5.0), transcription("r1", "one more", 9.0, final=False), now=later + timedelta(minutes=1))
+    await apply(
+        storage,
+        late,
+        late,
+        hangup("r1", 5.0),
+        transcription("r1", "one more", 9.0, final=False),
+        now=later + timedelta(minutes=1),
+    )
     assert await _due(storage, later + timedelta(hours=1)) == []
     call = await storage.get_call("r1")
     assert call is not None and call.completed_at == NOW  # the first completion's time
@@ -176,13 +208,18 @@ async def test_search_ranks_and_highlights(storage: Storage) -> None:
         transcription("s2", "<b>refunds</b> take a week", 2.0),
     )
     hits = await storage.search(parse_query("refund"), 10, 0)
-    assert [h.event_id for h in hits][:1] and hits[0].snippet.count(MARK_START) == 3  # most matches first
+    assert [h.event_id for h in hits][:1] and hits[0].snippet.count(
+        MARK_START
+    ) == 3  # most matches first
     assert {h.call_control_id for h in hits} == {"s1"}
     assert hits[0].rank >= hits[1].rank
     assert f"{MARK_START}refund{MARK_END}" in hits[1].snippet
     prefix = await storage.search(parse_query("refund*"), 10, 0)
     assert len(prefix) == 3
-    assert [h.call_control_id for h in await storage.search(parse_query('"return policy" OR week -refunds'), 10, 0)] == ["s2"]
+    assert [
+        h.call_control_id
+        for h in await storage.search(parse_query('"return policy" OR week -refunds'), 10, 0)
+    ] == ["s2"]
     assert len(await storage.search(parse_query("refund*"), 2, 2)) == 1  # second page
     assert await storage.search(parse_query("nothing"), 10, 0) == []
 
@@ -190,8 +227,11 @@ async def test_search_ranks_and_highlights(storage: Storage) -> None:
 async def test_list_calls_filters_and_pages(storage: Storage) -> None:
     for i in range(5):
         call = f"l{i}"
-        await apply(storage, initiated(call, i * 100.0, caller=f"+1555000000{i}"),
-                    transcription(call, "billing question" if i % 2 else "technical issue", i * 100.0 + 5))
+        await apply(
+            storage,
+            initiated(call, i * 100.0, caller=f"+1555000000{i}"),
+            transcription(call, "billing question" if i % 2 else "technical issue", i * 100.0 + 5),
+        )
     calls = await storage.list_calls(CallFilter(), 2, 0)
     assert [c.call_control_id for c in calls] == ["l4", "l3"]
     assert [c.call_control_id for c in await storage.list_calls(CallFilter(), 2, 4)] == ["l0"]
@@ -216,7 +256,9 @@ async def test_call_without_lifecycle_events_is_listed_by_first_event(storage: S
 
 
 @pytest.fixture
-def empty_database_url(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+def empty_database_url(
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """A database with no schema at all, on the back end of ``database_url``."""
     if database_url.startswith("sqlite:///"):
         yield f"sqlite:///{tmp_path / 'upgraded.sqlite3'}"
@@ -237,11 +279,17 @@ def _insert_old_calls(url: str) -> None:
     columns = "call_control_id, state_rank, first_event_at, started_at, last_activity_at, ended_at, completed_at"
     if url.startswith("sqlite:///"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            conn.executemany(f"INSERT INTO calls ({columns}) VALUES (?, 3, 0, 0, 0, 0, ?)", [("old-done", 1), ("old-open", None)])
+            conn.executemany(
+                f"INSERT INTO calls ({columns}) VALUES (?, 3, 0, 0, 0, 0, ?)",
+                [("old-done", 1), ("old-open", None)],
+            )
         return
     with psycopg.connect(url, autocommit=True) as conn:
         for call, completed in (("old-done", NOW), ("old-open", None)):
-            conn.execute(f"INSERT INTO calls ({columns}) VALUES (%s, 3, %s, %s, %s, %s, %s)", (call, NOW, NOW, NOW, NOW, completed))
+            conn.execute(
+                f"INSERT INTO calls ({columns}) VALUES (%s, 3, %s, %s, %s, %s, %s)",
+                (call, NOW, NOW, NOW, NOW, completed),
+            )
 
 
 async def test_an_upgraded_database_keeps_its_completed_calls_at_revision_1(
@@ -249,7 +297,9 @@ async def test_an_upgraded_database_keeps_its_completed_calls_at_revision_1(
 ) -> None:
     url = empty_database_url
     backend = sqlite_backend if url.startswith("sqlite:///") else postgres_backend
-    monkeypatch.setattr(backend, "MIGRATIONS", backend.MIGRATIONS[:-1])  # the schema before revisions
+    monkeypatch.setattr(
+        backend, "MIGRATIONS", backend.MIGRATIONS[:-1]
+    )  # the schema before revisions
     before = create_storage(IndexerSettings(indexer_database_url=url))
     await before.open()
     await before.close()
@@ -260,7 +310,9 @@ async def test_an_upgraded_database_keeps_its_completed_calls_at_revision_1(
     try:
         later = NOW + timedelta(hours=1)
         assert await _due(upgraded, later) == [("old-open", 1)]
-        await upgraded.apply(build_batch([entry(transcription("old-done", "said after the upgrade", 1.0))]), NOW)
+        await upgraded.apply(
+            build_batch([entry(transcription("old-done", "said after the upgrade", 1.0))]), NOW
+        )
         assert sorted(await _due(upgraded, later)) == [("old-done", 2), ("old-open", 1)]
     finally:
         await upgraded.close()

@@ -20,7 +20,9 @@ from voicetap_common.topics import CALL_TRANSCRIPTION
 GROUP = "transcript_indexer"
 
 
-def _spawn(tmp_path: Path, redis_url: str, database_url: str, name: str, port: int, batch_size: int) -> subprocess.Popen[bytes]:
+def _spawn(
+    tmp_path: Path, redis_url: str, database_url: str, name: str, port: int, batch_size: int
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -35,7 +37,9 @@ def _spawn(tmp_path: Path, redis_url: str, database_url: str, name: str, port: i
         "LOG_LEVEL": "WARNING",
     }
     log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - the child writes to it until it exits
-    return subprocess.Popen([sys.executable, "-m", "transcript_indexer"], env=env, cwd=tmp_path, stdout=log, stderr=log)
+    return subprocess.Popen(
+        [sys.executable, "-m", "transcript_indexer"], env=env, cwd=tmp_path, stdout=log, stderr=log
+    )
 
 
 def _count(database_url: str) -> tuple[int, int]:
@@ -62,6 +66,7 @@ def _count(database_url: str) -> tuple[int, int]:
 
 async def _ready(port: int, process: subprocess.Popen[bytes]) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
         async def answers() -> bool:
             assert process.poll() is None, "worker exited"
             try:
@@ -73,7 +78,11 @@ async def _ready(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 def _events(calls: int, per_call: int) -> list[dict[str, object]]:
-    return [transcription(f"w-{c}", f"utterance {i} of call {c}", float(i)) for c in range(calls) for i in range(per_call)]
+    return [
+        transcription(f"w-{c}", f"utterance {i} of call {c}", float(i))
+        for c in range(calls)
+        for i in range(per_call)
+    ]
 
 
 async def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
@@ -83,6 +92,7 @@ async def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     await publish(redis, *events, *events[::10])  # and 1,000 re-deliveries
     first = _spawn(tmp_path, redis_url, database_url, "first", free_port(), batch_size=100)
     try:
+
         async def working() -> bool:
             assert first.poll() is None, (tmp_path / "first.log").read_text()
             return _count(database_url)[0] > 0
@@ -97,12 +107,15 @@ async def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     held = [
         entry
         for name in ("first-0", "first-1")  # the worker's two consumers (INDEXER_CONSUMERS=2)
-        for entry in await redis.xpending_range(CALL_TRANSCRIPTION, GROUP, min="-", max="+", count=10, consumername=name)
+        for entry in await redis.xpending_range(
+            CALL_TRANSCRIPTION, GROUP, min="-", max="+", count=10, consumername=name
+        )
     ]
     assert stored_at_kill < len(events) and held, "the kill must leave work done and work held"
 
     second = _spawn(tmp_path, redis_url, database_url, "second", free_port(), batch_size=500)
     try:
+
         async def finished() -> bool:
             assert second.poll() is None, (tmp_path / "second.log").read_text()
             pending = (await redis.xpending(CALL_TRANSCRIPTION, GROUP))["pending"]
@@ -116,9 +129,14 @@ async def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
         assert second.wait(10) == 0
 
 
-async def test_three_workers_share_the_group(redis: Redis, redis_url: str, database_url: str, tmp_path: Path) -> None:
+async def test_three_workers_share_the_group(
+    redis: Redis, redis_url: str, database_url: str, tmp_path: Path
+) -> None:
     ports = [free_port() for _ in range(3)]
-    workers = [_spawn(tmp_path, redis_url, database_url, f"worker{n}", port, batch_size=50) for n, port in enumerate(ports)]
+    workers = [
+        _spawn(tmp_path, redis_url, database_url, f"worker{n}", port, batch_size=50)
+        for n, port in enumerate(ports)
+    ]
     try:
         for port, worker in zip(ports, workers, strict=True):
             await _ready(port, worker)
@@ -128,17 +146,26 @@ async def test_three_workers_share_the_group(redis: Redis, redis_url: str, datab
             await asyncio.sleep(0.02)
 
         async def finished() -> bool:
-            return (await redis.xpending(CALL_TRANSCRIPTION, GROUP))["pending"] == 0 and _count(database_url)[0] == len(events)
+            return (await redis.xpending(CALL_TRANSCRIPTION, GROUP))["pending"] == 0 and _count(
+                database_url
+            )[0] == len(events)
 
         await eventually(finished, timeout=60, message="all events stored")
         handled: list[float] = []
 
-        async def counted() -> bool:  # a worker counts an entry just after its XACK: allow it that instant
+        async def counted() -> (
+            bool
+        ):  # a worker counts an entry just after its XACK: allow it that instant
             handled.clear()
             async with httpx.AsyncClient() as client:
                 for port in ports:
                     metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-                    line = next(x for x in metrics.splitlines() if x.startswith("voicetap_consumer_entries_total{") and CALL_TRANSCRIPTION in x)
+                    line = next(
+                        x
+                        for x in metrics.splitlines()
+                        if x.startswith("voicetap_consumer_entries_total{")
+                        and CALL_TRANSCRIPTION in x
+                    )
                     handled.append(float(line.split()[-1]))
             return sum(handled) >= len(events)
 

@@ -18,14 +18,21 @@ def signer() -> WebhookSigner:
     return WebhookSigner.generate()
 
 
-def make_event(event_type: str = "call.answered", event_id: str | None = None, **payload: Any) -> bytes:
+def make_event(
+    event_type: str = "call.answered", event_id: str | None = None, **payload: Any
+) -> bytes:
     body = {
         "data": {
             "record_type": "event",
             "event_type": event_type,
             "id": event_id or str(uuid.uuid4()),
             "occurred_at": "2026-11-23T12:00:00.000000Z",
-            "payload": {"call_control_id": "v3:ctrl-1", "call_leg_id": "leg-1", "call_session_id": "sess-1", **payload},
+            "payload": {
+                "call_control_id": "v3:ctrl-1",
+                "call_leg_id": "leg-1",
+                "call_session_id": "sess-1",
+                **payload,
+            },
         },
         "meta": {"attempt": 1, "delivered_to": "https://example.com/webhooks/telnyx"},
     }
@@ -33,7 +40,9 @@ def make_event(event_type: str = "call.answered", event_id: str | None = None, *
 
 
 @pytest.fixture
-def gateway_settings(redis_url: str, signer: WebhookSigner, tmp_path: Any) -> Callable[..., GatewaySettings]:
+def gateway_settings(
+    redis_url: str, signer: WebhookSigner, tmp_path: Any
+) -> Callable[..., GatewaySettings]:
     def build(**overrides: Any) -> GatewaySettings:
         values: dict[str, Any] = {
             "redis_url": redis_url,
@@ -48,11 +57,19 @@ def gateway_settings(redis_url: str, signer: WebhookSigner, tmp_path: Any) -> Ca
 
 
 @pytest.fixture
-async def gateway(redis: Any, gateway_settings: Callable[..., GatewaySettings]) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway(
+    redis: Any, gateway_settings: Callable[..., GatewaySettings]
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on a real uvicorn-served gateway, with Redis emptied first."""
-    async with serve(create_app(gateway_settings())) as base_url, httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+    async with (
+        serve(create_app(gateway_settings())) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=5) as client,
+    ):
         yield client
 
 
 def signed_post(signer: WebhookSigner, body: bytes, timestamp: int | None = None) -> dict[str, Any]:
-    return {"content": body, "headers": signer.sign(body, timestamp if timestamp is not None else int(time.time()))}
+    return {
+        "content": body,
+        "headers": signer.sign(body, timestamp if timestamp is not None else int(time.time())),
+    }

@@ -15,7 +15,9 @@ from voicetap_common.topics import WEBHOOK_DEAD_LETTERS
 PATH = "/webhooks/telnyx"
 
 
-async def test_a_signed_webhook_is_stored_as_plain_fields(gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis) -> None:
+async def test_a_signed_webhook_is_stored_as_plain_fields(
+    gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis
+) -> None:
     body = make_event("call.answered", "ev-1")
     response = await gateway.post(PATH, **signed_post(signer, body))
     assert response.status_code == 200, response.text
@@ -31,7 +33,9 @@ async def test_a_signed_webhook_is_stored_as_plain_fields(gateway: httpx.AsyncCl
     assert isinstance(parse_envelope(fields[b"event"]).data, CallAnsweredEvent)
 
 
-async def test_a_redelivery_is_answered_200_and_stored_once(gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis) -> None:
+async def test_a_redelivery_is_answered_200_and_stored_once(
+    gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis
+) -> None:
     body = make_event("call.hangup", "ev-dup")
     first = await gateway.post(PATH, **signed_post(signer, body))
     again = await gateway.post(PATH, **signed_post(signer, body))
@@ -43,16 +47,24 @@ async def test_a_redelivery_is_answered_200_and_stored_once(gateway: httpx.Async
 async def test_the_same_event_posted_50_times_at_once_is_stored_once(
     gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis
 ) -> None:
-    body = make_event("call.transcription", "ev-burst", transcription_data={"transcript": "hi", "is_final": True})
-    responses = await asyncio.gather(*(gateway.post(PATH, **signed_post(signer, body)) for _ in range(50)))
+    body = make_event(
+        "call.transcription", "ev-burst", transcription_data={"transcript": "hi", "is_final": True}
+    )
+    responses = await asyncio.gather(
+        *(gateway.post(PATH, **signed_post(signer, body)) for _ in range(50))
+    )
     assert all(r.status_code == 200 for r in responses)
     assert sorted(r.json()["status"] for r in responses).count("stored") == 1
     assert await redis.xlen("telnyx.call.transcription") == 1
 
 
-async def test_many_distinct_events_at_once_are_all_stored(gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis) -> None:
+async def test_many_distinct_events_at_once_are_all_stored(
+    gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis
+) -> None:
     bodies = [make_event("call.initiated", f"ev-{i}") for i in range(200)]
-    responses = await asyncio.gather(*(gateway.post(PATH, **signed_post(signer, b)) for b in bodies))
+    responses = await asyncio.gather(
+        *(gateway.post(PATH, **signed_post(signer, b)) for b in bodies)
+    )
     assert [r.status_code for r in responses] == [200] * 200
     stored = {fields[b"id"] for _, fields in await redis.xrange("telnyx.call.initiated")}
     assert stored == {f"ev-{i}".encode() for i in range(200)}
@@ -77,7 +89,11 @@ async def test_an_unknown_event_type_is_stored_under_its_own_topic(
     ],
 )
 async def test_bad_signatures_are_refused_401_with_a_reason(
-    gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis, mutate, reason: str  # type: ignore[no-untyped-def]
+    gateway: httpx.AsyncClient,
+    signer: WebhookSigner,
+    redis: Redis,
+    mutate,
+    reason: str,  # type: ignore[no-untyped-def]
 ) -> None:
     body = make_event()
     request = signed_post(signer, body)
@@ -88,7 +104,9 @@ async def test_bad_signatures_are_refused_401_with_a_reason(
     assert await redis.keys("telnyx.*") == []
 
 
-async def test_a_stale_or_forged_webhook_is_refused(gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis) -> None:
+async def test_a_stale_or_forged_webhook_is_refused(
+    gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis
+) -> None:
     body = make_event()
     stale = await gateway.post(PATH, **signed_post(signer, body, int(time.time()) - 3600))
     forged = await gateway.post(PATH, **signed_post(WebhookSigner.generate(), body))
@@ -101,7 +119,9 @@ async def test_a_stale_or_forged_webhook_is_refused(gateway: httpx.AsyncClient, 
     assert await redis.keys("telnyx.*") == []
 
 
-async def test_an_oversize_body_is_refused_413(gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis) -> None:
+async def test_an_oversize_body_is_refused_413(
+    gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis
+) -> None:
     body = make_event(padding="x" * 70_000)
     response = await gateway.post(PATH, **signed_post(signer, body))
     assert response.status_code == 413
@@ -127,7 +147,12 @@ async def test_an_oversize_body_is_refused_413(gateway: httpx.AsyncClient, signe
     ],
 )
 async def test_a_signed_malformed_body_is_refused_and_dead_lettered(
-    gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis, body: bytes, status: int, reason: str
+    gateway: httpx.AsyncClient,
+    signer: WebhookSigner,
+    redis: Redis,
+    body: bytes,
+    status: int,
+    reason: str,
 ) -> None:
     response = await gateway.post(PATH, **signed_post(signer, body))
     assert response.status_code == status
@@ -138,13 +163,19 @@ async def test_a_signed_malformed_body_is_refused_and_dead_lettered(
     assert reason in dead[0][1][b"reason"].decode()
 
 
-async def test_an_unsigned_malformed_body_is_not_kept(gateway: httpx.AsyncClient, redis: Redis) -> None:
-    response = await gateway.post(PATH, content=b"junk", headers={"telnyx-timestamp": str(int(time.time()))})
+async def test_an_unsigned_malformed_body_is_not_kept(
+    gateway: httpx.AsyncClient, redis: Redis
+) -> None:
+    response = await gateway.post(
+        PATH, content=b"junk", headers={"telnyx-timestamp": str(int(time.time()))}
+    )
     assert response.status_code == 401
     assert await redis.exists(WEBHOOK_DEAD_LETTERS) == 0
 
 
-async def test_health_readiness_and_metrics(gateway: httpx.AsyncClient, signer: WebhookSigner) -> None:
+async def test_health_readiness_and_metrics(
+    gateway: httpx.AsyncClient, signer: WebhookSigner
+) -> None:
     assert (await gateway.get("/healthz")).json() == {"status": "ok"}
     ready = await gateway.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"redis": True}
@@ -157,14 +188,21 @@ async def test_health_readiness_and_metrics(gateway: httpx.AsyncClient, signer: 
 
 
 async def test_topics_are_trimmed_to_the_bound(
-    redis: Redis, signer: WebhookSigner, gateway_settings  # type: ignore[no-untyped-def]
+    redis: Redis,
+    signer: WebhookSigner,
+    gateway_settings,  # type: ignore[no-untyped-def]
 ) -> None:
     from telnyx_simulator.serve import serve
     from webhook_gateway.app import create_app
 
-    async with serve(create_app(gateway_settings(topic_maxlen=10))) as url, httpx.AsyncClient(base_url=url) as client:
+    async with (
+        serve(create_app(gateway_settings(topic_maxlen=10))) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
         for i in range(400):
-            await client.post(PATH, **signed_post(signer, make_event("call.initiated", f"trim-{i}")))
+            await client.post(
+                PATH, **signed_post(signer, make_event("call.initiated", f"trim-{i}"))
+            )
     assert await redis.xlen("telnyx.call.initiated") < 400
 
 
@@ -175,21 +213,30 @@ async def test_without_a_public_key_the_gateway_refuses_to_start(redis_url: str)
 
     with pytest.raises(ValidationError, match="TELNYX_PUBLIC_KEY is not set"):
         GatewaySettings(redis_url=redis_url, telnyx_public_key=None)
-    assert GatewaySettings(redis_url=redis_url, gateway_insecure_skip_verification=True).telnyx_public_key is None
+    assert (
+        GatewaySettings(
+            redis_url=redis_url, gateway_insecure_skip_verification=True
+        ).telnyx_public_key
+        is None
+    )
 
 
-async def test_the_dedupe_window_is_a_setting(redis: Redis, signer: WebhookSigner, gateway_settings) -> None:  # type: ignore[no-untyped-def]
+async def test_the_dedupe_window_is_a_setting(
+    redis: Redis, signer: WebhookSigner, gateway_settings
+) -> None:  # type: ignore[no-untyped-def]
     from telnyx_simulator.serve import serve
     from webhook_gateway.app import create_app
 
     body = make_event("call.answered", "ev-window")
-    async with serve(create_app(gateway_settings(gateway_dedupe_window_seconds=1))) as url, httpx.AsyncClient(base_url=url) as client:
+    async with (
+        serve(create_app(gateway_settings(gateway_dedupe_window_seconds=1))) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
         assert (await client.post(PATH, **signed_post(signer, body))).json()["status"] == "stored"
         assert 0 < await redis.ttl("{telnyx.call.answered}:seen:ev-window") <= 1
         await asyncio.sleep(1.2)
         assert (await client.post(PATH, **signed_post(signer, body))).json()["status"] == "stored"
     assert await redis.xlen("telnyx.call.answered") == 2
-
 
 
 async def test_other_methods_are_refused_405(gateway: httpx.AsyncClient) -> None:

@@ -45,8 +45,13 @@ async def redis(restartable: EmbeddedRedis) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-async def gateway(restartable: EmbeddedRedis, gateway_settings: Callable[..., GatewaySettings]) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(create_app(gateway_settings(redis_url=restartable.url))) as base_url, httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+async def gateway(
+    restartable: EmbeddedRedis, gateway_settings: Callable[..., GatewaySettings]
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        serve(create_app(gateway_settings(redis_url=restartable.url))) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=5) as client,
+    ):
         yield client
 
 
@@ -62,7 +67,9 @@ async def test_redis_stopped_then_restarted(
         started = time.monotonic()
         refused = await gateway.post(PATH, **signed_post(signer, during))
         assert refused.status_code == 503
-        assert time.monotonic() - started < 1.6, "Telnyx gives up after 2 s: the 503 must come well inside that"
+        assert time.monotonic() - started < 1.6, (
+            "Telnyx gives up after 2 s: the 503 must come well inside that"
+        )
         ready = await gateway.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"] == {"redis": False}
     finally:
@@ -85,7 +92,9 @@ async def test_redis_hung_answers_503_inside_telnyx_timeout(
     os.kill(pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
-        responses = await asyncio.gather(*(gateway.post(PATH, **signed_post(signer, body)) for _ in range(5)))
+        responses = await asyncio.gather(
+            *(gateway.post(PATH, **signed_post(signer, body)) for _ in range(5))
+        )
         elapsed = time.monotonic() - started
     finally:
         os.kill(pid, signal.SIGCONT)

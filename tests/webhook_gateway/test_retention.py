@@ -32,19 +32,31 @@ async def test_entries_older_than_the_age_are_dropped_from_every_topic(redis: Re
 
     trimmed = await trim_older_than(redis, max_age_seconds=3600)
 
-    assert trimmed == {"telnyx.call.answered": 2, "voicetap.recording.completed": 1, "telnyx.call.hangup.dlq": 1}
+    assert trimmed == {
+        "telnyx.call.answered": 2,
+        "voicetap.recording.completed": 1,
+        "telnyx.call.hangup.dlq": 1,
+    }
     assert [e[1][b"n"] for e in await redis.xrange("telnyx.call.answered")] == [b"2"]
     assert [e[1][b"n"] for e in await redis.xrange("voicetap.recording.completed")] == [b"1", b"2"]
-    assert await redis.xlen("telnyx.call.hangup.dlq") == 0 and await redis.xlen("someone.elses.stream") == 1
+    assert (
+        await redis.xlen("telnyx.call.hangup.dlq") == 0
+        and await redis.xlen("someone.elses.stream") == 1
+    )
     assert await redis.get("voicetap.not-a-stream") == b"x"
     assert await trim_older_than(redis, max_age_seconds=3600) == {}  # nothing left to trim
 
 
-async def test_the_gateway_sweeps_when_an_age_is_set(redis: Redis, gateway_settings: Callable[..., GatewaySettings]) -> None:
+async def test_the_gateway_sweeps_when_an_age_is_set(
+    redis: Redis, gateway_settings: Callable[..., GatewaySettings]
+) -> None:
     now_ms = int(time.time() * 1000)
     await _stream_at(redis, "telnyx.call.initiated", now_ms - 2 * HOUR_MS, now_ms)
     counted = 'voicetap_gateway_topic_entries_trimmed_total{topic="telnyx.call.initiated"} 1.0'
-    async with serve(create_app(gateway_settings(topic_max_age_seconds=3600))) as base_url, httpx.AsyncClient(base_url=base_url) as client:
+    async with (
+        serve(create_app(gateway_settings(topic_max_age_seconds=3600))) as base_url,
+        httpx.AsyncClient(base_url=base_url) as client,
+    ):
         for _ in range(100):  # the first sweep runs as the gateway starts
             if counted in (await client.get("/metrics")).text:
                 break
@@ -54,11 +66,16 @@ async def test_the_gateway_sweeps_when_an_age_is_set(redis: Redis, gateway_setti
     assert await redis.xlen("telnyx.call.initiated") == 1
 
 
-async def test_without_an_age_nothing_is_trimmed(redis: Redis, gateway_settings: Callable[..., GatewaySettings]) -> None:
+async def test_without_an_age_nothing_is_trimmed(
+    redis: Redis, gateway_settings: Callable[..., GatewaySettings]
+) -> None:
     now_ms = int(time.time() * 1000)
     await _stream_at(redis, "telnyx.call.initiated", now_ms - 1000 * HOUR_MS)
     settings = gateway_settings()
     assert settings.topic_max_age_seconds == 0
-    async with serve(create_app(settings)) as base_url, httpx.AsyncClient(base_url=base_url) as client:
+    async with (
+        serve(create_app(settings)) as base_url,
+        httpx.AsyncClient(base_url=base_url) as client,
+    ):
         assert (await client.get("/healthz")).status_code == 200
     assert await redis.xlen("telnyx.call.initiated") == 1

@@ -44,7 +44,9 @@ def ours(headers: dict[str, str], body: bytes) -> bool:
     verifier = SignatureVerifier(load_public_key(SIGNER.public_key), 300)
     lowered = {k.lower(): v for k, v in headers.items()}
     try:
-        verifier.verify(lowered.get("telnyx-signature-ed25519"), lowered.get("telnyx-timestamp"), body)
+        verifier.verify(
+            lowered.get("telnyx-signature-ed25519"), lowered.get("telnyx-timestamp"), body
+        )
     except SignatureError:
         return False
     return True
@@ -64,7 +66,9 @@ def now() -> int:
     return int(time.time())
 
 
-def signed(ts: int | str | None = None, body: bytes = BODY, signer: WebhookSigner = SIGNER) -> dict[str, str]:
+def signed(
+    ts: int | str | None = None, body: bytes = BODY, signer: WebhookSigner = SIGNER
+) -> dict[str, str]:
     headers = signer.sign(body, now() if ts is None else ts)
     headers.pop("content-type")
     return headers
@@ -76,7 +80,11 @@ def case_headers() -> list[tuple[str, dict[str, str], bytes]]:
     raw_sig = base64.b64decode(sig)
     return [
         ("valid", good, BODY),
-        ("header names in other case", {"Telnyx-Signature-Ed25519": sig, "TELNYX-TIMESTAMP": good["telnyx-timestamp"]}, BODY),
+        (
+            "header names in other case",
+            {"Telnyx-Signature-Ed25519": sig, "TELNYX-TIMESTAMP": good["telnyx-timestamp"]},
+            BODY,
+        ),
         ("tampered body", good, BODY.replace(b"answered", b"hangup")),
         ("body with trailing newline", good, BODY + b"\n"),
         ("tampered timestamp", {**good, "telnyx-timestamp": str(now() - 1)}, BODY),
@@ -91,18 +99,38 @@ def case_headers() -> list[tuple[str, dict[str, str], bytes]]:
         ("empty timestamp", {**good, "telnyx-timestamp": ""}, BODY),
         ("non-base64 signature", {**good, "telnyx-signature-ed25519": "not base64!!"}, BODY),
         ("base64 without padding", {**good, "telnyx-signature-ed25519": sig.rstrip("=")}, BODY),
-        ("short signature", {**good, "telnyx-signature-ed25519": base64.b64encode(raw_sig[:63]).decode()}, BODY),
-        ("long signature", {**good, "telnyx-signature-ed25519": base64.b64encode(raw_sig + b"\0").decode()}, BODY),
-        ("zero signature", {**good, "telnyx-signature-ed25519": base64.b64encode(b"\0" * 64).decode()}, BODY),
+        (
+            "short signature",
+            {**good, "telnyx-signature-ed25519": base64.b64encode(raw_sig[:63]).decode()},
+            BODY,
+        ),
+        (
+            "long signature",
+            {**good, "telnyx-signature-ed25519": base64.b64encode(raw_sig + b"\0").decode()},
+            BODY,
+        ),
+        (
+            "zero signature",
+            {**good, "telnyx-signature-ed25519": base64.b64encode(b"\0" * 64).decode()},
+            BODY,
+        ),
         ("timestamp with spaces, signed as sent", signed(f" {now()} "), BODY),
         ("timestamp with plus sign, signed as sent", signed(f"+{now()}"), BODY),
         ("empty body signed", signed(body=b""), b""),
-        ("unicode body", signed(body='{"data":{"t":"héllo ☎"}}'.encode()), '{"data":{"t":"héllo ☎"}}'.encode()),
+        (
+            "unicode body",
+            signed(body='{"data":{"t":"héllo ☎"}}'.encode()),
+            '{"data":{"t":"héllo ☎"}}'.encode(),
+        ),
     ]
 
 
-@pytest.mark.parametrize(("name", "headers", "body"), case_headers(), ids=[c[0] for c in case_headers()])
-def test_named_cases_agree_with_sdk(sdk: telnyx.Telnyx, name: str, headers: dict[str, str], body: bytes) -> None:
+@pytest.mark.parametrize(
+    ("name", "headers", "body"), case_headers(), ids=[c[0] for c in case_headers()]
+)
+def test_named_cases_agree_with_sdk(
+    sdk: telnyx.Telnyx, name: str, headers: dict[str, str], body: bytes
+) -> None:
     assert ours(headers, body) == theirs(sdk, headers, body), name
 
 
@@ -122,7 +150,9 @@ _mutation = st.sampled_from(["body", "timestamp", "signature", "drop"])
     index=st.integers(min_value=0, max_value=1000),
     junk=st.text(max_size=12),
 )
-def test_random_mutations_agree_with_sdk(sdk: telnyx.Telnyx, body: bytes, skew: int, mutation: str, index: int, junk: str) -> None:
+def test_random_mutations_agree_with_sdk(
+    sdk: telnyx.Telnyx, body: bytes, skew: int, mutation: str, index: int, junk: str
+) -> None:
     headers = signed(now() + skew, body)
     if mutation == "body":
         position = index % (len(body) + 1)
@@ -151,13 +181,26 @@ def test_a_bad_public_key_is_refused(key: str) -> None:
         load_public_key(key)
 
 
-async def test_the_http_endpoint_agrees_with_sdk(sdk: telnyx.Telnyx, redis: Redis, gateway_settings: Callable[..., GatewaySettings]) -> None:
+async def test_the_http_endpoint_agrees_with_sdk(
+    sdk: telnyx.Telnyx, redis: Redis, gateway_settings: Callable[..., GatewaySettings]
+) -> None:
     """The same cases as real requests to a served gateway: refused with 401 exactly when the SDK
     refuses. (A header value with surrounding whitespace cannot be sent over HTTP/1.1 at all, so
     those cases stay at the verifier level.)"""
     sendable = [(n, h, b) for n, h, b in case_headers() if all(v == v.strip() for v in h.values())]
     assert len(sendable) >= len(case_headers()) - 1
-    async with serve(create_app(gateway_settings(telnyx_public_key=SIGNER.public_key))) as base_url, httpx.AsyncClient(base_url=base_url) as client:
+    async with (
+        serve(create_app(gateway_settings(telnyx_public_key=SIGNER.public_key))) as base_url,
+        httpx.AsyncClient(base_url=base_url) as client,
+    ):
         for name, headers, body in sendable:
-            response = await client.post("/webhooks/telnyx", content=body, headers={**headers, "content-type": "application/json"})
-            assert (response.status_code != 401) == theirs(sdk, headers, body), (name, response.status_code, response.text)
+            response = await client.post(
+                "/webhooks/telnyx",
+                content=body,
+                headers={**headers, "content-type": "application/json"},
+            )
+            assert (response.status_code != 401) == theirs(sdk, headers, body), (
+                name,
+                response.status_code,
+                response.text,
+            )

@@ -60,7 +60,8 @@ def _choices(annotation: Any) -> list[Any] | None:
 def _is_structured(annotation: Any) -> bool:
     """A list, a mapping or a nested model: given on the command line as JSON."""
     return any(
-        typing.get_origin(arg) in (list, dict) or (isinstance(arg, type) and issubclass(arg, BaseModel))
+        typing.get_origin(arg) in (list, dict)
+        or (isinstance(arg, type) and issubclass(arg, BaseModel))
         for arg in _unwrap(annotation)
     )
 
@@ -109,24 +110,53 @@ def add_call_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     actions = call.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action, model in COMMAND_MODELS.items():
-        parser = actions.add_parser(action, help=_summary(model), description=(model.__doc__ or "").replace("``", ""))
+        parser = actions.add_parser(
+            action, help=_summary(model), description=(model.__doc__ or "").replace("``", "")
+        )
         parser.add_argument("call_control_id", metavar="CALL_CONTROL_ID")
-        parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="seconds to wait for the outcome (default 30)")
-        parser.add_argument("--no-wait", action="store_true", help="publish and return without waiting")
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=30.0,
+            metavar="SECONDS",
+            help="seconds to wait for the outcome (default 30)",
+        )
+        parser.add_argument(
+            "--no-wait", action="store_true", help="publish and return without waiting"
+        )
         for option in _options(model):
             if option.kind == "choice":
-                parser.add_argument(option.flag, dest=option.name, choices=option.choices, help=option.help)
+                parser.add_argument(
+                    option.flag, dest=option.name, choices=option.choices, help=option.help
+                )
             elif option.kind == "json":
-                parser.add_argument(option.flag, dest=option.name, type=json.loads, metavar=option.metavar, help=option.help)
+                parser.add_argument(
+                    option.flag,
+                    dest=option.name,
+                    type=json.loads,
+                    metavar=option.metavar,
+                    help=option.help,
+                )
             elif option.kind == "flag":
-                parser.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction, help=option.help)
+                parser.add_argument(
+                    option.flag,
+                    dest=option.name,
+                    action=argparse.BooleanOptionalAction,
+                    help=option.help,
+                )
             else:
-                parser.add_argument(option.flag, dest=option.name, metavar=option.metavar, help=option.help)
+                parser.add_argument(
+                    option.flag, dest=option.name, metavar=option.metavar, help=option.help
+                )
 
 
 def build_command(args: argparse.Namespace) -> dict[str, Any]:
     model = COMMAND_MODELS[args.action]
-    values: dict[str, Any] = {"id": str(uuid.uuid4()), "action": args.action, "call_control_id": args.call_control_id}
+    values: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "action": args.action,
+        "call_control_id": args.call_control_id,
+    }
     for name, field in model.model_fields.items():
         value = getattr(args, name, None)
         if name in _NOT_OPTIONS or value is None:
@@ -148,23 +178,37 @@ def run_call(args: argparse.Namespace, redis: SyncRedisClient) -> int:
     body = codec.dumps(command.model_dump(mode="json", exclude_none=True))
     last = redis.xrevrange(COMMAND_RESULTS, count=1)
     start = last[0][0] if last else b"0-0"
-    redis.xadd(topic_for(command.action), {"id": command.id, "type": command.action, "event": body, "call_control_id": command.call_control_id})
+    redis.xadd(
+        topic_for(command.action),
+        {
+            "id": command.id,
+            "type": command.action,
+            "event": body,
+            "call_control_id": command.call_control_id,
+        },
+    )
     print(f"sent {command.action} {command.id} for {command.call_control_id}")
     if args.no_wait:
         return 0
     result = _wait_for_result(redis, f"result:{command.id}", start, args.timeout)
     if result is None:
-        print(f"no outcome within {args.timeout:.0f} s: is the service that executes {command.action} running?")
+        print(
+            f"no outcome within {args.timeout:.0f} s: is the service that executes {command.action} running?"
+        )
         return 2
     print(json.dumps(result, indent=2, sort_keys=True))
     return 0 if result.get("ok") else 1
 
 
-def _wait_for_result(redis: SyncRedisClient, result_id: str, start: bytes, timeout: float) -> dict[str, Any] | None:
+def _wait_for_result(
+    redis: SyncRedisClient, result_id: str, start: bytes, timeout: float
+) -> dict[str, Any] | None:
     deadline = time.monotonic() + timeout
     cursor = start
     while (remaining := deadline - time.monotonic()) > 0:
-        reply = redis.xread({COMMAND_RESULTS: cursor}, count=100, block=max(int(min(remaining, 1.0) * 1000), 1))
+        reply = redis.xread(
+            {COMMAND_RESULTS: cursor}, count=100, block=max(int(min(remaining, 1.0) * 1000), 1)
+        )
         for _, entries in reply or []:
             for entry_id, fields in entries:
                 cursor = entry_id

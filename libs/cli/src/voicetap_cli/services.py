@@ -14,8 +14,15 @@ ORDER = ("gateway", "ingest", "indexer")
 
 def installed_services() -> dict[str, EntryPoint]:
     """The services whose code is installed, in start order."""
-    found = {ep.name: ep for ep in entry_points(group=GROUP) if find_spec(ep.module.split(":")[0]) is not None}
-    return {name: found[name] for name in sorted(found, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))}
+    found = {
+        ep.name: ep
+        for ep in entry_points(group=GROUP)
+        if find_spec(ep.module.split(":")[0]) is not None
+    }
+    return {
+        name: found[name]
+        for name in sorted(found, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+    }
 
 
 TOOLS = "voicetap.tools"
@@ -32,5 +39,7 @@ def run_tool(name: str, argv: list[str]) -> int:
 def run_service(name: str) -> None:
     services = installed_services()
     if name not in services:
-        raise SystemExit(f"voicetap: no service named {name!r} is installed (have: {', '.join(services) or 'none'})")
+        raise SystemExit(
+            f"voicetap: no service named {name!r} is installed (have: {', '.join(services) or 'none'})"
+        )
     services[name].load()()

@@ -51,12 +51,16 @@ def start_id(value: str) -> str:
     if match := _ENTRY_ID.fullmatch(value):
         millis, sequence = int(match[1]), int(match[2] or 0)
         if sequence > MAX_SEQUENCE:
-            raise argparse.ArgumentTypeError(f"the sequence number of {value!r} is above {MAX_SEQUENCE}")
+            raise argparse.ArgumentTypeError(
+                f"the sequence number of {value!r} is above {MAX_SEQUENCE}"
+            )
         return _just_before(millis, sequence)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an entry id, 'beginning', 'now' or an ISO time: {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"not an entry id, 'beginning', 'now' or an ISO time: {value!r}"
+        ) from None
     since_epoch = (moment if moment.tzinfo else moment.astimezone()) - _EPOCH
     # An entry of millisecond M is "at or after" the time when M >= the time, hence the ceiling.
     return _just_before(max(math.ceil(since_epoch / timedelta(milliseconds=1)), 0), 0)
@@ -127,7 +131,14 @@ def read_after(redis: SyncRedisClient, cursors: dict[str, str], block_ms: int) -
     share = max(block_ms // len(slots), 1)
     reply: Reply = []
     for streams in slots:
-        reply += redis.xread({stream: cursors[stream] for stream in streams}, count=100, block=None if reply else share) or []
+        reply += (
+            redis.xread(
+                {stream: cursors[stream] for stream in streams},
+                count=100,
+                block=None if reply else share,
+            )
+            or []
+        )
     return reply
 
 
@@ -137,7 +148,11 @@ def run_tail(args: argparse.Namespace, redis: SyncRedisClient, partitions: int) 
     try:
         cursors = follow_positions(redis, streams, args.from_.after)
         # On stderr, so that stdout holds only entries; once printed, every new entry will be shown.
-        print(f"following {', '.join(args.topics)} from {args.from_.given} (Ctrl-C stops)", file=sys.stderr, flush=True)
+        print(
+            f"following {', '.join(args.topics)} from {args.from_.given} (Ctrl-C stops)",
+            file=sys.stderr,
+            flush=True,
+        )
         while args.count is None or shown < args.count:
             for topic, entries in read_after(redis, cursors, 1000):
                 name = topic.decode()
@@ -155,7 +170,11 @@ def run_tail(args: argparse.Namespace, redis: SyncRedisClient, partitions: int) 
 def run_replay(args: argparse.Namespace, redis: SyncRedisClient, partitions: int) -> int:
     streams = streams_of(args.topic, partitions)
     for stream in streams:
-        groups = {g["name"].decode(): g for g in redis.xinfo_groups(stream)} if redis.exists(stream) else {}
+        groups = (
+            {g["name"].decode(): g for g in redis.xinfo_groups(stream)}
+            if redis.exists(stream)
+            else {}
+        )
         if args.group not in groups:
             print(f"no group {args.group!r} on {stream} (groups: {', '.join(groups) or 'none'})")
             return 1
@@ -168,7 +187,9 @@ def run_replay(args: argparse.Namespace, redis: SyncRedisClient, partitions: int
         what = "every entry from the beginning"
     else:
         what = f"entries from {start.given} on, that entry included"
-    where = args.topic if len(streams) == 1 else f"{args.topic} (each of its {len(streams)} partitions)"
+    where = (
+        args.topic if len(streams) == 1 else f"{args.topic} (each of its {len(streams)} partitions)"
+    )
     print(f"group {args.group} on {where} will read {what}")
     return 0
 
@@ -179,7 +200,13 @@ START_HELP = "an entry id (that entry included) or an ISO time (the first entry 
 def add_stream_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     tail = sub.add_parser("tail", help="follow topics live, pretty-printed")
     tail.add_argument("topics", nargs="+", metavar="TOPIC")
-    tail.add_argument("--from", dest="from_", type=parse_start, default="now", help=f"now (default), beginning, {START_HELP}")
+    tail.add_argument(
+        "--from",
+        dest="from_",
+        type=parse_start,
+        default="now",
+        help=f"now (default), beginning, {START_HELP}",
+    )
     tail.add_argument("--count", type=int, default=None, help="stop after this many entries")
     replay = sub.add_parser(
         "replay",
@@ -189,4 +216,10 @@ def add_stream_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
     )
     replay.add_argument("topic", metavar="TOPIC")
     replay.add_argument("--group", required=True)
-    replay.add_argument("--from", dest="from_", type=parse_start, required=True, help=f"beginning, now, {START_HELP}")
+    replay.add_argument(
+        "--from",
+        dest="from_",
+        type=parse_start,
+        required=True,
+        help=f"beginning, now, {START_HELP}",
+    )

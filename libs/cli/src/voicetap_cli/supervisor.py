@@ -39,7 +39,9 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, children: list[ChildSpec], env: Mapping[str, str], max_restarts_per_minute: int = 5) -> None:
+    def __init__(
+        self, children: list[ChildSpec], env: Mapping[str, str], max_restarts_per_minute: int = 5
+    ) -> None:
         self._specs = children
         self._env = dict(env)
         self._max_restarts = max_restarts_per_minute
@@ -77,13 +79,22 @@ class Supervisor:
                     continue
                 if not child.spec.restart:
                     if not child.finished:
-                        log.log(logging.INFO if status == 0 else logging.ERROR, "%s finished with exit code %s", child.name, status)
+                        log.log(
+                            logging.INFO if status == 0 else logging.ERROR,
+                            "%s finished with exit code %s",
+                            child.name,
+                            status,
+                        )
                         child.finished = True
                     continue
                 now = time.monotonic()
                 child.restarts = [t for t in child.restarts if now - t < 60] + [now]
                 if len(child.restarts) > self._max_restarts:
-                    log.error("%s exited with %s and keeps crashing; stopping the stack", child.name, status)
+                    log.error(
+                        "%s exited with %s and keeps crashing; stopping the stack",
+                        child.name,
+                        status,
+                    )
                     self._stopping, code = True, 1
                     break
                 log.warning("%s exited with %s; restarting", child.name, status)

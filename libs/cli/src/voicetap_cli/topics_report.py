@@ -71,12 +71,23 @@ def render(rows: list[TopicRow]) -> str:
     for row in rows:
         groups = row.groups or [None]
         for i, group in enumerate(groups):
-            head = (row.name, str(row.length), when(row.first), when(row.last)) if i == 0 else ("", "", "", "")
+            head = (
+                (row.name, str(row.length), when(row.first), when(row.last))
+                if i == 0
+                else ("", "", "", "")
+            )
             tail = (
-                (group.name, str(group.consumers), str(group.pending), "?" if group.lag is None else str(group.lag))
+                (
+                    group.name,
+                    str(group.consumers),
+                    str(group.pending),
+                    "?" if group.lag is None else str(group.lag),
+                )
                 if group
                 else ("-", "", "", "")
             )
             table.append(head + tail)
     widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table
+    )

@@ -61,11 +61,20 @@ ENTRY_FIELDS: dict[str, Any] = {
     "description": "The plain fields of an entry besides `event` (all values are strings).",
     "required": ["id", "type"],
     "properties": {
-        "id": {"type": "string", "description": "The event's own id (Telnyx `data.id`): the idempotency key."},
+        "id": {
+            "type": "string",
+            "description": "The event's own id (Telnyx `data.id`): the idempotency key.",
+        },
         "type": {"type": "string", "description": "The event type, e.g. `call.transcription`."},
         "call_control_id": {"type": "string", "description": "The call, when the event has one."},
-        "received_at": {"type": "string", "description": "Unix time (seconds, decimal) the entry was stored."},
-        "attempt": {"type": "string", "description": "Telnyx's `meta.attempt` (delivery attempt), when given."},
+        "received_at": {
+            "type": "string",
+            "description": "Unix time (seconds, decimal) the entry was stored.",
+        },
+        "attempt": {
+            "type": "string",
+            "description": "Telnyx's `meta.attempt` (delivery attempt), when given.",
+        },
     },
     "additionalProperties": {"type": "string"},
 }
@@ -77,14 +86,35 @@ DEAD_LETTER_FIELDS: dict[str, Any] = {
         {"$ref": SCHEMAS + "StreamEntryFields"},
         {
             "type": "object",
-            "required": ["dlq_reason", "dlq_group", "dlq_deliveries", "dlq_source_topic", "dlq_source_entry"],
+            "required": [
+                "dlq_reason",
+                "dlq_group",
+                "dlq_deliveries",
+                "dlq_source_topic",
+                "dlq_source_entry",
+            ],
             "properties": {
-                "dlq_reason": {"type": "string", "description": "Why, in one line (undeliverable, or failed N deliveries)."},
-                "dlq_error": {"type": "string", "description": "The last error the handler raised."},
+                "dlq_reason": {
+                    "type": "string",
+                    "description": "Why, in one line (undeliverable, or failed N deliveries).",
+                },
+                "dlq_error": {
+                    "type": "string",
+                    "description": "The last error the handler raised.",
+                },
                 "dlq_group": {"type": "string", "description": "The consumer group that gave up."},
-                "dlq_deliveries": {"type": "string", "description": "How many times the entry was delivered."},
-                "dlq_source_topic": {"type": "string", "description": "The stream the entry came from: its topic, or the topic's partition."},
-                "dlq_source_entry": {"type": "string", "description": "The entry's stream id in that stream."},
+                "dlq_deliveries": {
+                    "type": "string",
+                    "description": "How many times the entry was delivered.",
+                },
+                "dlq_source_topic": {
+                    "type": "string",
+                    "description": "The stream the entry came from: its topic, or the topic's partition.",
+                },
+                "dlq_source_entry": {
+                    "type": "string",
+                    "description": "The entry's stream id in that stream.",
+                },
             },
         },
     ],
@@ -97,8 +127,14 @@ WEBHOOK_DEAD_LETTER_FIELDS: dict[str, Any] = {
     "required": ["reason", "received_at"],
     "properties": {
         "reason": {"type": "string", "description": "Why the body is not a usable event."},
-        "telnyx_timestamp": {"type": "string", "description": "The request's `telnyx-timestamp` header."},
-        "received_at": {"type": "string", "description": "Unix time (seconds, decimal) the gateway stored it."},
+        "telnyx_timestamp": {
+            "type": "string",
+            "description": "The request's `telnyx-timestamp` header.",
+        },
+        "received_at": {
+            "type": "string",
+            "description": "Unix time (seconds, decimal) the gateway stored it.",
+        },
     },
     "additionalProperties": {"type": "string"},
 }
@@ -115,9 +151,13 @@ def _ref(*parts: str) -> dict[str, str]:
     return {"$ref": "#/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)}
 
 
-def _message_schemas(models: list[type[BaseModel]]) -> tuple[dict[type[BaseModel], dict[str, str]], dict[str, Any]]:
+def _message_schemas(
+    models: list[type[BaseModel]],
+) -> tuple[dict[type[BaseModel], dict[str, str]], dict[str, Any]]:
     """Each model's ``$ref`` and every schema they need, named once under components/schemas."""
-    refs, defs = models_json_schema([(m, "validation") for m in models], ref_template=SCHEMAS + "{model}")
+    refs, defs = models_json_schema(
+        [(m, "validation") for m in models], ref_template=SCHEMAS + "{model}"
+    )
     return {model: ref for (model, _), ref in refs.items()}, _asyncapi_schema(defs.get("$defs", {}))
 
 
@@ -134,7 +174,9 @@ def _asyncapi_schema(node: Any) -> Any:
     return converted
 
 
-def _channel(address: str, summary: str, message_name: str, extra: dict[str, Any]) -> dict[str, Any]:
+def _channel(
+    address: str, summary: str, message_name: str, extra: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "address": address,
         "summary": summary,
@@ -217,7 +259,11 @@ def build_document() -> dict[str, Any]:
                     "x-voicetap-source-topic": spec.name,
                 },
             )
-            add_send("the consumer groups of " + spec.name + " when they give up on an entry", dead_letters, dead_letters)
+            add_send(
+                "the consumer groups of " + spec.name + " when they give up on an entry",
+                dead_letters,
+                dead_letters,
+            )
 
     other = "telnyx.other"
     messages[other] = {
@@ -237,10 +283,14 @@ def build_document() -> dict[str, Any]:
             {
                 "x-voicetap-written-by": "webhook_gateway",
                 "x-voicetap-consumer-groups": [],
-                "x-voicetap-partitioned": partitions.is_partitioned(topics.telnyx_topic("event_type")),
+                "x-voicetap-partitioned": partitions.is_partitioned(
+                    topics.telnyx_topic("event_type")
+                ),
             },
         ),
-        "parameters": {"event_type": {"description": "The webhook's `data.event_type`, e.g. `call.bridged`."}},
+        "parameters": {
+            "event_type": {"description": "The webhook's `data.event_type`, e.g. `call.bridged`."}
+        },
     }
     add_send("webhook_gateway", OTHER_TELNYX_CHANNEL, other)
 
@@ -289,9 +339,17 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m voicetap_common.asyncapi", description="The AsyncAPI 3.0 document of every topic.")
+    parser = argparse.ArgumentParser(
+        prog="python -m voicetap_common.asyncapi",
+        description="The AsyncAPI 3.0 document of every topic.",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--check", type=Path, metavar="PATH", help="exit 1 when PATH differs from the generated document")
+    mode.add_argument(
+        "--check",
+        type=Path,
+        metavar="PATH",
+        help="exit 1 when PATH differs from the generated document",
+    )
     mode.add_argument("--write", type=Path, metavar="PATH", help="write the document to PATH")
     args = parser.parse_args(argv)
     text = render()

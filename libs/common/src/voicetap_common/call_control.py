@@ -33,13 +33,19 @@ class TelnyxApiSettings(BaseSettings):
     """Mixed into the settings of a service that sends commands."""
 
     telnyx_api_key: SecretStr | None = Field(
-        default=None, description="API key (v2) of the Telnyx account; needed to send Call Control commands."
+        default=None,
+        description="API key (v2) of the Telnyx account; needed to send Call Control commands.",
     )
     telnyx_base_url: str | None = Field(
-        default=None, description="Call Control API base URL; default the SDK's (`https://api.telnyx.com/v2`). Tests point it at the simulator."
+        default=None,
+        description="Call Control API base URL; default the SDK's (`https://api.telnyx.com/v2`). Tests point it at the simulator.",
     )
-    telnyx_max_retries: int = Field(default=2, ge=0, description="SDK retries of 408/409/429/5xx and connection errors.")
-    telnyx_timeout_seconds: float = Field(default=10.0, gt=0, description="Bound on one Call Control request.")
+    telnyx_max_retries: int = Field(
+        default=2, ge=0, description="SDK retries of 408/409/429/5xx and connection errors."
+    )
+    telnyx_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Bound on one Call Control request."
+    )
 
 
 class MissingApiKey(Exception):
@@ -53,7 +59,9 @@ class NoCapacity(Exception):
 def telnyx_client(settings: TelnyxApiSettings) -> "AsyncTelnyx":
     """The SDK's async client; raises :class:`MissingApiKey` without a key."""
     if settings.telnyx_api_key is None:
-        raise MissingApiKey("TELNYX_API_KEY is not set: this service cannot send Call Control commands")
+        raise MissingApiKey(
+            "TELNYX_API_KEY is not set: this service cannot send Call Control commands"
+        )
     from telnyx import AsyncTelnyx
 
     return AsyncTelnyx(
@@ -83,7 +91,9 @@ def classify(exc: BaseException) -> tuple[ErrorKind, str, list[dict[str, Any]] |
     if not isinstance(exc, telnyx.APIStatusError):
         return "internal", repr(exc), None
     errors = _telnyx_errors(exc.body)
-    detail = "; ".join(filter(None, (e.get("detail") or e.get("title") for e in errors))) or str(exc)
+    detail = "; ".join(filter(None, (e.get("detail") or e.get("title") for e in errors))) or str(
+        exc
+    )
     codes = {str(e.get("code")) for e in errors}
     status = exc.status_code
     kind: ErrorKind
@@ -111,7 +121,11 @@ def _telnyx_errors(body: object) -> list[dict[str, Any]]:
 
 
 def result_for(
-    command: _Command, *, executed_by: str, error: BaseException | None = None, allocated: dict[str, Any] | None = None
+    command: _Command,
+    *,
+    executed_by: str,
+    error: BaseException | None = None,
+    allocated: dict[str, Any] | None = None,
 ) -> CommandResult:
     """The result event of ``command``: ok, or the classified failure of ``error``."""
     base = dict(
@@ -128,5 +142,14 @@ def result_for(
         return CommandResult(ok=True, **base)  # type: ignore[arg-type]
     kind, detail, errors = classify(error)
     level = logging.INFO if kind == "call_ended" else logging.WARNING
-    log.log(level, "command failed", extra={"action": base["action"], "call_control_id": command.call_control_id, "error": kind, "detail": detail})
+    log.log(
+        level,
+        "command failed",
+        extra={
+            "action": base["action"],
+            "call_control_id": command.call_control_id,
+            "error": kind,
+            "detail": detail,
+        },
+    )
     return CommandResult(ok=False, error=kind, detail=detail, telnyx_errors=errors, **base)  # type: ignore[arg-type]

@@ -25,7 +25,9 @@ class TopicSpec:
         return partitions.is_partitioned(self.name)
 
 
-def _telnyx(event_type: str, model: type[events._EventBase], summary: str, read_by: tuple[str, ...] = ()) -> TopicSpec:
+def _telnyx(
+    event_type: str, model: type[events._EventBase], summary: str, read_by: tuple[str, ...] = ()
+) -> TopicSpec:
     return TopicSpec(
         name=topics.telnyx_topic(event_type),
         summary=summary,
@@ -36,15 +38,60 @@ def _telnyx(event_type: str, model: type[events._EventBase], summary: str, read_
 
 
 TELNYX_TOPICS: tuple[TopicSpec, ...] = (
-    _telnyx("call.initiated", events.CallInitiatedEvent, "A call started (incoming or outgoing).", ("transcript_indexer",)),
-    _telnyx("call.answered", events.CallAnsweredEvent, "A call was answered.", ("transcript_indexer", "media_ingest")),
-    _telnyx("call.hangup", events.CallHangupEvent, "A call ended; `occurred_at` is its end time.", ("transcript_indexer", "media_ingest")),
-    _telnyx("call.transcription", events.CallTranscriptionEvent, "An interim or final transcription result.", ("transcript_indexer",)),
-    _telnyx("call.fork.started", events.CallForkStartedEvent, "Telnyx started forking the call's media.", ("media_ingest",)),
-    _telnyx("call.fork.stopped", events.CallForkStoppedEvent, "Telnyx stopped forking the call's media.", ("media_ingest",)),
-    _telnyx("streaming.started", events.StreamingStartedEvent, "A WebSocket media stream started.", ("media_ingest",)),
-    _telnyx("streaming.stopped", events.StreamingStoppedEvent, "A WebSocket media stream stopped.", ("media_ingest",)),
-    _telnyx("streaming.failed", events.StreamingFailedEvent, "A WebSocket media stream failed.", ("media_ingest",)),
+    _telnyx(
+        "call.initiated",
+        events.CallInitiatedEvent,
+        "A call started (incoming or outgoing).",
+        ("transcript_indexer",),
+    ),
+    _telnyx(
+        "call.answered",
+        events.CallAnsweredEvent,
+        "A call was answered.",
+        ("transcript_indexer", "media_ingest"),
+    ),
+    _telnyx(
+        "call.hangup",
+        events.CallHangupEvent,
+        "A call ended; `occurred_at` is its end time.",
+        ("transcript_indexer", "media_ingest"),
+    ),
+    _telnyx(
+        "call.transcription",
+        events.CallTranscriptionEvent,
+        "An interim or final transcription result.",
+        ("transcript_indexer",),
+    ),
+    _telnyx(
+        "call.fork.started",
+        events.CallForkStartedEvent,
+        "Telnyx started forking the call's media.",
+        ("media_ingest",),
+    ),
+    _telnyx(
+        "call.fork.stopped",
+        events.CallForkStoppedEvent,
+        "Telnyx stopped forking the call's media.",
+        ("media_ingest",),
+    ),
+    _telnyx(
+        "streaming.started",
+        events.StreamingStartedEvent,
+        "A WebSocket media stream started.",
+        ("media_ingest",),
+    ),
+    _telnyx(
+        "streaming.stopped",
+        events.StreamingStoppedEvent,
+        "A WebSocket media stream stopped.",
+        ("media_ingest",),
+    ),
+    _telnyx(
+        "streaming.failed",
+        events.StreamingFailedEvent,
+        "A WebSocket media stream failed.",
+        ("media_ingest",),
+    ),
 )
 
 

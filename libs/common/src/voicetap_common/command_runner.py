@@ -92,7 +92,9 @@ class CommandRunner:
             raise Undeliverable(f"malformed command: {_readable(exc)}") from None
         if command.action not in self._actions:
             reason = f"action {command.action} is not executed by {self._executed_by} (sent to the wrong topic?)"
-            await self._answer_malformed(entry, reason, command.id, command.action, command.call_control_id)
+            await self._answer_malformed(
+                entry, reason, command.id, command.action, command.call_control_id
+            )
             raise Undeliverable(reason)
         token = await self._take_lock(command)
         if token is None:
@@ -136,10 +138,20 @@ class CommandRunner:
             pause = min(pause * 2, 0.5)
 
     async def _answer_malformed(
-        self, entry: Entry, reason: str, command_id: str | None = None, action: str | None = None, call_control_id: str | None = None
+        self,
+        entry: Entry,
+        reason: str,
+        command_id: str | None = None,
+        action: str | None = None,
+        call_control_id: str | None = None,
     ) -> None:
         fallback = _loose_fields(entry.body)
-        command_id = command_id or fallback.get("id") or entry.event_id or f"entry:{entry.topic}:{entry.entry_id}"
+        command_id = (
+            command_id
+            or fallback.get("id")
+            or entry.event_id
+            or f"entry:{entry.topic}:{entry.entry_id}"
+        )
         await self._publish(
             CommandResult(
                 id=f"result:{command_id}",
@@ -159,12 +171,22 @@ class CommandRunner:
         extra = {"call_control_id": result.call_control_id} if result.call_control_id else {}
         if result.correlation_id:
             extra["correlation_id"] = result.correlation_id
-        await self._producer.publish_once(COMMAND_RESULTS, result.id, "voicetap.command.result", body, RESULT_WINDOW_SECONDS, **extra)
+        await self._producer.publish_once(
+            COMMAND_RESULTS,
+            result.id,
+            "voicetap.command.result",
+            body,
+            RESULT_WINDOW_SECONDS,
+            **extra,
+        )
 
 
 def _readable(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors(include_url=False))
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
     return str(exc)
 
 
@@ -176,4 +198,8 @@ def _loose_fields(body: bytes) -> dict[str, str]:
         return {}
     if not isinstance(value, dict):
         return {}
-    return {k: v for k in ("id", "action", "call_control_id", "correlation_id") if isinstance(v := value.get(k), str)}
+    return {
+        k: v
+        for k in ("id", "action", "call_control_id", "correlation_id")
+        if isinstance(v := value.get(k), str)
+    }

@@ -37,8 +37,20 @@ BidirectionalCodec = Literal["PCMU", "PCMA", "G722", "OPUS", "AMR-WB", "L16"]
 BidirectionalSamplingRate = Literal[8000, 16000, 22050, 24000, 48000]
 BidirectionalTargetLegs = Literal["both", "self", "opposite"]
 TranscriptionEngine = Literal[
-    "Google", "Telnyx", "Deepgram", "Azure", "xAI", "AssemblyAI", "Speechmatics", "Soniox", "Parakeet", "Humain",
-    "Reson8", "Cohere", "A", "B",
+    "Google",
+    "Telnyx",
+    "Deepgram",
+    "Azure",
+    "xAI",
+    "AssemblyAI",
+    "Speechmatics",
+    "Soniox",
+    "Parakeet",
+    "Humain",
+    "Reson8",
+    "Cohere",
+    "A",
+    "B",
 ]
 TranscriptionTracks = Literal["inbound", "outbound", "both"]
 
@@ -48,10 +60,17 @@ _UDP_TARGET = re.compile(r"^udp:(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(?P<
 class _Command(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt option is an error, not silently ignored
 
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()), description="The command's own id: its idempotency key.")
+    id: str = Field(
+        default_factory=lambda: str(uuid.uuid4()),
+        description="The command's own id: its idempotency key.",
+    )
     call_control_id: str = Field(min_length=1)
-    correlation_id: str | None = Field(default=None, description="Returned as is on the result, for the sender.")
-    client_state: str | None = Field(default=None, description="Base64 state Telnyx adds to the webhooks this command causes.")
+    correlation_id: str | None = Field(
+        default=None, description="Returned as is on the result, for the sender."
+    )
+    client_state: str | None = Field(
+        default=None, description="Base64 state Telnyx adds to the webhooks this command causes."
+    )
 
     def telnyx_command_id(self) -> str:
         """The ``command_id`` sent to Telnyx, which de-duplicates it for 60 s per call."""
@@ -69,8 +88,12 @@ class ForkStart(_Command):
     """Fork the call's RTP to UDP targets; without ``rx``/``tx``, media_ingest allocates its own ports."""
 
     action: Literal["fork_start"] = "fork_start"
-    rx: str | None = Field(default=None, description="`udp:HOST:PORT` for the incoming leg (caller → Telnyx).")
-    tx: str | None = Field(default=None, description="`udp:HOST:PORT` for the outgoing leg (Telnyx → caller).")
+    rx: str | None = Field(
+        default=None, description="`udp:HOST:PORT` for the incoming leg (caller → Telnyx)."
+    )
+    tx: str | None = Field(
+        default=None, description="`udp:HOST:PORT` for the outgoing leg (Telnyx → caller)."
+    )
     stream_type: Literal["decrypted"] = "decrypted"
 
     @field_validator("rx", "tx")
@@ -105,8 +128,12 @@ class CustomParameter(BaseModel):
 
 class DialogflowConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    analyze_sentiment: bool | None = Field(default=None, description="Enable sentiment analysis from Dialogflow.")
-    partial_automated_agent_reply: bool | None = Field(default=None, description="Enable partial automated agent replies from Dialogflow.")
+    analyze_sentiment: bool | None = Field(
+        default=None, description="Enable sentiment analysis from Dialogflow."
+    )
+    partial_automated_agent_reply: bool | None = Field(
+        default=None, description="Enable partial automated agent replies from Dialogflow."
+    )
 
 
 class StreamingStart(_Command):
@@ -122,7 +149,9 @@ class StreamingStart(_Command):
     stream_bidirectional_target_legs: BidirectionalTargetLegs | None = None
     stream_auth_token: str | None = Field(default=None, max_length=4000)
     custom_parameters: list[CustomParameter] | None = None
-    enable_dialogflow: bool | None = Field(default=None, description="Enable Dialogflow on the call (Telnyx's default: false).")
+    enable_dialogflow: bool | None = Field(
+        default=None, description="Enable Dialogflow on the call (Telnyx's default: false)."
+    )
     dialogflow_config: DialogflowConfig | None = None
 
 
@@ -130,7 +159,9 @@ class StreamingStop(_Command):
     """Stop the call's WebSocket media stream."""
 
     action: Literal["streaming_stop"] = "streaming_stop"
-    stream_id: str | None = Field(default=None, description="Without it, every stream of the call stops.")
+    stream_id: str | None = Field(
+        default=None, description="Without it, every stream of the call stops."
+    )
 
 
 class TranscriptionStart(_Command):
@@ -158,8 +189,17 @@ command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
 class CommandMessage(RootModel[Command]):
     """Any command, discriminated on ``action`` (the schema of the command topics)."""
 
+
 COMMAND_MODELS: dict[str, type[_Command]] = {
-    m.model_fields["action"].default: m for m in (ForkStart, ForkStop, StreamingStart, StreamingStop, TranscriptionStart, TranscriptionStop)
+    m.model_fields["action"].default: m
+    for m in (
+        ForkStart,
+        ForkStop,
+        StreamingStart,
+        StreamingStop,
+        TranscriptionStart,
+        TranscriptionStop,
+    )
 }
 MEDIA_ACTIONS = frozenset({"fork_start", "fork_stop", "streaming_start", "streaming_stop"})
 
@@ -174,8 +214,17 @@ def parse_command(body: bytes | str) -> Command:
 
 
 ErrorKind = Literal[
-    "bad_key", "not_permitted", "unknown_call", "call_ended", "invalid_parameters", "rate_limited", "network",
-    "telnyx_error", "no_capacity", "malformed", "internal",
+    "bad_key",
+    "not_permitted",
+    "unknown_call",
+    "call_ended",
+    "invalid_parameters",
+    "rate_limited",
+    "network",
+    "telnyx_error",
+    "no_capacity",
+    "malformed",
+    "internal",
 ]
 
 
@@ -183,15 +232,21 @@ class CommandResult(BaseModel):
     """The outcome of one command, on ``voicetap.command.result``."""
 
     id: str = Field(description="`result:<command id>`: one result per command.")
-    command_id: str | None = Field(description="The command's own id (None when it was too malformed to have one).")
+    command_id: str | None = Field(
+        description="The command's own id (None when it was too malformed to have one)."
+    )
     action: str | None
     call_control_id: str | None
     correlation_id: str | None = None
     ok: bool
     error: ErrorKind | None = None
     detail: str | None = None
-    telnyx_errors: list[dict[str, Any]] | None = Field(default=None, description="Telnyx's own error objects, as sent.")
+    telnyx_errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Telnyx's own error objects, as sent."
+    )
     telnyx_command_id: str | None = None
-    allocated: dict[str, Any] | None = Field(default=None, description="What the command set up: ports, stream URL.")
+    allocated: dict[str, Any] | None = Field(
+        default=None, description="What the command set up: ports, stream URL."
+    )
     executed_by: str | None = None
     completed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

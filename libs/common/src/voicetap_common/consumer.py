@@ -91,19 +91,34 @@ def default_consumer_name() -> str:
 class ConsumerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.handled = Counter(
-            "voicetap_consumer_entries_total", "Entries handled and acknowledged", ["group", "topic"], registry=registry
+            "voicetap_consumer_entries_total",
+            "Entries handled and acknowledged",
+            ["group", "topic"],
+            registry=registry,
         )
         self.failed = Counter(
-            "voicetap_consumer_failures_total", "Entries whose handling raised", ["group", "topic"], registry=registry
+            "voicetap_consumer_failures_total",
+            "Entries whose handling raised",
+            ["group", "topic"],
+            registry=registry,
         )
         self.dead_lettered = Counter(
-            "voicetap_consumer_dead_letters_total", "Entries sent to the dead-letter topic", ["group", "topic"], registry=registry
+            "voicetap_consumer_dead_letters_total",
+            "Entries sent to the dead-letter topic",
+            ["group", "topic"],
+            registry=registry,
         )
         self.claimed = Counter(
-            "voicetap_consumer_claimed_total", "Idle entries claimed from other consumers", ["group", "topic"], registry=registry
+            "voicetap_consumer_claimed_total",
+            "Idle entries claimed from other consumers",
+            ["group", "topic"],
+            registry=registry,
         )
         self.batch_seconds = Histogram(
-            "voicetap_consumer_batch_seconds", "Time to handle and acknowledge one batch", ["group"], registry=registry
+            "voicetap_consumer_batch_seconds",
+            "Time to handle and acknowledge one batch",
+            ["group"],
+            registry=registry,
         )
 
 
@@ -125,14 +140,30 @@ class StreamConsumer:
         self._handler = handler
         self._metrics = metrics
         self._last_claim = 0.0
-        self._ahead: asyncio.Task[list[Entry]] | None = None  # the read in flight while a batch is handled
-        self._ready: list[Entry] | None = None  # a read-ahead batch collected before a claim cycle, not yet handled
+        self._ahead: asyncio.Task[list[Entry]] | None = (
+            None  # the read in flight while a batch is handled
+        )
+        self._ready: list[Entry] | None = (
+            None  # a read-ahead batch collected before a claim cycle, not yet handled
+        )
         self._unacked: list[Entry] = []  # handled; acknowledged with the next read
-        self._stream_topic = topic_of_streams(options.topics, options.partitions)  # every stream read -> its topic
+        self._stream_topic = topic_of_streams(
+            options.topics, options.partitions
+        )  # every stream read -> its topic
         self._streams = list(self._stream_topic)  # the topics themselves, unless partitioned
-        self._topic_of = None if options.partitions == 1 else self._stream_topic  # None: every stream is its topic
+        self._topic_of = (
+            None if options.partitions == 1 else self._stream_topic
+        )  # None: every stream is its topic
         self._slot_reads = (  # None on a single server: one XREADGROUP reads every stream
-            SlotReads(redis, options.group, self._consumer, self._streams, self._topic_of, count=options.batch_size, block_ms=options.block_ms)
+            SlotReads(
+                redis,
+                options.group,
+                self._consumer,
+                self._streams,
+                self._topic_of,
+                count=options.batch_size,
+                block_ms=options.block_ms,
+            )
             if isinstance(redis, RedisCluster)
             else None
         )
@@ -145,7 +176,9 @@ class StreamConsumer:
         start_id = "0" if self._options.start == "beginning" else "$"
         for stream in self._streams:
             try:
-                await self._redis.xgroup_create(stream, self._options.group, id=start_id, mkstream=True)
+                await self._redis.xgroup_create(
+                    stream, self._options.group, id=start_id, mkstream=True
+                )
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -166,7 +199,10 @@ class StreamConsumer:
                     await self.finish()
                     backoff = 0.2
                 except REDIS_UNAVAILABLE as exc:
-                    log.warning("redis unavailable, retrying", extra={"group": self._options.group, "error": str(exc)})
+                    log.warning(
+                        "redis unavailable, retrying",
+                        extra={"group": self._options.group, "error": str(exc)},
+                    )
                     await sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, self._options.retry_backoff_max_s)
         finally:
@@ -227,7 +263,10 @@ class StreamConsumer:
         waiting), so an acknowledgement riding with it goes out at once, and so does its count."""
         ahead = self._ahead
         return (
-            ahead is not None and ahead.done() and not ahead.cancelled() and ahead.exception() is None
+            ahead is not None
+            and ahead.done()
+            and not ahead.cancelled()
+            and ahead.exception() is None
             and len(ahead.result()) >= self._options.batch_size
         )
 
@@ -251,15 +290,27 @@ class StreamConsumer:
             if acks:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     by_stream = self._queue_acks(pipe, acks)
-                    pipe.xreadgroup(self._options.group, self._consumer, streams, count=self._options.batch_size, block=self._options.block_ms)
+                    pipe.xreadgroup(
+                        self._options.group,
+                        self._consumer,
+                        streams,
+                        count=self._options.batch_size,
+                        block=self._options.block_ms,
+                    )
                     reply = (await pipe.execute())[-1]
                 self._count_handled(by_stream)
             else:
                 reply = await self._redis.xreadgroup(
-                    self._options.group, self._consumer, streams, count=self._options.batch_size, block=self._options.block_ms
+                    self._options.group,
+                    self._consumer,
+                    streams,
+                    count=self._options.batch_size,
+                    block=self._options.block_ms,
                 )
         except BaseException:
-            self._unacked = acks + self._unacked  # not known to be acknowledged: again with the next read
+            self._unacked = (
+                acks + self._unacked
+            )  # not known to be acknowledged: again with the next read
             raise
         return entries_of(reply, self._topic_of)
 
@@ -270,7 +321,9 @@ class StreamConsumer:
             try:
                 await self._ack(acks)
             except BaseException:
-                self._unacked = acks + self._unacked  # not known to be acknowledged: again with the next read
+                self._unacked = (
+                    acks + self._unacked
+                )  # not known to be acknowledged: again with the next read
                 raise
         return await slot_reads.read()
 
@@ -289,7 +342,12 @@ class StreamConsumer:
                 await self._redis.set(self._error_key(entries[0]), repr(exc)[:2000], ex=86_400)
                 log.warning(
                     "entry failed; it stays pending and is retried after the claim bound",
-                    extra={"group": self._options.group, "topic": entries[0].topic, "entry": entries[0].entry_id, "error": repr(exc)},
+                    extra={
+                        "group": self._options.group,
+                        "topic": entries[0].topic,
+                        "entry": entries[0].entry_id,
+                        "error": repr(exc),
+                    },
                 )
                 return
             for entry in entries:  # isolate the entry that fails; ack the rest
@@ -299,7 +357,9 @@ class StreamConsumer:
             self._unacked.extend(entries)
         else:
             await self._ack(entries)
-        self._metrics.batch_seconds.labels(self._options.group).observe(time.perf_counter() - started)
+        self._metrics.batch_seconds.labels(self._options.group).observe(
+            time.perf_counter() - started
+        )
 
     async def _call_handler(self, entries: list[Entry]) -> None:
         """Call the handler, retrying in place (no ack, no delivery counted) while it says RetryLater."""
@@ -309,7 +369,10 @@ class StreamConsumer:
                 await self._handler(entries)
                 return
             except RetryLater as exc:
-                log.warning("handler asked to retry later", extra={"group": self._options.group, "error": str(exc), "backoff_s": backoff})
+                log.warning(
+                    "handler asked to retry later",
+                    extra={"group": self._options.group, "error": str(exc), "backoff_s": backoff},
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._options.retry_backoff_max_s)
 
@@ -319,9 +382,13 @@ class StreamConsumer:
             await pipe.execute()
         self._count_handled(by_stream)
 
-    def _queue_acks(self, pipe: Pipeline | ClusterPipeline, entries: list[Entry]) -> dict[str, list[str]]:
+    def _queue_acks(
+        self, pipe: Pipeline | ClusterPipeline, entries: list[Entry]
+    ) -> dict[str, list[str]]:
         by_stream: dict[str, list[str]] = {}
-        if self._topic_of is None:  # every stream is its topic: the plain attribute, on the hot path
+        if (
+            self._topic_of is None
+        ):  # every stream is its topic: the plain attribute, on the hot path
             for entry in entries:
                 by_stream.setdefault(entry.topic, []).append(entry.entry_id)
         else:
@@ -343,18 +410,30 @@ class StreamConsumer:
         handled = 0
         for stream in self._streams:
             pending = await self._redis.xpending_range(
-                stream, self._options.group, min="-", max="+", count=self._options.batch_size, idle=self._options.claim_idle_ms
+                stream,
+                self._options.group,
+                min="-",
+                max="+",
+                count=self._options.batch_size,
+                idle=self._options.claim_idle_ms,
             )
             if not pending:
                 continue
             deliveries = {
-                p["message_id"]: int(p["times_delivered"]) for p in pending
-                if not (p["consumer"].decode() == self._consumer and p["message_id"].decode() in exclude)
+                p["message_id"]: int(p["times_delivered"])
+                for p in pending
+                if not (
+                    p["consumer"].decode() == self._consumer and p["message_id"].decode() in exclude
+                )
             }
             if not deliveries:
                 continue
             claimed = await self._redis.xclaim(
-                stream, self._options.group, self._consumer, self._options.claim_idle_ms, list(deliveries)
+                stream,
+                self._options.group,
+                self._consumer,
+                self._options.claim_idle_ms,
+                list(deliveries),
             )
             topic = self._stream_topic[stream]
             alive: list[Entry] = []
@@ -366,7 +445,9 @@ class StreamConsumer:
                 entry = stream_entry(topic, stream, entry_id, fields)
                 if deliveries.get(entry_id, 0) >= self._options.max_deliveries:
                     error = await self._redis.get(self._error_key(entry))
-                    await self._dead_letter(entry, deliveries[entry_id], error.decode() if error else "unknown error")
+                    await self._dead_letter(
+                        entry, deliveries[entry_id], error.decode() if error else "unknown error"
+                    )
                 else:
                     alive.append(entry)
             if gone:
@@ -400,5 +481,10 @@ class StreamConsumer:
         self._metrics.dead_lettered.labels(self._options.group, entry.topic).inc()
         log.error(
             "entry dead-lettered",
-            extra={"group": self._options.group, "topic": entry.topic, "entry": entry.entry_id, "deliveries": deliveries},
+            extra={
+                "group": self._options.group,
+                "topic": entry.topic,
+                "entry": entry.entry_id,
+                "deliveries": deliveries,
+            },
         )

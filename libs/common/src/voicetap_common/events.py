@@ -187,12 +187,23 @@ _GENERIC_TAG = "*"
 
 
 def _event_tag(value: Any) -> str:
-    event_type = value.get("event_type") if isinstance(value, dict) else getattr(value, "event_type", None)
+    event_type = (
+        value.get("event_type") if isinstance(value, dict) else getattr(value, "event_type", None)
+    )
     return event_type if event_type in KNOWN_EVENTS else _GENERIC_TAG
 
 
 TelnyxEvent = Annotated[
-    Annotated[CallInitiatedEvent, Tag("call.initiated")] | Annotated[CallAnsweredEvent, Tag("call.answered")] | Annotated[CallHangupEvent, Tag("call.hangup")] | Annotated[CallForkStartedEvent, Tag("call.fork.started")] | Annotated[CallForkStoppedEvent, Tag("call.fork.stopped")] | Annotated[StreamingStartedEvent, Tag("streaming.started")] | Annotated[StreamingStoppedEvent, Tag("streaming.stopped")] | Annotated[StreamingFailedEvent, Tag("streaming.failed")] | Annotated[CallTranscriptionEvent, Tag("call.transcription")] | Annotated[GenericEvent, Tag(_GENERIC_TAG)],
+    Annotated[CallInitiatedEvent, Tag("call.initiated")]
+    | Annotated[CallAnsweredEvent, Tag("call.answered")]
+    | Annotated[CallHangupEvent, Tag("call.hangup")]
+    | Annotated[CallForkStartedEvent, Tag("call.fork.started")]
+    | Annotated[CallForkStoppedEvent, Tag("call.fork.stopped")]
+    | Annotated[StreamingStartedEvent, Tag("streaming.started")]
+    | Annotated[StreamingStoppedEvent, Tag("streaming.stopped")]
+    | Annotated[StreamingFailedEvent, Tag("streaming.failed")]
+    | Annotated[CallTranscriptionEvent, Tag("call.transcription")]
+    | Annotated[GenericEvent, Tag(_GENERIC_TAG)],
     Discriminator(_event_tag),
 ]
 

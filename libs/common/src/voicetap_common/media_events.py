@@ -41,7 +41,9 @@ class LegLevels(BaseModel):
     talk: float = Field(description="Seconds of the window with voice activity.")
     silence: float = Field(description="Seconds of the window without voice activity.")
     voice_active: bool = Field(description="Whether the leg had voice activity in the window.")
-    talk_total: float = Field(description="Seconds of voice activity since the call's media started.")
+    talk_total: float = Field(
+        description="Seconds of voice activity since the call's media started."
+    )
 
 
 class MediaAnalytics(BaseModel):
@@ -64,7 +66,9 @@ class MediaAudio(BaseModel):
     id: str = Field(description="`audio:<call_control_id>:<leg>:<first sample>`.")
     call_control_id: str
     leg: Leg
-    encoding: Literal["s16le"] = Field(default="s16le", description="Signed 16-bit little-endian PCM.")
+    encoding: Literal["s16le"] = Field(
+        default="s16le", description="Signed 16-bit little-endian PCM."
+    )
     sample_rate: int
     channels: Literal[1] = 1
     start: float = Field(description="Seconds since the call's media started of the first sample.")
@@ -83,7 +87,9 @@ class LegStatistics(BaseModel):
     reordered: int
     late: int = 0
     malformed: int = 0
-    foreign: int = Field(default=0, description="Packets from a source other than the latched one, dropped.")
+    foreign: int = Field(
+        default=0, description="Packets from a source other than the latched one, dropped."
+    )
     ssrc_changes: int = 0
     decode_errors: int = 0
     unsupported: int = 0
@@ -99,26 +105,47 @@ class RecordingCompleted(BaseModel):
     id: str = Field(description="`recording:<call_control_id>`: one event per call.")
     call_control_id: str
     path: str = Field(description="Path of the WAV file on the instance that recorded it.")
-    url_path: str = Field(description="Where the instance serves it: `/calls/<call_control_id>/recording.wav`.")
+    url_path: str = Field(
+        description="Where the instance serves it: `/calls/<call_control_id>/recording.wav`."
+    )
     instance: str
     duration: float = Field(description="Seconds of audio in the file.")
-    codec: str | None = Field(description="Wire codec of the inbound leg (else outbound); None when no media came.")
-    sample_rate: int
-    channels: dict[str, str] = Field(default_factory=lambda: {"left": "inbound", "right": "outbound"})
-    paused: list[list[float]] = Field(default_factory=list, description="Silenced intervals [start, end] in seconds (fork stopped, PCI pause).")
-    legs: dict[str, LegStatistics] | None = Field(
-        default=None, description="Per-leg statistics; for a recovered file, as last saved during the call (None if never saved)."
+    codec: str | None = Field(
+        description="Wire codec of the inbound leg (else outbound); None when no media came."
     )
-    analytics: dict[str, Any] | None = Field(default=None, description="Talk, silence and over-talk totals.")
+    sample_rate: int
+    channels: dict[str, str] = Field(
+        default_factory=lambda: {"left": "inbound", "right": "outbound"}
+    )
+    paused: list[list[float]] = Field(
+        default_factory=list,
+        description="Silenced intervals [start, end] in seconds (fork stopped, PCI pause).",
+    )
+    legs: dict[str, LegStatistics] | None = Field(
+        default=None,
+        description="Per-leg statistics; for a recovered file, as last saved during the call (None if never saved).",
+    )
+    analytics: dict[str, Any] | None = Field(
+        default=None, description="Talk, silence and over-talk totals."
+    )
     media: list[str] = Field(default_factory=list, description="How media came: `fork`, `stream`.")
-    reason: str = Field(description="Why the recording ended: hangup, media_timeout, recovered, shutdown.")
-    recovered: bool = Field(default=False, description="True when repaired after the recording instance died.")
+    reason: str = Field(
+        description="Why the recording ended: hangup, media_timeout, recovered, shutdown."
+    )
+    recovered: bool = Field(
+        default=False, description="True when repaired after the recording instance died."
+    )
     completed_at: datetime = Field(default_factory=_now)
 
 
 MediaErrorKind = Literal[
-    "ports_exhausted", "unsupported_codec", "stream_auth_failed", "stream_error", "stream_failed",
-    "call_control", "internal",
+    "ports_exhausted",
+    "unsupported_codec",
+    "stream_auth_failed",
+    "stream_error",
+    "stream_failed",
+    "call_control",
+    "internal",
 ]
 
 
@@ -127,8 +154,14 @@ class MediaError(BaseModel):
     call_control_id: str | None
     kind: MediaErrorKind
     detail: str
-    telnyx_error: str | None = Field(default=None, description="For `call_control`: the failure kind of the command (see CommandResult.error).")
-    leg: Leg | None = Field(default=None, description="For `unsupported_codec` on forked RTP: the leg the packets came on.")
+    telnyx_error: str | None = Field(
+        default=None,
+        description="For `call_control`: the failure kind of the command (see CommandResult.error).",
+    )
+    leg: Leg | None = Field(
+        default=None,
+        description="For `unsupported_codec` on forked RTP: the leg the packets came on.",
+    )
     payload_type: int | None = Field(
         default=None,
         description="For `unsupported_codec` on forked RTP: the payload type no decoder takes. Published once per call, leg and "
@@ -167,7 +200,9 @@ class PlaybackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt key is refused, not silently ignored
 
     id: str | None = None
-    call_control_id: str | None = Field(default=None, description="When given, must match the entry's `call_control_id` field.")
+    call_control_id: str | None = Field(
+        default=None, description="When given, must match the entry's `call_control_id` field."
+    )
     payload: str | None = None
     mark: str | None = None
     clear: bool = False

@@ -26,7 +26,12 @@ RedisClient: TypeAlias = Redis | RedisCluster
 SyncRedisClient: TypeAlias = SyncRedis | SyncRedisCluster
 """The same for the synchronous command line."""
 
-REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (TimeoutError, OSError, RedisError, RedisClusterException)
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
+    TimeoutError,
+    OSError,
+    RedisError,
+    RedisClusterException,
+)
 """What a Redis outage raises. A cluster client adds ``RedisClusterException``, which is no
 ``RedisError``: no node reachable to read the slot map from, a slot no node serves."""
 

@@ -23,7 +23,9 @@ log = logging.getLogger("voicetap.retention")
 TOPIC_PREFIXES = (b"telnyx.", b"voicetap.")
 
 
-async def trim_older_than(redis: RedisClient, max_age_seconds: float, now: float | None = None) -> dict[str, int]:
+async def trim_older_than(
+    redis: RedisClient, max_age_seconds: float, now: float | None = None
+) -> dict[str, int]:
     """Drop every topic's entries stored more than ``max_age_seconds`` before ``now``; the count
     dropped per topic (topics that lost nothing are left out). One SCAN over the streams (the
     server skips every other key), the topic prefixes checked here."""
@@ -61,10 +63,16 @@ class RetentionSweeper:
             try:
                 trimmed = await trim_older_than(self._redis, self._max_age)
             except REDIS_UNAVAILABLE as exc:
-                log.warning("topic trim by age failed; retrying at the next sweep", extra={"error": str(exc)})
+                log.warning(
+                    "topic trim by age failed; retrying at the next sweep",
+                    extra={"error": str(exc)},
+                )
             else:
                 if trimmed:
                     if self._on_trimmed is not None:
                         self._on_trimmed(trimmed)
-                    log.info("topics trimmed by age", extra={"max_age_seconds": self._max_age, "trimmed": trimmed})
+                    log.info(
+                        "topics trimmed by age",
+                        extra={"max_age_seconds": self._max_age, "trimmed": trimmed},
+                    )
             await sleep_or_stop(stop, self._interval)

@@ -28,7 +28,8 @@ class CommonSettings(BaseSettings):
         description="Bound on one Redis round trip; past it the caller treats Redis as unavailable.",
     )
     voicetap_data_dir: Path = Field(
-        default=Path(".voicetap"), description="Where recordings, databases and embedded Redis data live."
+        default=Path(".voicetap"),
+        description="Where recordings, databases and embedded Redis data live.",
     )
     topic_maxlen: int = Field(
         default=1_000_000,

@@ -49,7 +49,9 @@ class SlotReads:
             for index, streams in enumerate(self._slots):
                 if index not in self._in_flight:
                     self._in_flight[index] = asyncio.create_task(self._read_slot(streams, block_ms))
-            await asyncio.wait(self._in_flight.values(), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                self._in_flight.values(), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
 
     async def drain(self) -> list[Entry]:
         """Wait for every read in flight (the block time at most) and return what they brought."""
@@ -87,7 +89,13 @@ class SlotReads:
         # Sent to the slot's node directly: redis-py would otherwise ask a node (COMMAND GETKEYS)
         # where the keys of every XREADGROUP are. A MOVED answer is still followed.
         reply = await self._redis.execute_command(
-            "XREADGROUP", *self._group, "BLOCK", block_ms, "STREAMS", *streams, *(">" for _ in streams), target_nodes=self._redis.get_node_from_key(streams[0])
+            "XREADGROUP",
+            *self._group,
+            "BLOCK",
+            block_ms,
+            "STREAMS",
+            *streams,
+            *(">" for _ in streams),
+            target_nodes=self._redis.get_node_from_key(streams[0]),
         )
         return entries_of(reply, self._topic_of)
-

@@ -77,7 +77,9 @@ class Entry:
         return codec.loads(self.body)
 
     @classmethod
-    def from_redis(cls, topic: str | bytes, entry_id: str | bytes, raw: Mapping[bytes, bytes]) -> "Entry":
+    def from_redis(
+        cls, topic: str | bytes, entry_id: str | bytes, raw: Mapping[bytes, bytes]
+    ) -> "Entry":
         return cls(
             topic=topic.decode() if isinstance(topic, bytes) else topic,
             entry_id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
@@ -109,7 +111,11 @@ def stream_entry(topic: str, stream: str, entry_id: bytes, raw: Mapping[bytes, b
 def entries_of(reply: Reply | None, topic_of: Mapping[str, str] | None = None) -> list[Entry]:
     """The entries of a read. ``topic_of`` (partitions only) maps each stream read to its topic."""
     if topic_of is None:
-        return [Entry.from_redis(topic, entry_id, fields) for topic, items in reply or [] for entry_id, fields in items]
+        return [
+            Entry.from_redis(topic, entry_id, fields)
+            for topic, items in reply or []
+            for entry_id, fields in items
+        ]
     entries: list[Entry] = []
     for raw_stream, items in reply or []:
         stream = raw_stream.decode()
@@ -118,7 +124,9 @@ def entries_of(reply: Reply | None, topic_of: Mapping[str, str] | None = None) -
     return entries
 
 
-def entry_fields(event_id: str, event_type: str, body: bytes, **extra: str | bytes) -> dict[str, bytes | str]:
+def entry_fields(
+    event_id: str, event_type: str, body: bytes, **extra: str | bytes
+) -> dict[str, bytes | str]:
     fields: dict[str, bytes | str] = {"id": event_id, "type": event_type, "event": body}
     fields.update({k: v for k, v in extra.items() if v is not None})
     return fields
@@ -153,17 +161,29 @@ class Producer:
         )
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
-    async def publish_model(self, topic: str, event_id: str, event_type: str, model: BaseModel, **extra: str) -> str:
-        return await self.publish(topic, event_id, event_type, codec.dumps(model.model_dump(mode="json")), **extra)
+    async def publish_model(
+        self, topic: str, event_id: str, event_type: str, model: BaseModel, **extra: str
+    ) -> str:
+        return await self.publish(
+            topic, event_id, event_type, codec.dumps(model.model_dump(mode="json")), **extra
+        )
 
     async def publish_raw(self, topic: str, fields: Fields) -> str:
         """Append ``fields`` as they are to the stream ``topic`` itself, never a partition (dead
         letters: they keep the original entry's fields, one dead-letter topic per topic)."""
-        entry_id = await self._redis.xadd(topic, dict(fields), maxlen=self._maxlen, approximate=True)
+        entry_id = await self._redis.xadd(
+            topic, dict(fields), maxlen=self._maxlen, approximate=True
+        )
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     async def publish_once(
-        self, topic: str, event_id: str, event_type: str, body: bytes, window_seconds: int = 86_400, **extra: str
+        self,
+        topic: str,
+        event_id: str,
+        event_type: str,
+        body: bytes,
+        window_seconds: int = 86_400,
+        **extra: str,
     ) -> str | None:
         """Publish unless ``event_id`` was published on ``topic`` within the window; None when it was.
         With partitions the de-duplication key is the call's partition's: a repeat of the event, of
@@ -172,5 +192,7 @@ class Producer:
         for name, value in entry_fields(event_id, event_type, body, **extra).items():
             flat += [name, value]
         stream = self.stream(topic, extra.get("call_control_id"))
-        entry_id = await self._publish_once(keys=[stream, dedupe_key(stream, event_id)], args=[window_seconds, self._maxlen, *flat])
+        entry_id = await self._publish_once(
+            keys=[stream, dedupe_key(stream, event_id)], args=[window_seconds, self._maxlen, *flat]
+        )
         return entry_id.decode() if isinstance(entry_id, bytes) else None

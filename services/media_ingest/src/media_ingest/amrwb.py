@@ -15,7 +15,22 @@ AmrWbMode = Literal["auto", "octet-aligned", "bandwidth-efficient"]
 #: Speech bits per frame type: modes 0-8 (6.60 ... 23.85 kbit/s), 9 = SID, 10-13 reserved
 #: (None), 14 = SPEECH_LOST, 15 = NO_DATA.
 FRAME_BITS: tuple[int | None, ...] = (
-    132, 177, 253, 285, 317, 365, 397, 461, 477, 40, None, None, None, None, 0, 0,
+    132,
+    177,
+    253,
+    285,
+    317,
+    365,
+    397,
+    461,
+    477,
+    40,
+    None,
+    None,
+    None,
+    None,
+    0,
+    0,
 )
 
 

@@ -55,14 +55,19 @@ def create_app(service: IngestService) -> Starlette:
         try:
             size = _snapshot(path)
         except (FileNotFoundError, NotADirectoryError):
-            return JSONResponse({"error": "no recording of this call on this instance"}, status_code=404)
+            return JSONResponse(
+                {"error": "no recording of this call on this instance"}, status_code=404
+            )
         except OSError:
             return JSONResponse({"error": "recording not readable yet"}, status_code=503)
         recording_now = request.path_params["call_control_id"] in service.calls
         return StreamingResponse(
             _read(path, size),
             media_type="audio/wav",
-            headers={"content-length": str(size), "x-voicetap-recording": "in-progress" if recording_now else "complete"},
+            headers={
+                "content-length": str(size),
+                "x-voicetap-recording": "in-progress" if recording_now else "complete",
+            },
         )
 
     app = Starlette(

@@ -101,7 +101,9 @@ class Call:
     fork_active: bool = False
     stream: Any = None  # the media-stream session (websocket.StreamSession) feeding the call
     stopped_at: float | None = None  # monotonic time the media was stopped (paused), if it is
-    retired: dict[str, dict[str, int]] = field(default_factory=lambda: {leg: {"foreign": 0, "malformed": 0} for leg in _LEGS})
+    retired: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {leg: {"foreign": 0, "malformed": 0} for leg in _LEGS}
+    )
     audio_sent: int = 0  # samples of each leg already published on the audio topic
     finished: bool = False
     started_at: float = field(default_factory=time.time)
@@ -149,15 +151,21 @@ class Call:
         """Changes whenever a fact of the sidecar other than the statistics does (cheap: every tick)."""
         recording = self.recording
         return (
-            recording.inbound.stats.codec, recording.outbound.stats.codec, len(self.media),
-            len(recording.mixer.paused_intervals), self.paused, self.stopped_at is not None,
+            recording.inbound.stats.codec,
+            recording.outbound.stats.codec,
+            len(self.media),
+            len(recording.mixer.paused_intervals),
+            self.paused,
+            self.stopped_at is not None,
         )
 
     def paused_so_far(self) -> list[list[float | None]]:
         """Paused intervals [start, end] in seconds, an open one (paused, or stopped and not yet
         paused, see ``finish``) with end None: it lasts until the recording ends."""
         mixer = self.recording.mixer
-        intervals: list[list[float | None]] = [[round(a, 3), round(b, 3)] for a, b in mixer.paused_intervals]
+        intervals: list[list[float | None]] = [
+            [round(a, 3), round(b, 3)] for a, b in mixer.paused_intervals
+        ]
         if mixer.paused:
             intervals[-1][1] = None
         elif self.stopped_at is not None:
@@ -210,10 +218,21 @@ class CallRegistry:
         now = time.monotonic()
         path = recording_path(self._data_dir, call_control_id)
         recording = CallRecording(
-            path, origin=now, sample_rate=self._rate, payload_types=self._payload_types, jitter_depth=self._jitter,
+            path,
+            origin=now,
+            sample_rate=self._rate,
+            payload_types=self._payload_types,
+            jitter_depth=self._jitter,
             on_unsupported=partial(self._unsupported_codec, call_control_id),
         )
-        call = Call(call_control_id, recording, path, origin=now, last_media=now, next_tick=now + self._interval)
+        call = Call(
+            call_control_id,
+            recording,
+            path,
+            origin=now,
+            last_media=now,
+            next_tick=now + self._interval,
+        )
         self._save(call, now)
         self._calls[call_control_id] = call
         log.info("recording started", extra={"call_control_id": call_control_id, "path": str(path)})
@@ -237,7 +256,10 @@ class CallRegistry:
             try:
                 self._save(call, now)
             except OSError as exc:
-                log.warning("could not save the recording's sidecar", extra={"call_control_id": call.call_control_id, "error": str(exc)})
+                log.warning(
+                    "could not save the recording's sidecar",
+                    extra={"call_control_id": call.call_control_id, "error": str(exc)},
+                )
 
     def _save(self, call: Call, now: float) -> None:
         """Write the call's sidecar (about 17 µs; a temporary file renamed over it costs 70-180 µs
@@ -245,20 +267,34 @@ class CallRegistry:
         call.saved, call.save_due = call.facts_key(), now + SIDECAR_SECONDS
         legs = {leg: call.leg_statistics(leg) for leg in _LEGS}
         facts = {
-            "call_control_id": call.call_control_id, "instance": self.instance, "started_at": call.started_at,
-            "codec": _codec(legs), "legs": legs, "paused": call.paused_so_far(), "media": list(dict.fromkeys(call.media)),
+            "call_control_id": call.call_control_id,
+            "instance": self.instance,
+            "started_at": call.started_at,
+            "codec": _codec(legs),
+            "legs": legs,
+            "paused": call.paused_so_far(),
+            "media": list(dict.fromkeys(call.media)),
         }
         data = codec.dumps(facts)
         fresh = not call.sidecar_size
-        data += b" " * (call.sidecar_size - len(data))  # never shorter than the last: no tail of it is left
+        data += b" " * (
+            call.sidecar_size - len(data)
+        )  # never shorter than the last: no tail of it is left
         call.sidecar_size = len(data)
         _write_whole(_sidecar(call.path), data, fresh=fresh)
 
-    def _unsupported_codec(self, call_control_id: str, track: Track, payload_type: int, detail: str) -> None:
+    def _unsupported_codec(
+        self, call_control_id: str, track: Track, payload_type: int, detail: str
+    ) -> None:
         """A leg's first packet of a payload type no decoder takes (the rest are only counted)."""
         publish_error(
-            self._publisher, self.instance, call_control_id, "unsupported_codec", f"{track} leg: {detail}",
-            leg=track, payload_type=payload_type,
+            self._publisher,
+            self.instance,
+            call_control_id,
+            "unsupported_codec",
+            f"{track} leg: {detail}",
+            leg=track,
+            payload_type=payload_type,
         )
 
     def _publish(self, call: Call, frames: np.ndarray, windows: list[dict[str, Any]]) -> None:
@@ -269,23 +305,41 @@ class CallRegistry:
             for index, leg in enumerate(_LEGS):
                 w = window[leg]
                 legs[leg] = LegLevels(
-                    rms_dbfs=w["rms_dbfs"], peak_dbfs=w["peak_dbfs"], talk=w["talk"], silence=w["silence"],
-                    voice_active=w["talk"] > 0, talk_total=round(int(analytics.talk_frames[index]) * _FRAME_SECONDS, 3),
+                    rms_dbfs=w["rms_dbfs"],
+                    peak_dbfs=w["peak_dbfs"],
+                    talk=w["talk"],
+                    silence=w["silence"],
+                    voice_active=w["talk"] > 0,
+                    talk_total=round(int(analytics.talk_frames[index]) * _FRAME_SECONDS, 3),
                 )
             event = MediaAnalytics(
-                id=f"analytics:{ccid}:{window['start']}", call_control_id=ccid, start=window["start"], end=window["end"],
-                overtalk=window["overtalk"], overtalk_total=round(analytics.overtalk_frames * _FRAME_SECONDS, 3), **legs,
+                id=f"analytics:{ccid}:{window['start']}",
+                call_control_id=ccid,
+                start=window["start"],
+                end=window["end"],
+                overtalk=window["overtalk"],
+                overtalk_total=round(analytics.overtalk_frames * _FRAME_SECONDS, 3),
+                **legs,
             )
-            self._publisher.offer(MEDIA_ANALYTICS, event.id, MEDIA_ANALYTICS, event, call_control_id=ccid)
+            self._publisher.offer(
+                MEDIA_ANALYTICS, event.id, MEDIA_ANALYTICS, event, call_control_id=ccid
+            )
         if self._publish_audio and len(frames):
             start = call.audio_sent
             for index, leg in enumerate(_LEGS):
                 pcm = np.ascontiguousarray(frames[:, index], "<i2").tobytes()
                 audio = MediaAudio(
-                    id=f"audio:{ccid}:{leg}:{start}", call_control_id=ccid, leg=leg, sample_rate=self._rate,
-                    start=round(start / self._rate, 4), samples=len(frames), payload=base64.b64encode(pcm).decode(),
+                    id=f"audio:{ccid}:{leg}:{start}",
+                    call_control_id=ccid,
+                    leg=leg,
+                    sample_rate=self._rate,
+                    start=round(start / self._rate, 4),
+                    samples=len(frames),
+                    payload=base64.b64encode(pcm).decode(),
                 )
-                self._publisher.offer(MEDIA_AUDIO, audio.id, MEDIA_AUDIO, audio, call_control_id=ccid, leg=leg)
+                self._publisher.offer(
+                    MEDIA_AUDIO, audio.id, MEDIA_AUDIO, audio, call_control_id=ccid, leg=leg
+                )
             call.audio_sent += len(frames)
 
     def discard(self, call: Call) -> None:
@@ -308,10 +362,27 @@ class CallRegistry:
         legs = {}
         for leg in _LEGS:
             legs[leg] = stats = call.leg_statistics(leg)
-            for name in ("received", "lost", "duplicated", "reordered", "late", "decode_errors", "unsupported", "malformed", "foreign"):
+            for name in (
+                "received",
+                "lost",
+                "duplicated",
+                "reordered",
+                "late",
+                "decode_errors",
+                "unsupported",
+                "malformed",
+                "foreign",
+            ):
                 self._retired[leg][name] = self._retired[leg].get(name, 0) + int(stats.get(name, 0))
         _sidecar(call.path).unlink(missing_ok=True)
-        log.info("recording completed", extra={"call_control_id": call.call_control_id, "reason": reason, "duration": summary["duration"]})
+        log.info(
+            "recording completed",
+            extra={
+                "call_control_id": call.call_control_id,
+                "reason": reason,
+                "duration": summary["duration"],
+            },
+        )
         return RecordingCompleted(
             id=f"recording:{call.call_control_id}",
             call_control_id=call.call_control_id,
@@ -336,7 +407,18 @@ class CallRegistry:
         for call in list(self._calls.values()):
             for leg in _LEGS:
                 stats = call.recording.leg(leg).stats
-                counts = {name: getattr(stats, name) for name in ("received", "lost", "duplicated", "reordered", "late", "decode_errors", "unsupported")}
+                counts = {
+                    name: getattr(stats, name)
+                    for name in (
+                        "received",
+                        "lost",
+                        "duplicated",
+                        "reordered",
+                        "late",
+                        "decode_errors",
+                        "unsupported",
+                    )
+                }
                 counts.update(call.socket_counts(leg))
                 yield leg, counts, (stats.jitter_ms / 1000 if stats.received else None)
 
@@ -395,13 +477,23 @@ def find_orphans(data_dir: Path) -> list[Orphan]:
     for sidecar in directory.glob("*.json"):
         try:
             meta = json.loads(sidecar.read_text())
-            found.append(Orphan(str(meta["call_control_id"]), str(meta["instance"]), sidecar.with_suffix(".wav"), sidecar, meta))
+            found.append(
+                Orphan(
+                    str(meta["call_control_id"]),
+                    str(meta["instance"]),
+                    sidecar.with_suffix(".wav"),
+                    sidecar,
+                    meta,
+                )
+            )
         except (OSError, ValueError, KeyError, TypeError):
             log.warning("unreadable recording sidecar", extra={"path": str(sidecar)})
     return found
 
 
-def recovered_recording(orphan: Orphan, *, instance: str, frames: int, sample_rate: int) -> RecordingCompleted:
+def recovered_recording(
+    orphan: Orphan, *, instance: str, frames: int, sample_rate: int
+) -> RecordingCompleted:
     """The completed event of a repaired recording, with the facts its sidecar last saved (pauses
     cut at the repaired file's end; an open one lasts until it)."""
     duration = round(frames / sample_rate, 3)
@@ -418,9 +510,21 @@ def recovered_recording(orphan: Orphan, *, instance: str, frames: int, sample_ra
     )
     facts = orphan.facts
     try:
-        paused = [[start, duration if end is None else min(end, duration)] for start, end in facts.get("paused", []) if start < duration]
-        return RecordingCompleted(**known, codec=facts.get("codec"), legs=facts.get("legs"), paused=paused, media=facts.get("media", []))
+        paused = [
+            [start, duration if end is None else min(end, duration)]
+            for start, end in facts.get("paused", [])
+            if start < duration
+        ]
+        return RecordingCompleted(
+            **known,
+            codec=facts.get("codec"),
+            legs=facts.get("legs"),
+            paused=paused,
+            media=facts.get("media", []),
+        )
     except (TypeError, ValueError):  # a sidecar of another version: the file is still announced
-        log.warning("recording sidecar facts unreadable, recovered without them", extra={"path": str(orphan.sidecar)})
+        log.warning(
+            "recording sidecar facts unreadable, recovered without them",
+            extra={"path": str(orphan.sidecar)},
+        )
         return RecordingCompleted(**known, codec=None)
-

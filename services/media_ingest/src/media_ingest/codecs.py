@@ -42,18 +42,39 @@ class CodecSpec:
 
 
 _NON_AUDIO = frozenset({"telephone-event", "CN"})
-_DEFAULT_CLOCK = {"PCMU": 8000, "PCMA": 8000, "G722": 8000, "OPUS": 48000, "AMR-WB": 16000,
-                  "L16": 16000, "telephone-event": 8000, "CN": 8000}
+_DEFAULT_CLOCK = {
+    "PCMU": 8000,
+    "PCMA": 8000,
+    "G722": 8000,
+    "OPUS": 48000,
+    "AMR-WB": 16000,
+    "L16": 16000,
+    "telephone-event": 8000,
+    "CN": 8000,
+}
 _ALIASES = {
-    "PCMU": "PCMU", "AUDIO/X-MULAW": "PCMU", "AUDIO/PCMU": "PCMU", "MULAW": "PCMU",
+    "PCMU": "PCMU",
+    "AUDIO/X-MULAW": "PCMU",
+    "AUDIO/PCMU": "PCMU",
+    "MULAW": "PCMU",
     "ULAW": "PCMU",
-    "PCMA": "PCMA", "AUDIO/X-ALAW": "PCMA", "AUDIO/PCMA": "PCMA", "ALAW": "PCMA",
-    "G722": "G722", "AUDIO/G722": "G722",
-    "OPUS": "OPUS", "AUDIO/OPUS": "OPUS",
-    "AMR-WB": "AMR-WB", "AMRWB": "AMR-WB", "AUDIO/AMR-WB": "AMR-WB",
-    "L16": "L16", "AUDIO/L16": "L16",
-    "TELEPHONE-EVENT": "telephone-event", "AUDIO/TELEPHONE-EVENT": "telephone-event",
-    "CN": "CN", "AUDIO/CN": "CN",
+    "PCMA": "PCMA",
+    "AUDIO/X-ALAW": "PCMA",
+    "AUDIO/PCMA": "PCMA",
+    "ALAW": "PCMA",
+    "G722": "G722",
+    "AUDIO/G722": "G722",
+    "OPUS": "OPUS",
+    "AUDIO/OPUS": "OPUS",
+    "AMR-WB": "AMR-WB",
+    "AMRWB": "AMR-WB",
+    "AUDIO/AMR-WB": "AMR-WB",
+    "L16": "L16",
+    "AUDIO/L16": "L16",
+    "TELEPHONE-EVENT": "telephone-event",
+    "AUDIO/TELEPHONE-EVENT": "telephone-event",
+    "CN": "CN",
+    "AUDIO/CN": "CN",
 }
 
 #: RFC 3551 static payload types voicetap knows (PT 10/11: L16 stereo/mono at 44.1 kHz).
@@ -132,13 +153,15 @@ class PayloadTypes:
     def _describe(self) -> str:
         """The audio payload types on the wire, e.g. ``0 PCMU/8000, 96 OPUS/48000/2``."""
         return ", ".join(
-            f"{pt} {spec.name}/{spec.clock_rate}" + (f"/{spec.channels}" if spec.channels > 1 else "")
+            f"{pt} {spec.name}/{spec.clock_rate}"
+            + (f"/{spec.channels}" if spec.channels > 1 else "")
             for pt, spec in sorted(self._table.items())
             if pt < 128 and spec.is_audio
         )
 
 
 # --- G.711 (ITU-T G.711 as its reference software, ITU-T G.191 g711.c, does it; vectorised) ------
+
 
 def _ulaw_decode_table() -> np.ndarray:
     u = ~np.arange(256, dtype=np.int32) & 0xFF
@@ -184,6 +207,7 @@ def g711_encode(samples: np.ndarray, law: Literal["PCMU", "PCMA"]) -> bytes:
 
 # --- decoders ----------------------------------------------------------------------------------
 
+
 class Decoder(Protocol):
     spec: CodecSpec
     sample_rate: int
@@ -197,7 +221,9 @@ class G711Decoder:
     def __init__(self, spec: CodecSpec) -> None:
         self.spec = spec
         self.sample_rate = spec.clock_rate
-        self.table = _decode_table(spec.name)  # byte -> sample: lets a timeline decode many packets at once
+        self.table = _decode_table(
+            spec.name
+        )  # byte -> sample: lets a timeline decode many packets at once
 
     def decode(self, payload: bytes) -> np.ndarray:
         return self.table[np.frombuffer(payload, np.uint8)]

@@ -152,7 +152,13 @@ class MediaControl:
         self._client = client
         self._metrics = metrics
         self._forward = redis.register_script(_FORWARD)
-        self.runner = CommandRunner(redis, publisher.producer, self.execute, executed_by=f"media_ingest:{instance}", actions=MEDIA_ACTIONS)
+        self.runner = CommandRunner(
+            redis,
+            publisher.producer,
+            self.execute,
+            executed_by=f"media_ingest:{instance}",
+            actions=MEDIA_ACTIONS,
+        )
         self._locks: dict[str, asyncio.Lock] = {}
         self.stop_event = asyncio.Event()
 
@@ -164,7 +170,11 @@ class MediaControl:
         return self.settings.ingest_port_lease_seconds
 
     def _forget_lock(self, call_control_id: str, lock: asyncio.Lock) -> None:
-        if call_control_id not in self.registry and not lock.locked() and self._locks.get(call_control_id) is lock:
+        if (
+            call_control_id not in self.registry
+            and not lock.locked()
+            and self._locks.get(call_control_id) is lock
+        ):
             del self._locks[call_control_id]
 
     def _lock(self, call_control_id: str) -> asyncio.Lock:
@@ -215,11 +225,19 @@ class MediaControl:
             fields += [name, value]
         fields += ["source_topic", entry.topic]
         forwarded = await self._forward(
-            keys=[owner_key(call_control_id), inbox(holder_name)], args=[holder_name, 3 * self.lease, INBOX_MAXLEN, *fields]
+            keys=[owner_key(call_control_id), inbox(holder_name)],
+            args=[holder_name, 3 * self.lease, INBOX_MAXLEN, *fields],
         )
         if forwarded:
             self._metrics.forwarded.labels(entry.topic).inc()
-            log.debug("forwarded to the holding instance", extra={"call_control_id": call_control_id, "holder": holder_name, "topic": entry.topic})
+            log.debug(
+                "forwarded to the holding instance",
+                extra={
+                    "call_control_id": call_control_id,
+                    "holder": holder_name,
+                    "topic": entry.topic,
+                },
+            )
         return bool(forwarded)
 
     # -- lifecycle events -------------------------------------------------------------------------
@@ -244,7 +262,10 @@ class MediaControl:
                 elif event_type == "streaming.failed":
                     await self._on_stream_failed(call_control_id, payload, data.get("occurred_at"))
                 else:
-                    log.info("media event", extra={"call_control_id": call_control_id, "event_type": event_type})
+                    log.info(
+                        "media event",
+                        extra={"call_control_id": call_control_id, "event_type": event_type},
+                    )
         finally:
             self._forget_lock(call_control_id, lock)
 
@@ -253,7 +274,10 @@ class MediaControl:
         if mode == "off" or call_control_id in self.registry:
             return
         if await self._redis.exists(ENDED_PREFIX + call_control_id):
-            log.info("answered after its hang-up: no media started", extra={"call_control_id": call_control_id})
+            log.info(
+                "answered after its hang-up: no media started",
+                extra={"call_control_id": call_control_id},
+            )
             return
         command: _Command = (
             ForkStart(id=event_id, call_control_id=call_control_id)
@@ -270,11 +294,19 @@ class MediaControl:
         except Exception as exc:  # noqa: BLE001 - classified below
             kind, detail, _ = classify(exc)
             if kind == "call_ended":
-                log.info("call ended before its media started", extra={"call_control_id": call_control_id})
+                log.info(
+                    "call ended before its media started",
+                    extra={"call_control_id": call_control_id},
+                )
                 return
             if kind in ("network", "rate_limited", "telnyx_error"):
                 raise  # left pending: retried by the group after the claim bound
-            self.error(call_control_id, "call_control", f"{command.action} failed: {detail}", telnyx_error=kind)
+            self.error(
+                call_control_id,
+                "call_control",
+                f"{command.action} failed: {detail}",
+                telnyx_error=kind,
+            )
 
     async def _on_hangup(self, call_control_id: str) -> None:
         await self._redis.set(ENDED_PREFIX + call_control_id, "1", ex=ENDED_TTL)
@@ -287,21 +319,37 @@ class MediaControl:
         if call is None or not call.fork_active:
             return
         stopped_wall = _wall(occurred_at)
-        if stopped_wall is not None and stopped_wall < call.fork_started_wall or time.time() - call.fork_started_wall < FORK_STOP_GRACE:
-            log.info("fork.stopped of a replaced fork ignored", extra={"call_control_id": call_control_id})
+        if (
+            stopped_wall is not None
+            and stopped_wall < call.fork_started_wall
+            or time.time() - call.fork_started_wall < FORK_STOP_GRACE
+        ):
+            log.info(
+                "fork.stopped of a replaced fork ignored",
+                extra={"call_control_id": call_control_id},
+            )
             return
         self._stop_fork(call)
 
-    async def _on_stream_failed(self, call_control_id: str, payload: dict[str, Any], occurred_at: Any) -> None:
+    async def _on_stream_failed(
+        self, call_control_id: str, payload: dict[str, Any], occurred_at: Any
+    ) -> None:
         """Telnyx could not open, or lost, the call's media stream: its token is revoked, the
         failure published, and the call paused (as when a stream stops) until media resumes."""
         call = self.registry.get(call_control_id)
         stream_id = payload.get("stream_id")
         if call is not None and self._stale_stream_failure(call, stream_id, _wall(occurred_at)):
-            log.info("streaming.failed of a replaced stream ignored", extra={"call_control_id": call_control_id, "stream_id": stream_id})
+            log.info(
+                "streaming.failed of a replaced stream ignored",
+                extra={"call_control_id": call_control_id, "stream_id": stream_id},
+            )
             return
         await self._redis.delete(TOKEN_PREFIX + call_control_id)
-        self.error(call_control_id, "stream_failed", f"streaming failed (stream {stream_id}): {payload.get('failure_reason')}")
+        self.error(
+            call_control_id,
+            "stream_failed",
+            f"streaming failed (stream {stream_id}): {payload.get('failure_reason')}",
+        )
         if call is None:
             return
         session, call.stream = call.stream, None
@@ -350,7 +398,9 @@ class MediaControl:
 
     async def _send(self, command: _Command, **overrides: Any) -> None:
         if self._client is None:
-            raise RuntimeError("TELNYX_API_KEY is not set: media ingest cannot send Call Control commands")
+            raise RuntimeError(
+                "TELNYX_API_KEY is not set: media ingest cannot send Call Control commands"
+            )
         try:
             await send(self._client, command, **overrides)
         except Exception as exc:
@@ -374,7 +424,9 @@ class MediaControl:
                 allocation = await self.allocator.allocate(ccid)
             except PortsExhausted as exc:
                 self._metrics.ports_exhausted.inc()
-                self.error(ccid, "ports_exhausted", f"no free UDP port pair on {self.instance}: {exc}")
+                self.error(
+                    ccid, "ports_exhausted", f"no free UDP port pair on {self.instance}: {exc}"
+                )
                 raise
         now = time.monotonic()
         try:
@@ -427,7 +479,9 @@ class MediaControl:
 
     async def _streaming_start(self, command: StreamingStart) -> dict[str, Any] | None:
         ccid = command.call_control_id
-        if command.stream_url is not None and not command.stream_url.startswith(self.settings.ingest_public_url):
+        if command.stream_url is not None and not command.stream_url.startswith(
+            self.settings.ingest_public_url
+        ):
             await self._send(command)  # someone else's stream: this instance gets no media any more
             call = self.registry.get(ccid)
             if call is not None:
@@ -444,7 +498,11 @@ class MediaControl:
         mode = self.settings.ingest_stream_bidirectional_mode
         if command.stream_bidirectional_mode is None and mode != "off":
             overrides["stream_bidirectional_mode"] = mode
-            if mode == "rtp" and command.stream_bidirectional_codec is None and self.settings.ingest_stream_codec in ("PCMU", "PCMA"):
+            if (
+                mode == "rtp"
+                and command.stream_bidirectional_codec is None
+                and self.settings.ingest_stream_codec in ("PCMU", "PCMA")
+            ):
                 overrides["stream_bidirectional_codec"] = self.settings.ingest_stream_codec
         await self._redis.set(TOKEN_PREFIX + ccid, token_digest(token), ex=TOKEN_TTL)
         await self._claim(ccid)
@@ -459,7 +517,9 @@ class MediaControl:
             raise
         if new:
             self._metrics.calls_started.labels("stream").inc()
-        if call.fork_active or call.allocation is not None:  # Telnyx replaces the fork with the stream
+        if (
+            call.fork_active or call.allocation is not None
+        ):  # Telnyx replaces the fork with the stream
             call.fork_active = False
             call.retire_receivers()
             if call.allocation is not None:
@@ -501,7 +561,9 @@ class MediaControl:
         """Renew this instance's name, its port leases and its calls' holder keys."""
         lost = await self.allocator.renew()
         if lost:
-            log.warning("port leases lost (Redis lost them?)", extra={"pairs": [p.rx for p in lost]})
+            log.warning(
+                "port leases lost (Redis lost them?)", extra={"pairs": [p.rx for p in lost]}
+            )
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(INSTANCE_PREFIX + self.instance, str(time.time()), ex=self.lease)
             pipe.expire(inbox(self.instance), 3 * self.lease)
@@ -534,8 +596,18 @@ class MediaControl:
         try:
             await self._redis.delete(owner_key(ccid), TOKEN_PREFIX + ccid)
         except REDIS_UNAVAILABLE as exc:
-            log.warning("could not drop the call's keys (they expire)", extra={"call_control_id": ccid, "error": str(exc)})
-        await self._publisher.publish_once(RECORDING_COMPLETED, event.id, RECORDING_COMPLETED, event, self.stop_event, call_control_id=ccid)
+            log.warning(
+                "could not drop the call's keys (they expire)",
+                extra={"call_control_id": ccid, "error": str(exc)},
+            )
+        await self._publisher.publish_once(
+            RECORDING_COMPLETED,
+            event.id,
+            RECORDING_COMPLETED,
+            event,
+            self.stop_event,
+            call_control_id=ccid,
+        )
         return event
 
     async def discard(self, call: Call) -> None:
@@ -562,28 +634,58 @@ class MediaControl:
         for orphan in find_orphans(self.settings.voicetap_data_dir):
             if orphan.call_control_id in self.registry:
                 continue
-            if orphan.instance != self.instance and await self._redis.exists(INSTANCE_PREFIX + orphan.instance):
+            if orphan.instance != self.instance and await self._redis.exists(
+                INSTANCE_PREFIX + orphan.instance
+            ):
                 continue  # its writer is alive
-            if not await self._redis.set(REPAIR_PREFIX + orphan.call_control_id, self.instance, nx=True, ex=60):
+            if not await self._redis.set(
+                REPAIR_PREFIX + orphan.call_control_id, self.instance, nx=True, ex=60
+            ):
                 continue  # another instance sharing the directory is on it
             try:
                 frames = repair_wav(orphan.wav)
                 rate = _wav_rate(orphan.wav)
             except (OSError, ValueError) as exc:
-                log.error("could not repair an orphaned recording", extra={"path": str(orphan.wav), "error": str(exc)})
+                log.error(
+                    "could not repair an orphaned recording",
+                    extra={"path": str(orphan.wav), "error": str(exc)},
+                )
                 orphan.remove_sidecar()
                 continue
-            event = recovered_recording(orphan, instance=self.instance, frames=frames, sample_rate=rate)
-            await self._publisher.publish_once(RECORDING_COMPLETED, event.id, RECORDING_COMPLETED, event, call_control_id=orphan.call_control_id)
+            event = recovered_recording(
+                orphan, instance=self.instance, frames=frames, sample_rate=rate
+            )
+            await self._publisher.publish_once(
+                RECORDING_COMPLETED,
+                event.id,
+                RECORDING_COMPLETED,
+                event,
+                call_control_id=orphan.call_control_id,
+            )
             orphan.remove_sidecar()
-            log.warning("recovered the recording of a dead instance", extra={"call_control_id": orphan.call_control_id, "dead_instance": orphan.instance, "frames": frames})
+            log.warning(
+                "recovered the recording of a dead instance",
+                extra={
+                    "call_control_id": orphan.call_control_id,
+                    "dead_instance": orphan.instance,
+                    "frames": frames,
+                },
+            )
             recovered.append(event)
         return recovered
 
     # -- errors -------------------------------------------------------------------------------------
-    def error(self, call_control_id: str | None, kind: MediaErrorKind, detail: str, telnyx_error: str | None = None) -> None:
+    def error(
+        self,
+        call_control_id: str | None,
+        kind: MediaErrorKind,
+        detail: str,
+        telnyx_error: str | None = None,
+    ) -> None:
         """Log a media failure and publish it on ``voicetap.media.error``."""
-        publish_error(self._publisher, self.instance, call_control_id, kind, detail, telnyx_error=telnyx_error)
+        publish_error(
+            self._publisher, self.instance, call_control_id, kind, detail, telnyx_error=telnyx_error
+        )
 
 
 def _entry_call(entry: Entry) -> str | None:
@@ -620,5 +722,6 @@ def _wav_rate(path: Path) -> int:
 
 def _log_failure(task: "asyncio.Future[Any]") -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.warning("port release failed (the lease expires)", extra={"error": repr(task.exception())})
-
+        log.warning(
+            "port release failed (the lease expires)", extra={"error": repr(task.exception())}
+        )

@@ -28,11 +28,22 @@ _BATCH = 500
 
 
 class EventPublisher:
-    def __init__(self, redis: RedisClient, producer: Producer, metrics: IngestMetrics, *, queue_size: int, maxlens: dict[str, int], default_maxlen: int) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        producer: Producer,
+        metrics: IngestMetrics,
+        *,
+        queue_size: int,
+        maxlens: dict[str, int],
+        default_maxlen: int,
+    ) -> None:
         self._redis = redis
         self.producer = producer
         self._metrics = metrics
-        self._queue: deque[tuple[str, str, dict[str, Any], int]] = deque()  # topic, stream, fields, maxlen
+        self._queue: deque[tuple[str, str, dict[str, Any], int]] = (
+            deque()
+        )  # topic, stream, fields, maxlen
         self._size = queue_size
         self._maxlens = maxlens
         self._default_maxlen = default_maxlen
@@ -42,7 +53,14 @@ class EventPublisher:
     def queued(self) -> int:
         return len(self._queue)
 
-    def offer(self, topic: str, event_id: str, event_type: str, model: BaseModel | dict[str, Any], **extra: str) -> bool:
+    def offer(
+        self,
+        topic: str,
+        event_id: str,
+        event_type: str,
+        model: BaseModel | dict[str, Any],
+        **extra: str,
+    ) -> bool:
         """Queue an event for publication; False (and counted) when the queue is full."""
         if len(self._queue) >= self._size:
             self._metrics.events_dropped.labels(topic).inc()
@@ -81,13 +99,24 @@ class EventPublisher:
                     self._queue.appendleft(item)
                 for topic, _, _, _ in batch[room:]:
                     self._metrics.events_dropped.labels(topic).inc()
-                log.warning("redis unavailable for media events, retrying", extra={"error": str(exc), "queued": len(self._queue)})
+                log.warning(
+                    "redis unavailable for media events, retrying",
+                    extra={"error": str(exc), "queued": len(self._queue)},
+                )
                 if stop.is_set():
                     return
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    async def publish_once(self, topic: str, event_id: str, event_type: str, model: BaseModel, stop: asyncio.Event | None = None, **extra: str) -> None:
+    async def publish_once(
+        self,
+        topic: str,
+        event_id: str,
+        event_type: str,
+        model: BaseModel,
+        stop: asyncio.Event | None = None,
+        **extra: str,
+    ) -> None:
         """Publish ``model`` once per ``event_id`` (awaited; retried while Redis is away, until ``stop``)."""
         body = codec.dumps(model.model_dump(mode="json"))
         backoff = 0.1
@@ -97,24 +126,45 @@ class EventPublisher:
                 return
             except REDIS_UNAVAILABLE as exc:
                 if stop is not None and stop.is_set():
-                    log.error("could not publish before stopping", extra={"topic": topic, "id": event_id, "error": str(exc)})
+                    log.error(
+                        "could not publish before stopping",
+                        extra={"topic": topic, "id": event_id, "error": str(exc)},
+                    )
                     return
-                log.warning("redis unavailable, retrying publication", extra={"topic": topic, "id": event_id, "error": str(exc)})
+                log.warning(
+                    "redis unavailable, retrying publication",
+                    extra={"topic": topic, "id": event_id, "error": str(exc)},
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
 
 def publish_error(
-    publisher: EventPublisher, instance: str, call_control_id: str | None, kind: MediaErrorKind, detail: str, *,
-    telnyx_error: str | None = None, leg: Leg | None = None, payload_type: int | None = None,
+    publisher: EventPublisher,
+    instance: str,
+    call_control_id: str | None,
+    kind: MediaErrorKind,
+    detail: str,
+    *,
+    telnyx_error: str | None = None,
+    leg: Leg | None = None,
+    payload_type: int | None = None,
 ) -> None:
     """Log a media failure and offer it on ``voicetap.media.error``."""
-    log.warning("media error", extra={"call_control_id": call_control_id, "kind": kind, "detail": detail})
+    log.warning(
+        "media error", extra={"call_control_id": call_control_id, "kind": kind, "detail": detail}
+    )
     # an error about a leg's payload type is said once per call: its id says which, for de-duplication
     suffix = f"{leg}:{payload_type}" if payload_type is not None else secrets.token_hex(4)
     event = MediaError(
-        id=f"error:{kind}:{call_control_id}:{suffix}", call_control_id=call_control_id, kind=kind, detail=detail,
-        telnyx_error=telnyx_error, leg=leg, payload_type=payload_type, instance=instance,
+        id=f"error:{kind}:{call_control_id}:{suffix}",
+        call_control_id=call_control_id,
+        kind=kind,
+        detail=detail,
+        telnyx_error=telnyx_error,
+        leg=leg,
+        payload_type=payload_type,
+        instance=instance,
     )
     extra = {"call_control_id": call_control_id} if call_control_id else {}
     publisher.offer(MEDIA_ERROR, event.id, MEDIA_ERROR, event, **extra)

@@ -107,8 +107,13 @@ class JitterBuffer:
                 # a new SSRC is adopted on its second consecutive packet, so that a stray
                 # packet from elsewhere does not restart the stream
                 candidate = self._candidate
-                if candidate is None or candidate[0].ssrc != packet.ssrc \
-                        or not 0 < abs(_distance(candidate[0].sequence, packet.sequence)) <= self._max_misorder:
+                if (
+                    candidate is None
+                    or candidate[0].ssrc != packet.ssrc
+                    or not 0
+                    < abs(_distance(candidate[0].sequence, packet.sequence))
+                    <= self._max_misorder
+                ):
                     if candidate is not None:
                         self.stats.discarded += 1
                     self._candidate = (packet, arrival, clock_rate)

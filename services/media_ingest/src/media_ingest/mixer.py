@@ -34,7 +34,7 @@ class LegTimeline:
         if span is not None:
             rel, skip = span
             self._decode_pending()
-            self._buf[rel:rel + len(pcm) - skip] = pcm[skip:]
+            self._buf[rel : rel + len(pcm) - skip] = pcm[skip:]
 
     def place_encoded(self, index: int, payload: bytes, table: np.ndarray) -> None:
         """Like ``place`` for one-byte-per-sample audio (G.711) decoded through ``table``.
@@ -85,11 +85,13 @@ class LegTimeline:
         assert table is not None
         start = encoded[0][0]
         joined = b"".join(payload for _, payload in encoded)
-        if start + len(joined) == encoded[-1][0] + len(encoded[-1][1]):  # contiguous: the usual case
-            self._buf[start:start + len(joined)] = table[np.frombuffer(joined, np.uint8)]
+        if start + len(joined) == encoded[-1][0] + len(
+            encoded[-1][1]
+        ):  # contiguous: the usual case
+            self._buf[start : start + len(joined)] = table[np.frombuffer(joined, np.uint8)]
             return
         for rel, payload in encoded:
-            self._buf[rel:rel + len(payload)] = table[np.frombuffer(payload, np.uint8)]
+            self._buf[rel : rel + len(payload)] = table[np.frombuffer(payload, np.uint8)]
 
     def take(self, count: int) -> np.ndarray:
         """The next ``count`` samples (silence where none was placed); moves the read position."""

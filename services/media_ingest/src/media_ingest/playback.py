@@ -44,7 +44,9 @@ class PlaybackRouter:
                     last_id = newest[0][0].decode() if newest else "0-0"
                     if started is not None:
                         started.set()
-                reply = await self._redis.xread({MEDIA_PLAYBACK: last_id}, count=self._batch, block=self._block_ms)
+                reply = await self._redis.xread(
+                    {MEDIA_PLAYBACK: last_id}, count=self._batch, block=self._block_ms
+                )
                 backoff = 0.2
             except REDIS_UNAVAILABLE as exc:
                 log.warning("redis unavailable for playback, retrying", extra={"error": str(exc)})
@@ -65,7 +67,10 @@ class PlaybackRouter:
             request = PlaybackRequest.model_validate_json(fields.get(b"event", b"{}"))
         except ValidationError as exc:
             self.ignored += 1
-            log.info("malformed playback entry ignored", extra={"call_control_id": ccid, "error": str(exc)[:300]})
+            log.info(
+                "malformed playback entry ignored",
+                extra={"call_control_id": ccid, "error": str(exc)[:300]},
+            )
             return
         if request.call_control_id not in (None, ccid):
             self.ignored += 1

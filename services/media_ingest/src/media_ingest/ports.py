@@ -51,7 +51,16 @@ class Allocation:
 
 
 class PortAllocator:
-    def __init__(self, redis: RedisClient, *, bind_host: str, public_host: str, ports: range, lease_seconds: int, instance: str) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        *,
+        bind_host: str,
+        public_host: str,
+        ports: range,
+        lease_seconds: int,
+        instance: str,
+    ) -> None:
         self._redis = redis
         self._bind_host = bind_host
         self._public_host = public_host
@@ -85,7 +94,9 @@ class PortAllocator:
         for pair in self._candidates():
             if pair in self._held:
                 continue
-            if not await self._redis.set(self._key(pair), f"{self._instance}|{owner}", nx=True, ex=self._lease):
+            if not await self._redis.set(
+                self._key(pair), f"{self._instance}|{owner}", nx=True, ex=self._lease
+            ):
                 continue
             try:
                 rx, tx = _bind(self._bind_host, pair.rx), _bind(self._bind_host, pair.tx)
@@ -102,16 +113,19 @@ class PortAllocator:
         allocation.tx_socket.close()
         owner = self._held.pop(allocation.pair, None)
         if owner is not None:
-            await self._release(keys=[self._key(allocation.pair)], args=[f"{self._instance}|{owner}"])
+            await self._release(
+                keys=[self._key(allocation.pair)], args=[f"{self._instance}|{owner}"]
+            )
 
     async def renew(self) -> list[PortPair]:
         """Extend every lease this instance holds (called periodically); returns the pairs whose lease was lost."""
         lost = []
         for pair, owner in list(self._held.items()):
-            if not await self._renew(keys=[self._key(pair)], args=[f"{self._instance}|{owner}", self._lease]):
+            if not await self._renew(
+                keys=[self._key(pair)], args=[f"{self._instance}|{owner}", self._lease]
+            ):
                 lost.append(pair)
         return lost
-
 
     async def reclaim(self, stale: Callable[[str], bool]) -> int:
         """Delete leases of the range whose holder ``stale(value)`` says is gone (e.g. an earlier

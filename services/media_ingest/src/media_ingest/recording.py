@@ -109,8 +109,12 @@ class LegReceiver:
             decoder, resampler = self._decoders[packet.payload_type]
         except KeyError:
             decoder, resampler = self._decoders[packet.payload_type] = self._make_decoder(spec)
-        if resampler is None and isinstance(decoder, G711Decoder):  # the common case: decoded a second at a time
-            self._timeline.place_encoded(position * self._rate // spec.clock_rate, packet.payload, decoder.table)
+        if resampler is None and isinstance(
+            decoder, G711Decoder
+        ):  # the common case: decoded a second at a time
+            self._timeline.place_encoded(
+                position * self._rate // spec.clock_rate, packet.payload, decoder.table
+            )
             return
         try:
             pcm = decoder.decode(packet.payload)
@@ -155,11 +159,21 @@ class CallRecording:
         types = payload_types if payload_types is not None else PayloadTypes()
         codecs = codecs or {}
         self.inbound, self.outbound = (
-            LegReceiver(timeline, sample_rate, origin=origin, payload_types=types,
-                        codec=codecs.get(track), jitter_depth=jitter_depth, amrwb_mode=amrwb_mode,
-                        on_unsupported=partial(on_unsupported, track) if on_unsupported is not None else None)
+            LegReceiver(
+                timeline,
+                sample_rate,
+                origin=origin,
+                payload_types=types,
+                codec=codecs.get(track),
+                jitter_depth=jitter_depth,
+                amrwb_mode=amrwb_mode,
+                on_unsupported=partial(on_unsupported, track)
+                if on_unsupported is not None
+                else None,
+            )
             for track, timeline in (
-                ("inbound", self.mixer.inbound), ("outbound", self.mixer.outbound)
+                ("inbound", self.mixer.inbound),
+                ("outbound", self.mixer.outbound),
             )
         )
         self.writer = WavWriter(path, sample_rate) if path is not None else None

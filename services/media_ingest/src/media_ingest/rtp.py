@@ -14,7 +14,12 @@ from typing import Literal
 
 Track = Literal["inbound", "outbound"]
 RtpErrorReason = Literal[
-    "truncated", "bad_version", "csrc_past_end", "extension_past_end", "bad_padding", "rtcp",
+    "truncated",
+    "bad_version",
+    "csrc_past_end",
+    "extension_past_end",
+    "bad_padding",
+    "rtcp",
     "bad_strep",
 ]
 
@@ -57,7 +62,14 @@ class RtpPacket:
     """One parsed RTP packet. ``payload`` excludes header, CSRCs, extension and padding."""
 
     __slots__ = (
-        "payload_type", "marker", "sequence", "timestamp", "ssrc", "csrcs", "extension", "payload",
+        "payload_type",
+        "marker",
+        "sequence",
+        "timestamp",
+        "ssrc",
+        "csrcs",
+        "extension",
+        "payload",
         "strep",
     )
 
@@ -167,8 +179,13 @@ def build_rtp(
     """Build an RTP packet; ``extension`` data must be a multiple of 4 bytes."""
     b0 = 0x80 | len(csrcs) | (0x20 if padding else 0) | (0x10 if extension else 0)
     parts = [
-        _HEADER.pack(b0, (0x80 if marker else 0) | payload_type, sequence & 0xFFFF,
-                     timestamp & 0xFFFFFFFF, ssrc),
+        _HEADER.pack(
+            b0,
+            (0x80 if marker else 0) | payload_type,
+            sequence & 0xFFFF,
+            timestamp & 0xFFFFFFFF,
+            ssrc,
+        ),
         struct.pack(f"!{len(csrcs)}I", *csrcs),
     ]
     if extension is not None:

@@ -54,35 +54,72 @@ class IngestService:
         self.metrics = IngestMetrics(self.prometheus)
         self.producer = Producer(self.redis, settings.topic_maxlen, settings.topic_partitions)
         self.publisher = EventPublisher(
-            self.redis, self.producer, self.metrics, queue_size=settings.ingest_event_queue,
-            maxlens={MEDIA_ANALYTICS: settings.ingest_analytics_maxlen, MEDIA_AUDIO: settings.ingest_audio_maxlen},
+            self.redis,
+            self.producer,
+            self.metrics,
+            queue_size=settings.ingest_event_queue,
+            maxlens={
+                MEDIA_ANALYTICS: settings.ingest_analytics_maxlen,
+                MEDIA_AUDIO: settings.ingest_audio_maxlen,
+            },
             default_maxlen=settings.topic_maxlen,
         )
-        dynamic = parse_payload_map(settings.ingest_dynamic_payload_types) if settings.ingest_dynamic_payload_types else None
+        dynamic = (
+            parse_payload_map(settings.ingest_dynamic_payload_types)
+            if settings.ingest_dynamic_payload_types
+            else None
+        )
         self.payload_types = PayloadTable(dynamic)
         self.calls = CallRegistry(
-            settings.voicetap_data_dir, instance=self.instance, publisher=self.publisher, payload_types=self.payload_types,
-            sample_rate=settings.ingest_recording_rate, jitter_ms=settings.ingest_jitter_ms,
-            interval=settings.ingest_analytics_interval_seconds, publish_audio=settings.ingest_publish_audio,
+            settings.voicetap_data_dir,
+            instance=self.instance,
+            publisher=self.publisher,
+            payload_types=self.payload_types,
+            sample_rate=settings.ingest_recording_rate,
+            jitter_ms=settings.ingest_jitter_ms,
+            interval=settings.ingest_analytics_interval_seconds,
+            publish_audio=settings.ingest_publish_audio,
         )
         self.allocator = PortAllocator(
-            self.redis, bind_host=settings.ingest_rtp_host, public_host=settings.ingest_public_host,
-            ports=settings.rtp_port_range(), lease_seconds=settings.ingest_port_lease_seconds, instance=self.instance,
+            self.redis,
+            bind_host=settings.ingest_rtp_host,
+            public_host=settings.ingest_public_host,
+            ports=settings.rtp_port_range(),
+            lease_seconds=settings.ingest_port_lease_seconds,
+            instance=self.instance,
         )
         self._own_client = client is None
         self.client = client
-        self.control = MediaControl(settings, self.redis, self.publisher, self.calls, self.allocator, client, self.metrics, self.instance)
+        self.control = MediaControl(
+            settings,
+            self.redis,
+            self.publisher,
+            self.calls,
+            self.allocator,
+            client,
+            self.metrics,
+            self.instance,
+        )
         self.playback = PlaybackRouter(self.redis, block_ms=BLOCK_MS)
         self.consumer = StreamConsumer(
-            self.redis, self.producer,
+            self.redis,
+            self.producer,
             ConsumerOptions(
-                group=GROUP, topics=(*LIFECYCLE_TOPICS, MEDIA_COMMANDS, inbox(self.instance)), consumer=self.instance,
-                block_ms=BLOCK_MS, partitions=settings.topic_partitions,
+                group=GROUP,
+                topics=(*LIFECYCLE_TOPICS, MEDIA_COMMANDS, inbox(self.instance)),
+                consumer=self.instance,
+                block_ms=BLOCK_MS,
+                partitions=settings.topic_partitions,
             ),
-            self._handle, ConsumerMetrics(self.prometheus),
+            self._handle,
+            ConsumerMetrics(self.prometheus),
         )
         self.prometheus.register(
-            MediaCollector(lambda: len(self.calls), self.calls.leg_counts, lambda: (self.allocator.in_use, self.allocator.capacity))
+            MediaCollector(
+                lambda: len(self.calls),
+                self.calls.leg_counts,
+                lambda: (self.allocator.in_use, self.allocator.capacity),
+            )
         )
         self.stop_event = self.control.stop_event
         self._consuming = asyncio.Event()
@@ -103,8 +140,13 @@ class IngestService:
         recovered = await self.control.recover_orphans()
         log.info(
             "media ingest starting",
-            extra={"instance": self.instance, "mode": self.settings.ingest_mode, "ports": self.settings.ingest_rtp_ports,
-                   "reclaimed_port_pairs": reclaimed, "recovered_recordings": len(recovered)},
+            extra={
+                "instance": self.instance,
+                "mode": self.settings.ingest_mode,
+                "ports": self.settings.ingest_rtp_ports,
+                "reclaimed_port_pairs": reclaimed,
+                "recovered_recordings": len(recovered),
+            },
         )
         stop = self._consuming
         self._publishing = asyncio.create_task(self.publisher.run(self.stop_event))
@@ -119,7 +161,9 @@ class IngestService:
         """Stop taking work, finish every call (recordings completed, ports released), flush events."""
         self._consuming.set()
         _, pending = await asyncio.wait(self._tasks, timeout=5)
-        for task in pending:  # e.g. a batch waiting on the Telnyx API: left unacknowledged, claimed later
+        for (
+            task
+        ) in pending:  # e.g. a batch waiting on the Telnyx API: left unacknowledged, claimed later
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
@@ -131,7 +175,10 @@ class IngestService:
             try:
                 await asyncio.wait_for(self._publishing, 5)
             except TimeoutError:
-                log.warning("media events still queued at exit were dropped", extra={"queued": self.publisher.queued})
+                log.warning(
+                    "media events still queued at exit were dropped",
+                    extra={"queued": self.publisher.queued},
+                )
         if self.client is not None and self._own_client:
             await self.client.close()
         await self.redis.aclose()
@@ -146,7 +193,9 @@ class IngestService:
         for entry in entries:
             key = entry.fields.get("call_control_id", b"").decode() or entry.entry_id
             by_call[key].append(entry)
-        results = await asyncio.gather(*(self._handle_call(group) for group in by_call.values()), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._handle_call(group) for group in by_call.values()), return_exceptions=True
+        )
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -183,4 +232,6 @@ class IngestService:
                 await self.control.heartbeat()
                 await self.control.recover_orphans()
             except REDIS_UNAVAILABLE as exc:
-                log.warning("heartbeat failed (leases expire if this lasts)", extra={"error": str(exc)})
+                log.warning(
+                    "heartbeat failed (leases expire if this lasts)", extra={"error": str(exc)}
+                )

@@ -7,9 +7,23 @@ class LegStats:
     """Counters of one leg; ``jitter`` is RFC 3550 A.8 interarrival jitter in timestamp units."""
 
     __slots__ = (
-        "received", "lost", "duplicated", "reordered", "late", "discarded", "malformed",
-        "ssrc_changes", "restarts", "resyncs", "unsupported", "decode_errors", "late_samples",
-        "jitter", "clock_rate", "codec", "sample_rate",
+        "received",
+        "lost",
+        "duplicated",
+        "reordered",
+        "late",
+        "discarded",
+        "malformed",
+        "ssrc_changes",
+        "restarts",
+        "resyncs",
+        "unsupported",
+        "decode_errors",
+        "late_samples",
+        "jitter",
+        "clock_rate",
+        "codec",
+        "sample_rate",
     )
 
     def __init__(self) -> None:

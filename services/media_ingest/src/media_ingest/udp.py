@@ -49,7 +49,9 @@ class RtpReceiver(asyncio.DatagramProtocol):
         except RtpError:
             self.malformed += 1
             return
-        if source is None:  # latch on the first valid RTP packet, so garbage or RTCP cannot take the port
+        if (
+            source is None
+        ):  # latch on the first valid RTP packet, so garbage or RTCP cannot take the port
             self.source = addr
         now = _monotonic()
         call = self.call
@@ -62,7 +64,10 @@ class RtpReceiver(asyncio.DatagramProtocol):
         except Exception:  # noqa: BLE001 - a packet never takes the call down
             self.errors += 1
             if self.errors == 1:
-                log.exception("packet handling failed", extra={"call_control_id": call.call_control_id, "leg": self.track})
+                log.exception(
+                    "packet handling failed",
+                    extra={"call_control_id": call.call_control_id, "leg": self.track},
+                )
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors on a receive-only socket say nothing about the stream

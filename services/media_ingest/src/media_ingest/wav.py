@@ -23,9 +23,19 @@ def _header(sample_rate: int, channels: int, data_size: int) -> bytes:
     block = 2 * channels
     return struct.pack(
         "<4sI4s4sIHHIIHH4sI",
-        b"RIFF", min(36 + data_size, _MAX_SIZE), b"WAVE",
-        b"fmt ", 16, 1, channels, sample_rate, sample_rate * block, block, 16,
-        b"data", min(data_size, _MAX_SIZE),
+        b"RIFF",
+        min(36 + data_size, _MAX_SIZE),
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,
+        channels,
+        sample_rate,
+        sample_rate * block,
+        block,
+        16,
+        b"data",
+        min(data_size, _MAX_SIZE),
     )
 
 
@@ -66,8 +76,12 @@ def repair_wav(path: Path) -> int:
     (dropping a torn last frame); returns the number of frames."""
     with open(path, "r+b") as file:
         header = file.read(HEADER_SIZE)
-        if len(header) < HEADER_SIZE or header[:4] != b"RIFF" or header[8:12] != b"WAVE" \
-                or header[36:40] != b"data":
+        if (
+            len(header) < HEADER_SIZE
+            or header[:4] != b"RIFF"
+            or header[8:12] != b"WAVE"
+            or header[36:40] != b"data"
+        ):
             raise ValueError(f"{path} is not a WAV file written by voicetap")
         block = struct.unpack_from("<H", header, 32)[0]
         file.seek(0, os.SEEK_END)

@@ -45,20 +45,31 @@ log = logging.getLogger("voicetap.media_ingest.websocket")
 AUTH_HEADER = "x-telnyx-streaming-auth-token"
 POLICY_VIOLATION = 1008
 UNSUPPORTED_DATA = 1003
-_OUTGOING_BOUND = 1000  # playback messages waiting for the socket; beyond it the oldest audio is dropped
+_OUTGOING_BOUND = (
+    1000  # playback messages waiting for the socket; beyond it the oldest audio is dropped
+)
 
 
 class StreamSession:
     """One authenticated media stream feeding one call."""
 
-    def __init__(self, service: "IngestService", websocket: WebSocket, call: Call, stream_id: str | None, spec: CodecSpec) -> None:
+    def __init__(
+        self,
+        service: "IngestService",
+        websocket: WebSocket,
+        call: Call,
+        stream_id: str | None,
+        spec: CodecSpec,
+    ) -> None:
         self._service = service
         self.websocket = websocket
         self.call = call
         self.stream_id = stream_id
         self._pt = service.payload_types.private(spec)
         self._clock = spec.clock_rate
-        self._ssrc = {track: zlib.crc32(f"{stream_id}:{track}".encode()) for track in ("inbound", "outbound")}
+        self._ssrc = {
+            track: zlib.crc32(f"{stream_id}:{track}".encode()) for track in ("inbound", "outbound")
+        }
         self._outgoing: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_OUTGOING_BOUND)
         self._sender: asyncio.Task[None] | None = None
         self.malformed = 0
@@ -71,7 +82,11 @@ class StreamSession:
     # -- Telnyx -> voicetap ----------------------------------------------------------------------------
     def on_media(self, media: dict[str, Any]) -> None:
         try:
-            track = "outbound" if str(media.get("track", "inbound")).startswith("outbound") else "inbound"
+            track = (
+                "outbound"
+                if str(media.get("track", "inbound")).startswith("outbound")
+                else "inbound"
+            )
             chunk = int(media["chunk"])
             payload = base64.b64decode(media["payload"], validate=True)
             stamp = media.get("timestamp")
@@ -79,7 +94,14 @@ class StreamSession:
         except (KeyError, TypeError, ValueError, binascii.Error):
             self.malformed += 1
             return
-        packet = RtpPacket(self._pt, False, chunk & 0xFFFF, (millis * self._clock // 1000) & 0xFFFFFFFF, self._ssrc[track], payload)
+        packet = RtpPacket(
+            self._pt,
+            False,
+            chunk & 0xFFFF,
+            (millis * self._clock // 1000) & 0xFFFFFFFF,
+            self._ssrc[track],
+            payload,
+        )
         now = time.monotonic()
         self.call.last_media = now
         self.call.recording.leg(track).push(packet, now)
@@ -98,16 +120,31 @@ class StreamSession:
         elif event == "dtmf":
             digit = str((frame.get("dtmf") or {}).get("digit", ""))
             seq = frame.get("sequence_number")
-            dtmf = MediaDtmf(id=f"dtmf:{ccid}:{self.stream_id}:{seq}", call_control_id=ccid, stream_id=self.stream_id, digit=digit, occurred_at=frame.get("occurred_at"))
+            dtmf = MediaDtmf(
+                id=f"dtmf:{ccid}:{self.stream_id}:{seq}",
+                call_control_id=ccid,
+                stream_id=self.stream_id,
+                digit=digit,
+                occurred_at=frame.get("occurred_at"),
+            )
             publisher.offer(MEDIA_DTMF, dtmf.id, MEDIA_DTMF, dtmf, call_control_id=ccid)
         elif event == "mark":
             name = str((frame.get("mark") or {}).get("name", ""))
             seq = frame.get("sequence_number")
-            mark = MediaMark(id=f"mark:{ccid}:{self.stream_id}:{seq}:{name}", call_control_id=ccid, stream_id=self.stream_id, name=name)
+            mark = MediaMark(
+                id=f"mark:{ccid}:{self.stream_id}:{seq}:{name}",
+                call_control_id=ccid,
+                stream_id=self.stream_id,
+                name=name,
+            )
             publisher.offer(MEDIA_MARK, mark.id, MEDIA_MARK, mark, call_control_id=ccid)
         elif event == "error":
             # now {"payload": {code, title, detail}}, formerly {"error": {...}}: both
-            error = frame.get("payload") if isinstance(frame.get("payload"), dict) else frame.get("error") or {}
+            error = (
+                frame.get("payload")
+                if isinstance(frame.get("payload"), dict)
+                else frame.get("error") or {}
+            )
             detail = f"Telnyx stream error {error.get('code')} {error.get('title')}: {error.get('detail')}"
             self._service.control.error(ccid, "stream_error", detail)
         elif event == "stop":
@@ -228,12 +265,23 @@ async def stream_endpoint(websocket: WebSocket) -> None:
         await _close(websocket, 1000)
 
 
-async def _authenticate(service: "IngestService", websocket: WebSocket, frame: dict[str, Any], token: Any) -> StreamSession | None:
+async def _authenticate(
+    service: "IngestService", websocket: WebSocket, frame: dict[str, Any], token: Any
+) -> StreamSession | None:
     start = frame.get("start") if isinstance(frame.get("start"), dict) else {}
     ccid = start.get("call_control_id")
-    if not isinstance(ccid, str) or not ccid or not isinstance(token, str) or not await service.control.check_stream_token(ccid, token):
+    if (
+        not isinstance(ccid, str)
+        or not ccid
+        or not isinstance(token, str)
+        or not await service.control.check_stream_token(ccid, token)
+    ):
         service.metrics.streams_refused.inc()
-        service.control.error(ccid if isinstance(ccid, str) else None, "stream_auth_failed", "media stream refused: missing or wrong x-telnyx-streaming-auth-token")
+        service.control.error(
+            ccid if isinstance(ccid, str) else None,
+            "stream_auth_failed",
+            "media stream refused: missing or wrong x-telnyx-streaming-auth-token",
+        )
         await _close(websocket, POLICY_VIOLATION)
         return None
     try:
@@ -244,11 +292,16 @@ async def _authenticate(service: "IngestService", websocket: WebSocket, frame: d
         return None
     call = await service.control.attach_stream(ccid)
     stream_id = frame.get("stream_id")
-    session = StreamSession(service, websocket, call, stream_id if isinstance(stream_id, str) else None, spec)
+    session = StreamSession(
+        service, websocket, call, stream_id if isinstance(stream_id, str) else None, spec
+    )
     if call.stream is not None:
         call.stream.replaced()
     call.stream = session
     session.start()
     service.playback.register(session)
-    log.info("media stream started", extra={"call_control_id": ccid, "stream_id": stream_id, "codec": spec.name})
+    log.info(
+        "media stream started",
+        extra={"call_control_id": ccid, "stream_id": stream_id, "codec": spec.name},
+    )
     return session

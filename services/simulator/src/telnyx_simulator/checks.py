@@ -96,7 +96,10 @@ def check_webhooks(deliveries: Sequence[Delivery]) -> Check:
     if any(d.status is None for attempts in lost for d in attempts):
         hints.add("is the gateway running at the --gateway-url?")
     return Check(
-        "webhooks", "fail", f"{detail}: {len(lost)} events never accepted", [*sorted(hints), *problems]
+        "webhooks",
+        "fail",
+        f"{detail}: {len(lost)} events never accepted",
+        [*sorted(hints), *problems],
     )
 
 
@@ -118,7 +121,9 @@ async def check_topics(
 ) -> Check:  # fmt: skip
     """``events``: event id -> (event type, call_control_id) of every event sent."""
     accepted = {d.event_id for d in deliveries if d.ok}
-    expected: dict[str, set[str]] = defaultdict(set)  # per stream: the topic, or the call's partition of it
+    expected: dict[str, set[str]] = defaultdict(
+        set
+    )  # per stream: the topic, or the call's partition of it
     for event_id in accepted:
         event_type, call_control_id = events[event_id]
         expected[stream_for("telnyx." + event_type, call_control_id, partitions)].add(event_id)
@@ -128,7 +133,8 @@ async def check_topics(
         for stream, ids in sorted(expected.items()):
             lengths[stream] = await redis.xlen(stream)
             seen = Counter(
-                fields.get(b"id", b"").decode() for fields in await _entries_since(redis, stream, since_ms)
+                fields.get(b"id", b"").decode()
+                for fields in await _entries_since(redis, stream, since_ms)
             )
             for event_id in sorted(ids):
                 event_type, call_control_id = events[event_id]
@@ -137,7 +143,9 @@ async def check_topics(
                     result.topics[topic] = result.topics.get(topic, 0) + 1
                 if seen[event_id] != 1:
                     what = "missing from" if not seen[event_id] else f"{seen[event_id]} times on"
-                    problems.append(f"call {call_control_id}: {event_type} {event_id} {what} {stream}")
+                    problems.append(
+                        f"call {call_control_id}: {event_type} {event_id} {what} {stream}"
+                    )
     except REDIS_UNAVAILABLE as exc:
         return Check(
             "topics", "fail",
@@ -147,7 +155,9 @@ async def check_topics(
     if not expected:
         return Check("topics", "fail", "no accepted event to look for")
     if problems:
-        return Check("topics", "fail", f"accepted events missing or repeated on topics: {counts}", problems)
+        return Check(
+            "topics", "fail", f"accepted events missing or repeated on topics: {counts}", problems
+        )
     return Check("topics", "pass", f"every accepted event on its topic exactly once: {counts}")
 
 
@@ -178,9 +188,14 @@ def media_seconds(player: CallPlayer) -> float:
     return packets * FRAME_SECONDS
 
 
-async def _recording_events(redis: RedisClient, since_ms: int, partitions: int) -> dict[str, dict[str, object]]:
+async def _recording_events(
+    redis: RedisClient, since_ms: int, partitions: int
+) -> dict[str, dict[str, object]]:
     found: dict[str, dict[str, object]] = {}
-    read = [await _entries_since(redis, stream, since_ms) for stream in streams_of(RECORDING_COMPLETED, partitions)]
+    read = [
+        await _entries_since(redis, stream, since_ms)
+        for stream in streams_of(RECORDING_COMPLETED, partitions)
+    ]
     for fields in (fields for entries in read for fields in entries):
         try:
             event = codec.loads(fields.get(b"event", b"{}"))
@@ -204,7 +219,9 @@ async def check_recordings(
     for player in players:
         cid = player.call.call_control_id
         result = results[cid]
-        asked = [r for r in state.requests_for(cid) if r.action in MEDIA_ACTIONS and r.status == 200]
+        asked = [
+            r for r in state.requests_for(cid) if r.action in MEDIA_ACTIONS and r.status == 200
+        ]
         result.media = [str(r.action) for r in asked]
         result.media_seconds = round(media_seconds(player), 3)
         if not asked:
@@ -213,7 +230,9 @@ async def check_recordings(
                 f"is the stack in local mode, with TELNYX_BASE_URL={api_url}/v2?"
             )
         elif result.media_seconds == 0:
-            media_problems.append(f"call {cid}: {', '.join(result.media)} asked, but no audio was sent")
+            media_problems.append(
+                f"call {cid}: {', '.join(result.media)} asked, but no audio was sent"
+            )
         else:
             recorded.append(player)
     kinds = Counter(action for r in results.values() for action in r.media)
@@ -261,7 +280,9 @@ async def check_recordings(
     problems = [problem for problem in found if problem]
     failed = {p.call.call_control_id for p, problem in zip(recorded, found, strict=True) if problem}
     try:
-        completed = await poll(events, deadline) or await _recording_events(redis, since_ms, partitions)
+        completed = await poll(events, deadline) or await _recording_events(
+            redis, since_ms, partitions
+        )
     except REDIS_UNAVAILABLE as exc:
         completed = {}
         problems.append(f"could not read {RECORDING_COMPLETED}: {exc}")

@@ -63,7 +63,9 @@ SAMPLE_SCRIPT = "sample-call.txt"
 OPTIONAL_SERVICES = ("ingest", "indexer")
 DEMO_TAIL = 0.5  # the demo call lasts this much longer than the sample, so every line is final
 WEBHOOK_PATH = "/webhooks/telnyx"
-SINCE_MARGIN_MS = 60_000  # topics are read back from this long before the run (clock skew with Redis)
+SINCE_MARGIN_MS = (
+    60_000  # topics are read back from this long before the run (clock skew with Redis)
+)
 
 
 class SetupError(Exception):
@@ -136,19 +138,36 @@ def build_parser(settings: SimulatorSettings) -> argparse.ArgumentParser:
         "recordings, searchable transcripts. Exit code 1 when anything expected is missing.",
     )
     calls = parser.add_argument_group("calls")
-    calls.add_argument("--calls", type=_positive(int), default=1, metavar="N", help="calls to play (default 1)")
+    calls.add_argument(
+        "--calls", type=_positive(int), default=1, metavar="N", help="calls to play (default 1)"
+    )
     calls.add_argument(
         "--duration", type=_positive(float), metavar="SECONDS",
         help="length of each call from its answer (default 10; --demo: the sample's length)",
     )  # fmt: skip
-    calls.add_argument("--concurrency", type=_positive(int), metavar="N", help="calls at a time (default: all)")
-    calls.add_argument("--audio", type=Path, metavar="WAV", help="8 kHz 16-bit WAV, left = caller, right = agent (default: the shipped sample)")
+    calls.add_argument(
+        "--concurrency", type=_positive(int), metavar="N", help="calls at a time (default: all)"
+    )
+    calls.add_argument(
+        "--audio",
+        type=Path,
+        metavar="WAV",
+        help="8 kHz 16-bit WAV, left = caller, right = agent (default: the shipped sample)",
+    )
     calls.add_argument(
         "--script", type=Path, metavar="TXT",
         help="transcription script, `[start-end] inbound|outbound: text` lines (default: the sample's, with the sample audio)",
     )  # fmt: skip
-    calls.add_argument("--codec", choices=("PCMU", "PCMA"), default="PCMU", help="the calls' codec (default PCMU)")
-    calls.add_argument("--ring", type=float, default=0.5, metavar="SECONDS", help="ringing before the answer (default 0.5)")
+    calls.add_argument(
+        "--codec", choices=("PCMU", "PCMA"), default="PCMU", help="the calls' codec (default PCMU)"
+    )
+    calls.add_argument(
+        "--ring",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="ringing before the answer (default 0.5)",
+    )
     calls.add_argument(
         "--transcription-engine", choices=TRANSCRIPTION_ENGINES, default="Telnyx",
         help="engine of the transcription each call runs from its answer (default Telnyx: finals with their track)",
@@ -162,11 +181,27 @@ def build_parser(settings: SimulatorSettings) -> argparse.ArgumentParser:
         help="chance that an accepted webhook is delivered again, as Telnyx does (default 0.05)",
     )  # fmt: skip
     stack = parser.add_argument_group("the stack")
-    stack.add_argument("--gateway-url", default=f"{local}:{settings.gateway_port}", help="default from GATEWAY_PORT")
-    stack.add_argument("--ingest-url", default=f"{local}:{settings.ingest_port}", help="default from INGEST_PORT")
-    stack.add_argument("--indexer-url", default=f"{local}:{settings.indexer_port}", help="default from INDEXER_PORT")
-    stack.add_argument("--indexer-token", default=settings.indexer_api_token, help="default INDEXER_API_TOKEN")
-    stack.add_argument("--redis-url", default=settings.stack_redis_url(), help="the stack's Redis (default REDIS_URL, else the embedded one)")
+    stack.add_argument(
+        "--gateway-url",
+        default=f"{local}:{settings.gateway_port}",
+        help="default from GATEWAY_PORT",
+    )
+    stack.add_argument(
+        "--ingest-url", default=f"{local}:{settings.ingest_port}", help="default from INGEST_PORT"
+    )
+    stack.add_argument(
+        "--indexer-url",
+        default=f"{local}:{settings.indexer_port}",
+        help="default from INDEXER_PORT",
+    )
+    stack.add_argument(
+        "--indexer-token", default=settings.indexer_api_token, help="default INDEXER_API_TOKEN"
+    )
+    stack.add_argument(
+        "--redis-url",
+        default=settings.stack_redis_url(),
+        help="the stack's Redis (default REDIS_URL, else the embedded one)",
+    )
     stack.add_argument(
         "--redis-cluster", action=argparse.BooleanOptionalAction, default=settings.redis_cluster,
         help="--redis-url is a node of a Redis Cluster (default REDIS_CLUSTER)",
@@ -175,22 +210,50 @@ def build_parser(settings: SimulatorSettings) -> argparse.ArgumentParser:
         "--api-port", type=int, default=settings.simulator_api_port,
         help="port of the fake Telnyx API (default SIMULATOR_API_PORT, else 8090; 0: any free port)",
     )  # fmt: skip
-    stack.add_argument("--api-key", default=settings.telnyx_api_key, help="key the fake API accepts (default TELNYX_API_KEY, else the dev keys file's)")
+    stack.add_argument(
+        "--api-key",
+        default=settings.telnyx_api_key,
+        help="key the fake API accepts (default TELNYX_API_KEY, else the dev keys file's)",
+    )
     stack.add_argument(
         "--signing-key", metavar="KEY|FILE",
         help="base64 Ed25519 private key, or a dev keys JSON file, to sign webhooks with "
         f"(default: $VOICETAP_DATA_DIR/{DEV_KEYS_FILE}, written by `voicetap up`)",
     )  # fmt: skip
-    stack.add_argument("--data-dir", type=Path, help="the stack's data directory (default VOICETAP_DATA_DIR; --start-stack: a new temporary one, removed after a passing run)")
-    stack.add_argument("--start-stack", action="store_true", help="start `voicetap up` in local mode for the run, stop it at the end")
+    stack.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the stack's data directory (default VOICETAP_DATA_DIR; --start-stack: a new temporary one, removed after a passing run)",
+    )
+    stack.add_argument(
+        "--start-stack",
+        action="store_true",
+        help="start `voicetap up` in local mode for the run, stop it at the end",
+    )
     stack.add_argument(
         "--require", type=_services, default=frozenset(), metavar="LIST",
         help="services that must run, e.g. ingest,indexer: one not ready within --wait fails the run "
         "(with --start-stack or --demo: every installed service); others not running are skipped",
     )  # fmt: skip
-    stack.add_argument("--wait", type=float, default=30.0, metavar="SECONDS", help="wait this long for services to be ready (default 30)")
-    stack.add_argument("--settle", type=float, default=20.0, metavar="SECONDS", help="wait this long after the calls for recordings and transcripts (default 20)")
-    parser.add_argument("--demo", action="store_true", help="one short call with speech and a transcript, then where to look")
+    stack.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="wait this long for services to be ready (default 30)",
+    )
+    stack.add_argument(
+        "--settle",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="wait this long after the calls for recordings and transcripts (default 20)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="one short call with speech and a transcript, then where to look",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
 
@@ -321,7 +384,11 @@ async def discover(
 
     async def one(name: str) -> ServiceState:
         url = urls[name]
-        found = await (wait_ready(client, name, url, deadline) if name in expected else probe(client, name, url))
+        found = await (
+            wait_ready(client, name, url, deadline)
+            if name in expected
+            else probe(client, name, url)
+        )
         detail = found.detail
         if not found.ready and stack is not None and (code := stack.exited()) is not None:
             detail += f"; the started stack exited with code {code} (see {stack.log_path})"
@@ -390,7 +457,12 @@ async def play(
             done = len(finished) + sum(min((now - started[i]) / call_length, 0.99) for i in playing)
             attempts = sender.deliveries
             return Snapshot(
-                done, len(finished), len(playing), opts.calls, len(attempts), sum(d.ok for d in attempts)
+                done,
+                len(finished),
+                len(playing),
+                opts.calls,
+                len(attempts),
+                sum(d.ok for d in attempts),
             )
 
         progress = asyncio.create_task(
@@ -413,7 +485,9 @@ async def simulate(opts: Options) -> Summary:
     state = FakeTelnyxState(opts.api_key or "KEYpending")  # the key is known once keys are read
     async with contextlib.AsyncExitStack() as exits:
         try:
-            api_url = await exits.enter_async_context(serve(create_fake_api(state), port=opts.api_port))
+            api_url = await exits.enter_async_context(
+                serve(create_fake_api(state), port=opts.api_port)
+            )
         except OSError as exc:
             raise SetupError(
                 f"the fake Telnyx API cannot listen on 127.0.0.1:{opts.api_port} ({exc.strerror or exc}): "
@@ -459,7 +533,9 @@ async def simulate(opts: Options) -> Summary:
             return summary  # nothing to play against, or a required service is missing
 
         players, sender = await play(opts, state, signer, audio, script, seconds)
-        summary.checks += await run_checks(opts, client, api_url, state, players, sender, summary, since_ms)
+        summary.checks += await run_checks(
+            opts, client, api_url, state, players, sender, summary, since_ms
+        )
     summary.elapsed = time.monotonic() - began
     return summary
 
@@ -491,15 +567,34 @@ async def run_checks(
 
     found = [checks.check_webhooks(sender.deliveries)]
     deadline = time.monotonic() + opts.settle
-    redis = client_for(opts.redis_url, cluster=opts.redis_cluster, socket_timeout=5, socket_connect_timeout=5)
+    redis = client_for(
+        opts.redis_url, cluster=opts.redis_cluster, socket_timeout=5, socket_connect_timeout=5
+    )
     try:
         found.append(
-            await checks.check_topics(redis, sender.deliveries, events, results, since_ms, opts.redis_url, opts.topic_partitions)
+            await checks.check_topics(
+                redis,
+                sender.deliveries,
+                events,
+                results,
+                since_ms,
+                opts.redis_url,
+                opts.topic_partitions,
+            )
         )
         ingest = summary.service("ingest")
         if ingest is not None and ingest.running:
             found += await checks.check_recordings(
-                client, opts.ingest_url, api_url, redis, state, players, results, since_ms, deadline, opts.topic_partitions
+                client,
+                opts.ingest_url,
+                api_url,
+                redis,
+                state,
+                players,
+                results,
+                since_ms,
+                deadline,
+                opts.topic_partitions,
             )
         else:
             found.append(_skipped("recordings", "media_ingest", ingest))
@@ -509,7 +604,9 @@ async def run_checks(
     if indexer is not None and indexer.running:
         headers = {"authorization": f"Bearer {opts.indexer_token}"} if opts.indexer_token else {}
         found.append(
-            await checks.check_transcripts(client, opts.indexer_url, headers, players, results, deadline)
+            await checks.check_transcripts(
+                client, opts.indexer_url, headers, players, results, deadline
+            )
         )
     else:
         found.append(_skipped("transcripts", "transcript_indexer", indexer))

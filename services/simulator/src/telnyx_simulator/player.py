@@ -76,7 +76,9 @@ class CallPlayer:
     call: SimCall = field(init=False)
     forks: list[RtpFork] = field(default_factory=list, init=False)
     streams: list[MediaStream] = field(default_factory=list, init=False)
-    finals: list[ScriptLine] = field(default_factory=list, init=False)  # lines sent as final results
+    finals: list[ScriptLine] = field(
+        default_factory=list, init=False
+    )  # lines sent as final results
     _audio: CallAudio = field(init=False, repr=False)
     _start_time: datetime = field(init=False, repr=False)
     _answered_at: float | None = field(default=None, init=False, repr=False)
@@ -159,7 +161,9 @@ class CallPlayer:
         )
         if self.spec.transcription is not None and self._transcription_task is None:
             self.call.transcription = dict(self.spec.transcription)
-            self._transcription_task = asyncio.create_task(self._transcribe(self.call.transcription))
+            self._transcription_task = asyncio.create_task(
+                self._transcribe(self.call.transcription)
+            )
 
     async def _hangup(self, effect: Effect) -> None:
         await self._stop_media()

@@ -47,7 +47,9 @@ async def show_progress(
             if interactive:
                 width = max(10, min(30, shutil.get_terminal_size().columns - 70))
                 filled = int(width * s.done / max(s.total, 1))
-                stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {_line(s, elapsed)}\x1b[K")
+                stream.write(
+                    f"\r[{'#' * filled}{'.' * (width - filled)}] {_line(s, elapsed)}\x1b[K"
+                )
                 stream.flush()
                 drawn = True
             else:

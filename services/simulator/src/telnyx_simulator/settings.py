@@ -14,7 +14,9 @@ class SimulatorSettings(CommonSettings):
         default=None,
         description="The stack's Redis, for the topic checks; unset: the embedded one of `voicetap up`.",
     )
-    voicetap_embedded_redis_port: int = Field(default=6399, description="Port of the embedded Redis.")
+    voicetap_embedded_redis_port: int = Field(
+        default=6399, description="Port of the embedded Redis."
+    )
     gateway_port: int = Field(default=8000, description="Port of the gateway on 127.0.0.1.")
     ingest_port: int = Field(default=8001, description="Port of media_ingest on 127.0.0.1.")
     indexer_port: int = Field(default=8002, description="Port of transcript_indexer on 127.0.0.1.")

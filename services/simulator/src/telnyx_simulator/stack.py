@@ -83,7 +83,9 @@ async def probe(client: httpx.AsyncClient, name: str, url: str) -> Probe:
     if response.status_code == 200:
         return Probe(name, url, True, "ready")
     body = " ".join(response.text.split())[:200]
-    return Probe(name, url, False, f"not ready: /readyz answered {response.status_code} {body}".strip())
+    return Probe(
+        name, url, False, f"not ready: /readyz answered {response.status_code} {body}".strip()
+    )
 
 
 async def wait_ready(client: httpx.AsyncClient, name: str, url: str, deadline: float) -> Probe:
@@ -156,7 +158,9 @@ class StartedStack:
             if (code := self.exited()) is not None:
                 raise RuntimeError(f"`voicetap up` exited with code {code} (see {self.log_path})")
             if time.monotonic() >= deadline:
-                raise RuntimeError(f"`voicetap up` wrote no keys in {timeout:.0f} s (see {self.log_path})")
+                raise RuntimeError(
+                    f"`voicetap up` wrote no keys in {timeout:.0f} s (see {self.log_path})"
+                )
             await asyncio.sleep(0.1)
 
     def stop(self, timeout: float = 20.0) -> int | None:
@@ -180,7 +184,12 @@ class StartedStack:
 
 
 def env_for_started_stack(
-    base: Mapping[str, str], *, gateway_port: int, ingest_port: int, indexer_port: int, api_port: int
+    base: Mapping[str, str],
+    *,
+    gateway_port: int,
+    ingest_port: int,
+    indexer_port: int,
+    api_port: int,
 ) -> dict[str, str]:
     """The environment of a started stack: the simulator's ports, so both sides agree."""
     env = dict(base)

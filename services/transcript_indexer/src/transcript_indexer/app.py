@@ -29,14 +29,18 @@ class BearerToken:
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(given, self._expected):
                 response = JSONResponse(
-                    {"error": "a valid bearer token is required"}, status_code=401, headers={"www-authenticate": "Bearer"}
+                    {"error": "a valid bearer token is required"},
+                    status_code=401,
+                    headers={"www-authenticate": "Bearer"},
                 )
                 await response(scope, receive, send)
                 return
         await self._app(scope, receive, send)
 
 
-def create_app(settings: IndexerSettings, storage: Storage, redis: RedisClient, registry: CollectorRegistry) -> ASGIApp:
+def create_app(
+    settings: IndexerSettings, storage: Storage, redis: RedisClient, registry: CollectorRegistry
+) -> ASGIApp:
     """The API over an opened ``storage``; ``redis`` must allow blocking reads of the keep-alive length."""
 
     bound = settings.redis_timeout_seconds
@@ -52,6 +56,11 @@ def create_app(settings: IndexerSettings, storage: Storage, redis: RedisClient, 
         return {"database": database, "redis": redis_ok}
 
     keepalive_ms = int(settings.indexer_sse_keepalive_seconds * 1000)
-    app = Starlette(routes=[*api_routes(storage, redis, registry, keepalive_ms), *operational_routes(registry, readiness)])
+    app = Starlette(
+        routes=[
+            *api_routes(storage, redis, registry, keepalive_ms),
+            *operational_routes(registry, readiness),
+        ]
+    )
     token = settings.indexer_api_token
     return BearerToken(app, token.get_secret_value()) if token is not None else app

@@ -76,7 +76,9 @@ class Completer:
         self._partitions = topic_partitions
         self._script = redis.register_script(PUBLISH_ONCE)
         self._published = Counter(
-            "voicetap_indexer_transcripts_completed_total", "Completed transcript revisions published by this process", registry=registry
+            "voicetap_indexer_transcripts_completed_total",
+            "Completed transcript revisions published by this process",
+            registry=registry,
         )
 
     @property
@@ -115,26 +117,45 @@ class Completer:
                 revision=due.revision,
                 call=transcript.call.as_json(),
                 segments=[
-                    TranscriptSegment(id=s.event_id, occurred_at=s.occurred_at, track=s.track or None, text=s.text, confidence=s.confidence)
+                    TranscriptSegment(
+                        id=s.event_id,
+                        occurred_at=s.occurred_at,
+                        track=s.track or None,
+                        text=s.text,
+                        confidence=s.confidence,
+                    )
                     for s in transcript.segments
                 ],
                 text=as_text(transcript),
             ),
         )
-        fields = entry_fields(event_id, TRANSCRIPT_COMPLETED, codec.dumps(event.model_dump(mode="json")), call_control_id=call_control_id)
+        fields = entry_fields(
+            event_id,
+            TRANSCRIPT_COMPLETED,
+            codec.dumps(event.model_dump(mode="json")),
+            call_control_id=call_control_id,
+        )
         args: list[str | bytes | int] = [PUBLISHED_TTL_SECONDS, self._maxlen, due.segment_seq]
         for name, value in fields.items():
             args.extend((name, value))
         stream = stream_for(TRANSCRIPT_COMPLETED, call_control_id, self._partitions)
-        published, value = await self._script(keys=[dedupe_key(stream, event_id), stream], args=args)
+        published, value = await self._script(
+            keys=[dedupe_key(stream, event_id), stream], args=args
+        )
         covered = due.segment_seq if published else int(value)
         await self._storage.mark_completed(call_control_id, due.revision, covered, now)
-        await self._live.publish_completed(call_control_id, event_id)  # again if another process won: harmless
+        await self._live.publish_completed(
+            call_control_id, event_id
+        )  # again if another process won: harmless
         if not published:
             return False
         self._published.inc()
         log.info(
             "transcript completed",
-            extra={"call_control_id": call_control_id, "revision": due.revision, "segments": len(transcript.segments)},
+            extra={
+                "call_control_id": call_control_id,
+                "revision": due.revision,
+                "segments": len(transcript.segments),
+            },
         )
         return True

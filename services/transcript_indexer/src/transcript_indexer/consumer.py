@@ -24,7 +24,12 @@ from voicetap_common.consumer import ConsumerOptions, RetryLater, default_consum
 from voicetap_common.streams import Entry
 
 GROUP = "transcript_indexer"
-TOPICS = (topics.CALL_TRANSCRIPTION, topics.CALL_INITIATED, topics.CALL_ANSWERED, topics.CALL_HANGUP)
+TOPICS = (
+    topics.CALL_TRANSCRIPTION,
+    topics.CALL_INITIATED,
+    topics.CALL_ANSWERED,
+    topics.CALL_HANGUP,
+)
 
 
 def consumer_options(settings: IndexerSettings, index: int = 0) -> ConsumerOptions:
@@ -46,16 +51,25 @@ def consumer_options(settings: IndexerSettings, index: int = 0) -> ConsumerOptio
 
 class Indexer:
     def __init__(
-        self, storage: Storage, live: LiveFeed, starter: TranscriptionStarter | None, registry: CollectorRegistry
+        self,
+        storage: Storage,
+        live: LiveFeed,
+        starter: TranscriptionStarter | None,
+        registry: CollectorRegistry,
     ) -> None:
         self._storage = storage
         self._live = live
         self._starter = starter
         self._stored = Counter(
-            "voicetap_indexer_rows_stored_total", "Segments and partials newly stored", ["kind"], registry=registry
+            "voicetap_indexer_rows_stored_total",
+            "Segments and partials newly stored",
+            ["kind"],
+            registry=registry,
         )
         self._write_seconds = Histogram(
-            "voicetap_indexer_write_seconds", "Time to write one batch in one transaction", registry=registry
+            "voicetap_indexer_write_seconds",
+            "Time to write one batch in one transaction",
+            registry=registry,
         )
 
     async def handle(self, entries: list[Entry]) -> None:

@@ -65,7 +65,10 @@ class TelnyxCommands:
         self._settings = settings
         self._client: AsyncTelnyx | None = None
         self._outcomes = Counter(
-            "voicetap_indexer_commands_total", "Call Control commands by action and outcome", ["command", "outcome"], registry=registry
+            "voicetap_indexer_commands_total",
+            "Call Control commands by action and outcome",
+            ["command", "outcome"],
+            registry=registry,
         )
 
     async def execute(self, command: _Command) -> dict[str, Any] | None:
@@ -88,7 +91,14 @@ class TelnyxCommands:
 class TranscriptionStarter:
     """``INDEXER_AUTO_TRANSCRIBE``: one ``transcription_start`` per answered call."""
 
-    def __init__(self, commands: TelnyxCommands, redis: RedisClient, producer: Producer, engine: str, tracks: str) -> None:
+    def __init__(
+        self,
+        commands: TelnyxCommands,
+        redis: RedisClient,
+        producer: Producer,
+        engine: str,
+        tracks: str,
+    ) -> None:
         self._commands = commands
         self._redis = redis
         self._producer = producer
@@ -99,7 +109,8 @@ class TranscriptionStarter:
         """Start transcription on each (call, answered event id), concurrently; raises the first
         failure once every start has finished (the consumer then retries entry by entry)."""
         outcomes = await asyncio.gather(
-            *(self.start(call_control_id, event_id) for call_control_id, event_id in answered), return_exceptions=True
+            *(self.start(call_control_id, event_id) for call_control_id, event_id in answered),
+            return_exceptions=True,
         )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
@@ -121,7 +132,9 @@ class TranscriptionStarter:
             kind, detail, _ = classify(exc)
             if kind in TRANSIENT:
                 await self._redis.delete(key)
-                raise StartDeferred(f"transcription_start on {call_control_id} failed ({kind}: {detail}); retried later") from exc
+                raise StartDeferred(
+                    f"transcription_start on {call_control_id} failed ({kind}: {detail}); retried later"
+                ) from exc
             result = result_for(command, executed_by=EXECUTED_BY, error=exc)
         except BaseException:
             await self._redis.delete(key)  # cancelled: let a redelivery try again
@@ -131,6 +144,13 @@ class TranscriptionStarter:
             log.info("transcription started", extra={"call_control_id": call_control_id})
         body = codec.dumps(result.model_dump(mode="json"))
         await self._producer.publish_once(
-            COMMAND_RESULTS, result.id, "voicetap.command.result", body, RESULT_WINDOW_SECONDS, call_control_id=call_control_id
+            COMMAND_RESULTS,
+            result.id,
+            "voicetap.command.result",
+            body,
+            RESULT_WINDOW_SECONDS,
+            call_control_id=call_control_id,
         )
-        await self._redis.set(key, "started" if result.ok else result.error or "failed", ex=OUTCOME_SECONDS)
+        await self._redis.set(
+            key, "started" if result.ok else result.error or "failed", ex=OUTCOME_SECONDS
+        )

@@ -51,4 +51,7 @@ class LiveFeed:
 
     async def publish_completed(self, call_control_id: str, event_id: str) -> None:
         body = codec.dumps({"call_control_id": call_control_id})
-        await self._append(keys=[live_topic(call_control_id)], args=[self._maxlen, self._ttl, event_id, "completed", body, call_control_id])
+        await self._append(
+            keys=[live_topic(call_control_id)],
+            args=[self._maxlen, self._ttl, event_id, "completed", body, call_control_id],
+        )

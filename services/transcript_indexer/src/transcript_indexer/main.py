@@ -41,7 +41,10 @@ async def _open_storage(storage: Storage, stop: asyncio.Event) -> bool:
             await storage.open()
             return True
         except StorageUnavailable as exc:
-            log.warning("database unavailable at start, retrying", extra={"error": str(exc), "backoff_s": backoff})
+            log.warning(
+                "database unavailable at start, retrying",
+                extra={"error": str(exc), "backoff_s": backoff},
+            )
             await sleep_or_stop(stop, backoff)
             backoff = min(backoff * 2, 10.0)
     return False
@@ -61,18 +64,28 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
     live = LiveFeed(redis, settings.indexer_live_maxlen, settings.indexer_live_ttl_seconds)
     commands = TelnyxCommands(settings, registry)
     starter = (
-        TranscriptionStarter(commands, redis, producer, settings.indexer_transcription_engine, settings.indexer_transcription_tracks)
+        TranscriptionStarter(
+            commands,
+            redis,
+            producer,
+            settings.indexer_transcription_engine,
+            settings.indexer_transcription_tracks,
+        )
         if settings.indexer_auto_transcribe
         else None
     )
     indexer = Indexer(storage, live, starter, registry)
     consumer_metrics = ConsumerMetrics(registry)
     consumers = [
-        StreamConsumer(redis, producer, consumer_options(settings, n), indexer.handle, consumer_metrics)
+        StreamConsumer(
+            redis, producer, consumer_options(settings, n), indexer.handle, consumer_metrics
+        )
         for n in range(settings.indexer_consumers)
     ]
     consumer = consumers[0]
-    runner = CommandRunner(redis, producer, commands.execute, executed_by=EXECUTED_BY, actions=ACTIONS)
+    runner = CommandRunner(
+        redis, producer, commands.execute, executed_by=EXECUTED_BY, actions=ACTIONS
+    )
     command_options = ConsumerOptions(
         group=GROUP,
         topics=[TRANSCRIPTION_COMMANDS],
@@ -84,9 +97,17 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
         max_deliveries=settings.indexer_max_deliveries,
         partitions=settings.topic_partitions,
     )
-    command_consumer = StreamConsumer(redis, producer, command_options, runner.handle, consumer_metrics)
+    command_consumer = StreamConsumer(
+        redis, producer, command_options, runner.handle, consumer_metrics
+    )
     completer = Completer(
-        storage, redis, live, settings.indexer_settle_seconds, settings.topic_maxlen, settings.topic_partitions, registry
+        storage,
+        redis,
+        live,
+        settings.indexer_settle_seconds,
+        settings.topic_maxlen,
+        settings.topic_partitions,
+        registry,
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -100,7 +121,11 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
     )
     log.info(
         "transcript indexer starting",
-        extra={"consumer": consumer.consumer_name, "port": settings.indexer_port, "auto_transcribe": starter is not None},
+        extra={
+            "consumer": consumer.consumer_name,
+            "port": settings.indexer_port,
+            "auto_transcribe": starter is not None,
+        },
     )
     workers = [
         *(asyncio.create_task(c.run(stop)) for c in consumers),
@@ -112,7 +137,9 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
     finally:
         stop.set()
         _, pending = await asyncio.wait(workers, timeout=STOP_GRACE_SECONDS)
-        for task in pending:  # e.g. a batch waiting for a database that is down: left unacknowledged
+        for (
+            task
+        ) in pending:  # e.g. a batch waiting for a database that is down: left unacknowledged
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         await commands.close()
@@ -124,4 +151,6 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
 def main() -> None:
     settings = IndexerSettings()
     configure_logging("transcript_indexer", settings.log_level, settings.log_format)
-    uvloop.run(until_signalled(partial(run, settings)))  # as the gateway and ingest: the loop's own overhead was a third of the CPU
+    uvloop.run(
+        until_signalled(partial(run, settings))
+    )  # as the gateway and ingest: the loop's own overhead was a third of the CPU

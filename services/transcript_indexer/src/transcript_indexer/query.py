@@ -116,7 +116,9 @@ class _Parser:
                 negated = True
                 self._tokens[self._at] = ("word", token[1][1:])
                 if not token[1][1:]:
-                    raise QuerySyntaxError("a - must be followed by the word to exclude, without a space")
+                    raise QuerySyntaxError(
+                        "a - must be followed by the word to exclude, without a space"
+                    )
             atom = self._atom()
             if atom is not None:
                 (exclude if negated else include).append(atom)
@@ -185,7 +187,9 @@ def to_fts5(node: Node) -> str:
 def to_tsquery(node: Node) -> str:
     """A PostgreSQL ``to_tsquery('simple', ...)`` expression: every lexeme quoted."""
     if isinstance(node, Term):
-        lexemes = ["'" + token.replace("\\", "\\\\").replace("'", "''") + "'" for token in node.tokens]
+        lexemes = [
+            "'" + token.replace("\\", "\\\\").replace("'", "''") + "'" for token in node.tokens
+        ]
         if node.prefix:
             lexemes[-1] += ":*"
         return "(" + " <-> ".join(lexemes) + ")"

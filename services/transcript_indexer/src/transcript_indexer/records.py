@@ -75,13 +75,18 @@ class Segment:
 Partial = Segment
 
 
-_FIRST_WINS = tuple(f.name for f in fields(CallUpdate) if f.name not in ("call_control_id", "event_at", "state", "state_rank"))
+_FIRST_WINS = tuple(
+    f.name
+    for f in fields(CallUpdate)
+    if f.name not in ("call_control_id", "event_at", "state", "state_rank")
+)
 
 
 def merge_calls(first: CallUpdate, then: CallUpdate) -> CallUpdate:
     """``first`` then ``then`` applied to one call, exactly as the database applies two updates."""
     values: dict[str, object] = {
-        name: getattr(first, name) if getattr(first, name) is not None else getattr(then, name) for name in _FIRST_WINS
+        name: getattr(first, name) if getattr(first, name) is not None else getattr(then, name)
+        for name in _FIRST_WINS
     }
     newer = then if then.state_rank > first.state_rank else first
     return CallUpdate(
@@ -141,7 +146,9 @@ def event_time(occurred_at: datetime | None, entry: Entry) -> datetime:
         return occurred_at if occurred_at.tzinfo else occurred_at.replace(tzinfo=UTC)
     value = _parse_received(entry.fields.get("received_at", b""))
     if value is None:
-        raise Undeliverable(f"entry {entry.entry_id} has neither data.occurred_at nor a usable received_at")
+        raise Undeliverable(
+            f"entry {entry.entry_id} has neither data.occurred_at nor a usable received_at"
+        )
     return value
 
 
@@ -152,30 +159,59 @@ def build_batch(entries: list[Entry]) -> Batch:
         try:
             event = parse_envelope(entry.body).data
         except (ValidationError, codec.JSONDecodeError, ValueError) as exc:
-            raise Undeliverable(f"entry {entry.entry_id} is not a valid webhook body: {exc}") from exc
+            raise Undeliverable(
+                f"entry {entry.entry_id} is not a valid webhook body: {exc}"
+            ) from exc
         call_id = getattr(event.payload, "call_control_id", None)
         if not call_id:
             raise Undeliverable(f"event {event.id} has no call_control_id")
         at = event_time(event.occurred_at, entry)
         if isinstance(event, CallTranscriptionEvent):
             data = event.payload.transcription_data
-            row = Segment(event.id, call_id, at, data.transcription_track or "", data.transcript, data.confidence)
+            row = Segment(
+                event.id,
+                call_id,
+                at,
+                data.transcription_track or "",
+                data.transcript,
+                data.confidence,
+            )
             batch.add_transcription(row, data.is_final)
-            batch.add_call(CallUpdate(call_id, at, event.payload.call_session_id, event.payload.call_leg_id))
+            batch.add_call(
+                CallUpdate(call_id, at, event.payload.call_session_id, event.payload.call_leg_id)
+            )
         elif isinstance(event, CallInitiatedEvent):
             p = event.payload
             batch.add_call(
                 CallUpdate(
-                    call_id, at, p.call_session_id, p.call_leg_id, p.from_, p.to, p.direction,
-                    "initiated", STATE_RANK["initiated"], p.start_time, initiated_at=at,
+                    call_id,
+                    at,
+                    p.call_session_id,
+                    p.call_leg_id,
+                    p.from_,
+                    p.to,
+                    p.direction,
+                    "initiated",
+                    STATE_RANK["initiated"],
+                    p.start_time,
+                    initiated_at=at,
                 )
             )
         elif isinstance(event, CallAnsweredEvent):
             p = event.payload
             batch.add_call(
                 CallUpdate(
-                    call_id, at, p.call_session_id, p.call_leg_id, p.from_, p.to, None,
-                    "answered", STATE_RANK["answered"], p.start_time, answered_at=at,
+                    call_id,
+                    at,
+                    p.call_session_id,
+                    p.call_leg_id,
+                    p.from_,
+                    p.to,
+                    None,
+                    "answered",
+                    STATE_RANK["answered"],
+                    p.start_time,
+                    answered_at=at,
                 )
             )
             batch.answered.append((call_id, event.id))
@@ -183,9 +219,20 @@ def build_batch(entries: list[Entry]) -> Batch:
             p = event.payload
             batch.add_call(
                 CallUpdate(
-                    call_id, at, p.call_session_id, p.call_leg_id, p.from_, p.to, None,
-                    "hangup", STATE_RANK["hangup"], p.start_time, ended_at=at,
-                    hangup_cause=p.hangup_cause, hangup_source=p.hangup_source, sip_hangup_cause=p.sip_hangup_cause,
+                    call_id,
+                    at,
+                    p.call_session_id,
+                    p.call_leg_id,
+                    p.from_,
+                    p.to,
+                    None,
+                    "hangup",
+                    STATE_RANK["hangup"],
+                    p.start_time,
+                    ended_at=at,
+                    hangup_cause=p.hangup_cause,
+                    hangup_source=p.hangup_source,
+                    sip_hangup_cause=p.sip_hangup_cause,
                 )
             )
         else:

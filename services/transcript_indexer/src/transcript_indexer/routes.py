@@ -48,7 +48,9 @@ def _time(request: Request, name: str) -> datetime | None:
     if raw is None:
         return None
     try:
-        value = datetime.fromisoformat(raw.replace(" ", "+"))  # a '+' sent unencoded arrives as a space
+        value = datetime.fromisoformat(
+            raw.replace(" ", "+")
+        )  # a '+' sent unencoded arrives as a space
     except ValueError:
         raise BadRequest(f"{name} must be an ISO 8601 time, e.g. 2026-11-23T12:00:00Z") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -65,7 +67,9 @@ def number_spellings(number: str) -> tuple[str, ...]:
 
 def highlighted(snippet: str) -> str:
     """The snippet as HTML: its text escaped, its highlights as ``<mark>``."""
-    return html.escape(snippet, quote=False).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+    return (
+        html.escape(snippet, quote=False).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+    )
 
 
 def _hit(hit: SearchHit) -> dict[str, object]:
@@ -81,15 +85,24 @@ def _hit(hit: SearchHit) -> dict[str, object]:
 
 def _page(items: list[dict[str, object]], limit: int, offset: int) -> dict[str, object]:
     more = len(items) > limit
-    return {"items": items[:limit], "limit": limit, "offset": offset, "next_offset": offset + limit if more else None}
+    return {
+        "items": items[:limit],
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if more else None,
+    }
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def api_routes(storage: Storage, redis: RedisClient, registry: CollectorRegistry, keepalive_ms: int) -> list[Route]:
-    live_clients = Gauge("voicetap_indexer_live_clients", "Open live transcript streams", registry=registry)
+def api_routes(
+    storage: Storage, redis: RedisClient, registry: CollectorRegistry, keepalive_ms: int
+) -> list[Route]:
+    live_clients = Gauge(
+        "voicetap_indexer_live_clients", "Open live transcript streams", registry=registry
+    )
 
     async def list_calls(request: Request) -> Response:
         limit = _int(request, "limit", 50, 1, MAX_LIMIT)
@@ -147,7 +160,9 @@ def api_routes(storage: Storage, redis: RedisClient, registry: CollectorRegistry
         async def events() -> AsyncIterator[bytes]:
             live_clients.inc()
             try:
-                async for chunk in live_events(redis, call_control_id, position, snapshot, keepalive_ms):
+                async for chunk in live_events(
+                    redis, call_control_id, position, snapshot, keepalive_ms
+                ):
                     yield chunk
             finally:
                 live_clients.dec()
@@ -167,7 +182,9 @@ def api_routes(storage: Storage, redis: RedisClient, registry: CollectorRegistry
     ]
 
 
-def _guarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+def _guarded(
+    endpoint: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
     """Wrong parameters answer 400 with the reason, an unreachable database 503: never a 500."""
 
     async def guarded(request: Request) -> Response:

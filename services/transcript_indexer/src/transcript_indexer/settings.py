@@ -11,37 +11,55 @@ from voicetap_common.settings import CommonSettings
 
 class IndexerSettings(CommonSettings, TelnyxApiSettings):
     indexer_host: str = Field(default="127.0.0.1", description="Address the query API listens on.")
-    indexer_port: int = Field(default=8002, ge=0, le=65535, description="Port of the query API (0: any free port).")
+    indexer_port: int = Field(
+        default=8002, ge=0, le=65535, description="Port of the query API (0: any free port)."
+    )
     indexer_database_url: str = Field(
         default="",
         description="`postgresql://...` for PostgreSQL, `sqlite:///path` for a SQLite file; "
         "empty: `transcripts.sqlite3` under `VOICETAP_DATA_DIR`.",
     )
     indexer_api_token: SecretStr | None = Field(
-        default=None, description="When set, every query API request needs `Authorization: Bearer <token>`."
+        default=None,
+        description="When set, every query API request needs `Authorization: Bearer <token>`.",
     )
     indexer_auto_transcribe: bool = Field(
         default=False, description="Start Telnyx transcription on every `call.answered`."
     )
     indexer_transcription_engine: str = Field(
-        default="Telnyx", description="`transcription_engine` of `transcription_start` (Google, Telnyx, Deepgram, A, B, ...)."
+        default="Telnyx",
+        description="`transcription_engine` of `transcription_start` (Google, Telnyx, Deepgram, A, B, ...).",
     )
     indexer_transcription_tracks: Literal["inbound", "outbound", "both"] = Field(
         default="both", description="`transcription_tracks` of `transcription_start`."
     )
     indexer_settle_seconds: float = Field(
-        default=5.0, gt=0, description="Quiet time after the hang-up before a transcript counts as completed."
+        default=5.0,
+        gt=0,
+        description="Quiet time after the hang-up before a transcript counts as completed.",
     )
-    indexer_batch_size: int = Field(default=2000, gt=0, description="Entries read per topic and per batch (one transaction).")
-    indexer_block_ms: int = Field(default=1000, gt=0, description="Longest wait for new entries in one read.")
+    indexer_batch_size: int = Field(
+        default=2000, gt=0, description="Entries read per topic and per batch (one transaction)."
+    )
+    indexer_block_ms: int = Field(
+        default=1000, gt=0, description="Longest wait for new entries in one read."
+    )
     indexer_claim_idle_ms: int = Field(
-        default=30_000, gt=0, description="Entries a consumer held this long unacknowledged are claimed by another."
+        default=30_000,
+        gt=0,
+        description="Entries a consumer held this long unacknowledged are claimed by another.",
     )
-    indexer_claim_interval_seconds: float = Field(default=5.0, gt=0, description="How often idle entries are looked for.")
+    indexer_claim_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often idle entries are looked for."
+    )
     indexer_max_deliveries: int = Field(
-        default=5, gt=0, description="Deliveries after which a failing entry goes to the dead-letter topic."
+        default=5,
+        gt=0,
+        description="Deliveries after which a failing entry goes to the dead-letter topic.",
     )
-    indexer_consumer_name: str = Field(default="", description="Consumer name in the group; empty: host and pid.")
+    indexer_consumer_name: str = Field(
+        default="", description="Consumer name in the group; empty: host and pid."
+    )
     indexer_consumers: int = Field(
         default=2,
         ge=1,
@@ -52,14 +70,24 @@ class IndexerSettings(CommonSettings, TelnyxApiSettings):
         default="beginning", description="Where a new consumer group starts reading."
     )
     indexer_sqlite_busy_timeout_ms: int = Field(
-        default=2000, ge=0, description="How long a SQLite writer waits for another process's lock before retrying later."
+        default=2000,
+        ge=0,
+        description="How long a SQLite writer waits for another process's lock before retrying later.",
     )
-    indexer_pg_pool_size: int = Field(default=4, gt=0, description="PostgreSQL connections per process.")
-    indexer_live_maxlen: int = Field(default=10_000, gt=0, description="Bound on each call's live transcript stream.")
+    indexer_pg_pool_size: int = Field(
+        default=4, gt=0, description="PostgreSQL connections per process."
+    )
+    indexer_live_maxlen: int = Field(
+        default=10_000, gt=0, description="Bound on each call's live transcript stream."
+    )
     indexer_live_ttl_seconds: int = Field(
-        default=86_400, gt=0, description="A call's live transcript stream expires this long after its last entry."
+        default=86_400,
+        gt=0,
+        description="A call's live transcript stream expires this long after its last entry.",
     )
-    indexer_sse_keepalive_seconds: float = Field(default=15.0, gt=0, description="Comment sent on a quiet live stream.")
+    indexer_sse_keepalive_seconds: float = Field(
+        default=15.0, gt=0, description="Comment sent on a quiet live stream."
+    )
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file to use, or ``None`` when the database is PostgreSQL."""
@@ -69,5 +97,7 @@ class IndexerSettings(CommonSettings, TelnyxApiSettings):
         if url.startswith("sqlite:///"):
             return Path(url.removeprefix("sqlite:///"))
         if url:
-            raise ValueError(f"INDEXER_DATABASE_URL must be postgresql://... or sqlite:///..., not {url!r}")
+            raise ValueError(
+                f"INDEXER_DATABASE_URL must be postgresql://... or sqlite:///..., not {url!r}"
+            )
         return self.voicetap_data_dir / "transcripts.sqlite3"

@@ -45,13 +45,21 @@ async def live_events(
 ) -> AsyncIterator[bytes]:
     sent: set[str] = set()
     if snapshot is not None:
-        rows = [("segment", row) for row in snapshot.segments] + [("partial", row) for row in snapshot.partials]
+        rows = [("segment", row) for row in snapshot.segments] + [
+            ("partial", row) for row in snapshot.partials
+        ]
         completed = snapshot.call.completed_at is not None
         for n, (kind, row) in enumerate(rows, 1):
             sent.add(row.event_id)
-            yield sse_event(kind, codec.dumps(row.as_json()), position if n == len(rows) and not completed else None)
+            yield sse_event(
+                kind,
+                codec.dumps(row.as_json()),
+                position if n == len(rows) and not completed else None,
+            )
         if completed:
-            yield sse_event("completed", codec.dumps({"call_control_id": call_control_id}), position)
+            yield sse_event(
+                "completed", codec.dumps({"call_control_id": call_control_id}), position
+            )
             return
     topic = live_topic(call_control_id)
     while True:

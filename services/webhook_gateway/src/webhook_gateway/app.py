@@ -44,7 +44,10 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
     verifier = (
         None
         if settings.gateway_insecure_skip_verification
-        else SignatureVerifier(load_public_key(settings.telnyx_public_key or ""), settings.gateway_signature_tolerance_seconds)
+        else SignatureVerifier(
+            load_public_key(settings.telnyx_public_key or ""),
+            settings.gateway_signature_tolerance_seconds,
+        )
     )
     redis = redis_client.connect(settings)
     webhook = WebhookEndpoint(
@@ -72,12 +75,17 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
                 "SIGNATURE VERIFICATION IS DISABLED (GATEWAY_INSECURE_SKIP_VERIFICATION=true): anyone can inject events. "
                 "Development only."
             )
-        log.info("gateway ready", extra={"path": WEBHOOK_PATH, "redis": settings.redis_url.split("@")[-1]})
+        log.info(
+            "gateway ready",
+            extra={"path": WEBHOOK_PATH, "redis": settings.redis_url.split("@")[-1]},
+        )
         stop = asyncio.Event()
         sweeper = None
         if settings.topic_max_age_seconds:
             sweeper = asyncio.create_task(
-                RetentionSweeper(redis, settings.topic_max_age_seconds, on_trimmed=metrics.count_trimmed).run(stop)
+                RetentionSweeper(
+                    redis, settings.topic_max_age_seconds, on_trimmed=metrics.count_trimmed
+                ).run(stop)
             )
         try:
             yield
@@ -87,4 +95,6 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
                 await sweeper
             await redis.aclose()
 
-    return GatewayApp(webhook, Starlette(routes=operational_routes(registry, readiness), lifespan=lifespan))
+    return GatewayApp(
+        webhook, Starlette(routes=operational_routes(registry, readiness), lifespan=lifespan)
+    )

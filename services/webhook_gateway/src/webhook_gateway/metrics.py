@@ -12,7 +12,10 @@ class GatewayMetrics:
             registry=registry,
         )
         self.published = Counter(
-            "voicetap_gateway_events_published_total", "Events stored on a topic, by event type", ["event_type"], registry=registry
+            "voicetap_gateway_events_published_total",
+            "Events stored on a topic, by event type",
+            ["event_type"],
+            registry=registry,
         )
         self.latency = Histogram(
             "voicetap_gateway_request_seconds",
@@ -21,9 +24,13 @@ class GatewayMetrics:
             registry=registry,
         )
         self.batch_size = Gauge(
-            "voicetap_gateway_last_batch_size", "Webhooks that shared the last Redis round trip", registry=registry
+            "voicetap_gateway_last_batch_size",
+            "Webhooks that shared the last Redis round trip",
+            registry=registry,
         )
-        self.redis_up = Gauge("voicetap_gateway_redis_up", "1 when the last Redis call succeeded", registry=registry)
+        self.redis_up = Gauge(
+            "voicetap_gateway_redis_up", "1 when the last Redis call succeeded", registry=registry
+        )
         self.trimmed = Counter(
             "voicetap_gateway_topic_entries_trimmed_total",
             "Entries dropped from topics for being older than TOPIC_MAX_AGE_SECONDS, by topic",

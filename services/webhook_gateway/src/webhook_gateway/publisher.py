@@ -32,7 +32,9 @@ class Publication:
 class PublishBatcher:
     """Shares Redis round trips between concurrent publications."""
 
-    def __init__(self, redis: RedisClient, *, dedupe_window_seconds: int, maxlen: int, timeout_seconds: float) -> None:
+    def __init__(
+        self, redis: RedisClient, *, dedupe_window_seconds: int, maxlen: int, timeout_seconds: float
+    ) -> None:
         self._redis = redis
         self._window = dedupe_window_seconds
         self._maxlen = maxlen
@@ -54,12 +56,16 @@ class PublishBatcher:
         self._queue.append((publication, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        async with asyncio.timeout(deadline_seconds):  # cancels the future; the flusher skips it then
+        async with asyncio.timeout(
+            deadline_seconds
+        ):  # cancels the future; the flusher skips it then
             return await future
 
     async def _flush(self) -> None:
         while self._queue:
-            batch = [(p, f) for p, f in self._queue if not f.done()]  # a timed-out request was answered 503
+            batch = [
+                (p, f) for p, f in self._queue if not f.done()
+            ]  # a timed-out request was answered 503
             self._queue = []
             if not batch:
                 continue
@@ -69,7 +75,9 @@ class PublishBatcher:
             except BaseException as exc:  # noqa: BLE001 - every waiter must hear about it
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
+                        future.set_exception(
+                            exc if isinstance(exc, Exception) else ConnectionError(str(exc))
+                        )
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 continue
@@ -98,9 +106,17 @@ class PublishBatcher:
             for p in publications:
                 # The raw command, which is what ``pipe.evalsha`` sends: redis-py's cluster pipeline
                 # refuses that method, as a node may lack the script; ``_send`` handles NOSCRIPT.
-                pipe.execute_command("EVALSHA", self._sha, 2, p.stream, dedupe_key(p.stream, p.event_id), self._window, self._maxlen, *p.fields)
+                pipe.execute_command(
+                    "EVALSHA",
+                    self._sha,
+                    2,
+                    p.stream,
+                    dedupe_key(p.stream, p.event_id),
+                    self._window,
+                    self._maxlen,
+                    *p.fields,
+                )
             return await pipe.execute(raise_on_error=False)
-
 
 
 def _retrieve_exception(future: asyncio.Future[str | None]) -> None:

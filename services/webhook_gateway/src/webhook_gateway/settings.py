@@ -7,17 +7,26 @@ from voicetap_common.settings import CommonSettings
 
 class GatewaySettings(CommonSettings):
     gateway_host: str = Field(default="0.0.0.0", description="Address the gateway listens on.")
-    gateway_port: int = Field(default=8000, description="Port of `POST /webhooks/telnyx`, `/healthz`, `/readyz`, `/metrics`.")
+    gateway_port: int = Field(
+        default=8000,
+        description="Port of `POST /webhooks/telnyx`, `/healthz`, `/readyz`, `/metrics`.",
+    )
     telnyx_public_key: str | None = Field(
         default=None,
         description="The account's Ed25519 public key, base64 (Portal: Keys & Credentials → Public Key). Required.",
     )
     gateway_signature_tolerance_seconds: int = Field(
-        default=300, ge=0, description="Largest accepted difference between `telnyx-timestamp` and now, either way."
+        default=300,
+        ge=0,
+        description="Largest accepted difference between `telnyx-timestamp` and now, either way.",
     )
-    gateway_max_body_bytes: int = Field(default=1_048_576, gt=0, description="Larger bodies are refused with 413 while reading.")
+    gateway_max_body_bytes: int = Field(
+        default=1_048_576, gt=0, description="Larger bodies are refused with 413 while reading."
+    )
     gateway_dedupe_window_seconds: int = Field(
-        default=86_400, gt=0, description="A re-delivered `data.id` within this window is answered 200 and not published again."
+        default=86_400,
+        gt=0,
+        description="A re-delivered `data.id` within this window is answered 200 and not published again.",
     )
     gateway_answer_deadline_seconds: float = Field(
         default=1.5,

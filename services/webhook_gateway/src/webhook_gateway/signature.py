@@ -36,7 +36,9 @@ def load_public_key(key_b64: str) -> VerifyKey:
 
 
 class SignatureVerifier:
-    def __init__(self, key: VerifyKey, tolerance_seconds: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, key: VerifyKey, tolerance_seconds: int, clock: Callable[[], float] = time.time
+    ) -> None:
         self._key = key
         self._tolerance = tolerance_seconds
         self._clock = clock
@@ -50,7 +52,9 @@ class SignatureVerifier:
         try:
             sent_at = int(timestamp)
         except ValueError:
-            raise SignatureError(f"telnyx-timestamp is not an integer: {timestamp[:40]!r}") from None
+            raise SignatureError(
+                f"telnyx-timestamp is not an integer: {timestamp[:40]!r}"
+            ) from None
         skew = self._clock() - sent_at
         if abs(skew) > self._tolerance:
             raise SignatureError(
@@ -62,8 +66,12 @@ class SignatureVerifier:
         except (binascii.Error, ValueError):
             raise SignatureError("telnyx-signature-ed25519 is not valid base64") from None
         if len(raw_signature) != 64:
-            raise SignatureError(f"telnyx-signature-ed25519 must decode to 64 bytes, got {len(raw_signature)}")
+            raise SignatureError(
+                f"telnyx-signature-ed25519 must decode to 64 bytes, got {len(raw_signature)}"
+            )
         try:
             self._key.verify(timestamp.encode() + b"|" + body, raw_signature)
         except BadSignatureError:
-            raise SignatureError("signature does not match the body and timestamp (wrong key, or altered in transit)") from None
+            raise SignatureError(
+                "signature does not match the body and timestamp (wrong key, or altered in transit)"
+            ) from None

@@ -57,10 +57,19 @@ class WebhookEndpoint:
         self._metrics = metrics
         self._max_body = max_body_bytes
         self._deadline = answer_deadline_seconds
-        self._partitions = partitions if partitions > 1 else None  # None: every topic is its one stream
+        self._partitions = (
+            partitions if partitions > 1 else None
+        )  # None: every topic is its one stream
         self._outcomes = {
             name: metrics.webhooks.labels(name)
-            for name in ("published", "duplicate", "unauthorized", "too_large", "malformed", "unavailable")
+            for name in (
+                "published",
+                "duplicate",
+                "unauthorized",
+                "too_large",
+                "malformed",
+                "unavailable",
+            )
         }
         self._published_by_type: dict[str, Any] = {}
 
@@ -86,31 +95,54 @@ class WebhookEndpoint:
                 self._verifier.verify(headers.get(_SIGNATURE), timestamp, body)
             except SignatureError as exc:
                 self._outcomes["unauthorized"].inc()
-                log.warning("webhook refused: bad signature", extra={"reason": str(exc), "client": _client(scope)})
+                log.warning(
+                    "webhook refused: bad signature",
+                    extra={"reason": str(exc), "client": _client(scope)},
+                )
                 return 401, {"error": f"invalid signature: {exc}"}
         try:
             key = read_event_key(body)
         except MalformedEvent as exc:
             self._outcomes["malformed"].inc()
-            log.warning("signed webhook is not a usable event; dead-lettered", extra={"reason": exc.reason})
+            log.warning(
+                "signed webhook is not a usable event; dead-lettered", extra={"reason": exc.reason}
+            )
             await self._dead_letter(body, exc.reason, timestamp)
             return exc.status, {"error": exc.reason, "dead_letter_topic": WEBHOOK_DEAD_LETTERS}
         return await self._publish(key, body)
 
     async def _publish(self, key: EventKey, body: bytes) -> tuple[int, dict[str, Any]]:
         topic = telnyx_topic(key.event_type)
-        stream = topic if self._partitions is None else stream_for(topic, key.call_control_id, self._partitions)
-        fields: list[bytes | str] = ["id", key.event_id, "type", key.event_type, "event", body, "received_at", f"{time.time():.6f}"]
+        stream = (
+            topic
+            if self._partitions is None
+            else stream_for(topic, key.call_control_id, self._partitions)
+        )
+        fields: list[bytes | str] = [
+            "id",
+            key.event_id,
+            "type",
+            key.event_type,
+            "event",
+            body,
+            "received_at",
+            f"{time.time():.6f}",
+        ]
         if key.call_control_id:
             fields += ["call_control_id", key.call_control_id]
         if key.attempt:
             fields += ["attempt", key.attempt]
         try:
-            entry_id = await self._batcher.publish(Publication(stream, key.event_id, tuple(fields)), self._deadline)
+            entry_id = await self._batcher.publish(
+                Publication(stream, key.event_id, tuple(fields)), self._deadline
+            )
         except Exception as exc:  # noqa: BLE001 - any failure to store means: Telnyx, retry
             self._outcomes["unavailable"].inc()
             self._metrics.redis_up.set(0)
-            log.error("redis did not store the webhook; answering 503 so Telnyx retries", extra={"error": repr(exc), "event_id": key.event_id})
+            log.error(
+                "redis did not store the webhook; answering 503 so Telnyx retries",
+                extra={"error": repr(exc), "event_id": key.event_id},
+            )
             return 503, {"error": "event store unavailable, retry later"}
         self._metrics.redis_up.set(1)
         self._metrics.batch_size.set(self._batcher.last_batch_size)
@@ -120,13 +152,20 @@ class WebhookEndpoint:
         self._outcomes["published"].inc()
         counter = self._published_by_type.get(key.event_type)
         if counter is None:
-            counter = self._published_by_type[key.event_type] = self._metrics.published.labels(key.event_type)
+            counter = self._published_by_type[key.event_type] = self._metrics.published.labels(
+                key.event_type
+            )
         counter.inc()
         return 200, {"status": "stored", "id": key.event_id, "topic": topic, "entry": entry_id}
 
     async def _dead_letter(self, body: bytes, reason: str, timestamp: str | None) -> None:
         """Keep a signed but unusable body: it came from Telnyx, and nothing from Telnyx is lost."""
-        fields = {"reason": reason, "body": body, "telnyx_timestamp": timestamp or "", "received_at": f"{time.time():.6f}"}
+        fields = {
+            "reason": reason,
+            "body": body,
+            "telnyx_timestamp": timestamp or "",
+            "received_at": f"{time.time():.6f}",
+        }
         try:
             await self._dead_letters.publish_raw(WEBHOOK_DEAD_LETTERS, fields)
         except Exception as exc:  # noqa: BLE001 - the refusal is answered either way
@@ -162,7 +201,12 @@ async def _read_body(receive: Receive, declared: str | None, limit: int) -> byte
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, answer: dict[str, Any], extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _answer(
+    send: Send,
+    status: int,
+    answer: dict[str, Any],
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     body = orjson.dumps(answer)
     headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode()), *(extra_headers or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})

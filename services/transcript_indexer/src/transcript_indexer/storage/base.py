@@ -111,5 +111,7 @@ class Storage(Protocol):
         """Calls hung up, not completed or with segments stored since their last completed revision,
         and with no new segment or hang-up stored after ``quiet_since``."""
 
-    async def mark_completed(self, call_control_id: str, revision: int, segment_seq: int, now: datetime) -> None:
+    async def mark_completed(
+        self, call_control_id: str, revision: int, segment_seq: int, now: datetime
+    ) -> None:
         """``revision``, covering segments up to ``segment_seq``, is published (no-op when a later one is)."""

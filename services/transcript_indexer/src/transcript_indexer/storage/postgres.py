@@ -75,7 +75,13 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ),
 ]
 
-_P = {"p": "%s", "greatest": "GREATEST", "least": "LEAST", "ts": "timestamptz", "real": "double precision"}
+_P = {
+    "p": "%s",
+    "greatest": "GREATEST",
+    "least": "LEAST",
+    "ts": "timestamptz",
+    "real": "double precision",
+}
 CALL_UPSERT = sql.CALL_UPSERT.format(**_P)
 PARTIAL_UPSERT = sql.PARTIAL_UPSERT.format(**_P)
 TOUCH_CALLS = sql.TOUCH_CALLS.format(**_P) + " = ANY(%s)"
@@ -138,10 +144,14 @@ class PostgresStorage:
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 return await work(conn)
-        except psycopg.OperationalError as exc:  # includes PoolTimeout, deadlocks, serialisation failures
+        except (
+            psycopg.OperationalError
+        ) as exc:  # includes PoolTimeout, deadlocks, serialisation failures
             raise StorageUnavailable(f"postgresql: {exc}") from exc
 
-    async def _fetch(self, statement: str, params: tuple[Any, ...] | list[Any]) -> list[tuple[Any, ...]]:
+    async def _fetch(
+        self, statement: str, params: tuple[Any, ...] | list[Any]
+    ) -> list[tuple[Any, ...]]:
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
             cursor = await conn.execute(statement, params)
             return await cursor.fetchall()
@@ -157,17 +167,26 @@ class PostgresStorage:
     async def apply(self, batch: Batch, now: datetime) -> Applied:
         return await self._transaction(lambda conn: self._apply(conn, batch, now))
 
-    async def _apply(self, conn: psycopg.AsyncConnection[Any], batch: Batch, now: datetime) -> Applied:
+    async def _apply(
+        self, conn: psycopg.AsyncConnection[Any], batch: Batch, now: datetime
+    ) -> Applied:
         applied = Applied()
         async with conn.cursor() as cursor:
-            await cursor.executemany(CALL_UPSERT, [sql.call_params(batch.calls[k], now, _same) for k in sorted(batch.calls)])
+            await cursor.executemany(
+                CALL_UPSERT,
+                [sql.call_params(batch.calls[k], now, _same) for k in sorted(batch.calls)],
+            )
             rows = list(batch.segments.values())
             if rows:
                 await cursor.execute(
                     SEGMENTS_INSERT,
                     (
-                        [r.event_id for r in rows], [r.call_control_id for r in rows], [r.occurred_at for r in rows],
-                        [r.track for r in rows], [r.text for r in rows], [r.confidence for r in rows],
+                        [r.event_id for r in rows],
+                        [r.call_control_id for r in rows],
+                        [r.occurred_at for r in rows],
+                        [r.track for r in rows],
+                        [r.text for r in rows],
+                        [r.confidence for r in rows],
                     ),
                 )
                 inserted = {row[0] for row in await cursor.fetchall()}
@@ -176,12 +195,18 @@ class PostgresStorage:
                 new = applied.segments
                 await cursor.execute(
                     PARTIALS_SUPERSEDED,
-                    ([s.call_control_id for s in new], [s.track for s in new], [s.occurred_at for s in new]),
+                    (
+                        [s.call_control_id for s in new],
+                        [s.track for s in new],
+                        [s.occurred_at for s in new],
+                    ),
                 )
                 await cursor.execute(TOUCH_CALLS, (now, sorted({s.call_control_id for s in new})))
             partials = list(batch.partials.values())
             if partials:
-                await cursor.executemany(PARTIAL_UPSERT, [sql.partial_params(p, _same) for p in partials], returning=True)
+                await cursor.executemany(
+                    PARTIAL_UPSERT, [sql.partial_params(p, _same) for p in partials], returning=True
+                )
                 changed: set[str] = set()
                 async for result in cursor.results():
                     changed.update(row[0] for row in await result.fetchall())
@@ -189,14 +214,19 @@ class PostgresStorage:
         return applied
 
     async def get_call(self, call_control_id: str) -> CallInfo | None:
-        rows = await self._fetch(f"SELECT {sql.CALL_COLUMNS} FROM calls WHERE call_control_id = %s", (call_control_id,))
+        rows = await self._fetch(
+            f"SELECT {sql.CALL_COLUMNS} FROM calls WHERE call_control_id = %s", (call_control_id,)
+        )
         return sql.call_from_row(rows[0], _same) if rows else None
 
     async def counts(self, call_control_id: str) -> dict[str, int]:
         rows = await self._fetch(
-            "SELECT track, COUNT(*) FROM segments WHERE call_control_id = %s GROUP BY track", (call_control_id,)
+            "SELECT track, COUNT(*) FROM segments WHERE call_control_id = %s GROUP BY track",
+            (call_control_id,),
         )
-        partials = await self._fetch("SELECT COUNT(*) FROM partials WHERE call_control_id = %s", (call_control_id,))
+        partials = await self._fetch(
+            "SELECT COUNT(*) FROM partials WHERE call_control_id = %s", (call_control_id,)
+        )
         counts = {track: int(n) for track, n in rows}
         return {
             "segments": sum(counts.values()),
@@ -218,17 +248,25 @@ class PostgresStorage:
             clauses.append(clause)
             params.extend(values)
         if where.text is not None:
-            clauses.append("call_control_id IN (SELECT call_control_id FROM segments WHERE tsv @@ to_tsquery('simple', %s))")
+            clauses.append(
+                "call_control_id IN (SELECT call_control_id FROM segments WHERE tsv @@ to_tsquery('simple', %s))"
+            )
             params.append(to_tsquery(where.text))
         query = (
             f"SELECT {sql.CALL_COLUMNS} FROM calls {'WHERE ' + ' AND '.join(clauses) if clauses else ''}"
             " ORDER BY started_at DESC, call_control_id LIMIT %s OFFSET %s"
         )
-        return [sql.call_from_row(row, _same) for row in await self._fetch(query, (*params, limit, offset))]
+        return [
+            sql.call_from_row(row, _same)
+            for row in await self._fetch(query, (*params, limit, offset))
+        ]
 
     async def transcript(self, call_control_id: str) -> Transcript | None:
         async def work(conn: psycopg.AsyncConnection[Any]) -> Transcript | None:
-            cursor = await conn.execute(f"SELECT {sql.CALL_COLUMNS} FROM calls WHERE call_control_id = %s", (call_control_id,))
+            cursor = await conn.execute(
+                f"SELECT {sql.CALL_COLUMNS} FROM calls WHERE call_control_id = %s",
+                (call_control_id,),
+            )
             row = await cursor.fetchone()
             if row is None:
                 return None
@@ -260,10 +298,16 @@ class PostgresStorage:
         return [SearchHit(r[0], r[1], r[2], r[3], r[4], float(r[5])) for r in rows]
 
     async def due_completions(self, quiet_since: datetime, limit: int) -> list[DueCompletion]:
-        return [DueCompletion(*row) for row in await self._fetch(DUE_COMPLETIONS, (quiet_since, limit))]
+        return [
+            DueCompletion(*row) for row in await self._fetch(DUE_COMPLETIONS, (quiet_since, limit))
+        ]
 
-    async def mark_completed(self, call_control_id: str, revision: int, segment_seq: int, now: datetime) -> None:
+    async def mark_completed(
+        self, call_control_id: str, revision: int, segment_seq: int, now: datetime
+    ) -> None:
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute(MARK_COMPLETED, (now, revision, segment_seq, call_control_id, revision))
+            await conn.execute(
+                MARK_COMPLETED, (now, revision, segment_seq, call_control_id, revision)
+            )
 
         await self._transaction(work)

@@ -62,6 +62,7 @@ WHERE (excluded.occurred_at, excluded.event_id) > (p.occurred_at, p.event_id)
 RETURNING event_id
 """
 
+
 def newest_finals(segments: Any, ts: Callable[[datetime | None], Any]) -> list[tuple[Any, ...]]:
     """(call, track, time of its newest final) once per call and track: the PARTIALS_SUPERSEDED rows."""
     newest: dict[tuple[str, str], datetime] = {}
@@ -76,7 +77,9 @@ def newest_finals(segments: Any, ts: Callable[[datetime | None], Any]) -> list[t
 # makes a completed call due for its next revision.
 # A call whose new segments were stored: the start of its quiet time, one more segment in its sequence
 # (the WHERE clause follows: one call, or, where the driver takes arrays, many).
-TOUCH_CALLS = "UPDATE calls SET last_activity_at = {p}, segment_seq = segment_seq + 1 WHERE call_control_id"
+TOUCH_CALLS = (
+    "UPDATE calls SET last_activity_at = {p}, segment_seq = segment_seq + 1 WHERE call_control_id"
+)
 TOUCH_CALL = TOUCH_CALLS + " = {p}"
 
 # Calls due for their first completion, or for another revision (segments stored since the last),
@@ -99,18 +102,47 @@ MARK_COMPLETED = (
 )
 
 
-def call_params(update: CallUpdate, now: Any, ts: Callable[[datetime | None], Any]) -> tuple[Any, ...]:
+def call_params(
+    update: CallUpdate, now: Any, ts: Callable[[datetime | None], Any]
+) -> tuple[Any, ...]:
     u = update
     return (
-        u.call_control_id, u.call_session_id, u.call_leg_id, u.from_number, u.to_number, u.direction, u.state,
-        u.state_rank, ts(u.event_at), ts(u.start_time), ts(u.initiated_at), ts(u.answered_at), ts(u.ended_at),
-        ts(u.start_time), ts(u.initiated_at), ts(u.event_at), u.hangup_cause, u.hangup_source, u.sip_hangup_cause, now,
+        u.call_control_id,
+        u.call_session_id,
+        u.call_leg_id,
+        u.from_number,
+        u.to_number,
+        u.direction,
+        u.state,
+        u.state_rank,
+        ts(u.event_at),
+        ts(u.start_time),
+        ts(u.initiated_at),
+        ts(u.answered_at),
+        ts(u.ended_at),
+        ts(u.start_time),
+        ts(u.initiated_at),
+        ts(u.event_at),
+        u.hangup_cause,
+        u.hangup_source,
+        u.sip_hangup_cause,
+        now,
     )
 
 
 def partial_params(row: Segment, ts: Callable[[datetime | None], Any]) -> tuple[Any, ...]:
     at = ts(row.occurred_at)
-    return (row.event_id, row.call_control_id, at, row.track, row.text, row.confidence, row.call_control_id, row.track, at)
+    return (
+        row.event_id,
+        row.call_control_id,
+        at,
+        row.track,
+        row.text,
+        row.confidence,
+        row.call_control_id,
+        row.track,
+        at,
+    )
 
 
 def call_from_row(row: Sequence[Any], dt: Callable[[Any], datetime | None]) -> CallInfo:

@@ -117,10 +117,17 @@ class SqliteStorage:
         self._read_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout_ms / 1000)
+        conn = sqlite3.connect(
+            self._path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self._busy_timeout_ms / 1000,
+        )
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache: the FTS index stays in memory
+        conn.execute(
+            "PRAGMA cache_size = -65536"
+        )  # 64 MiB of page cache: the FTS index stays in memory
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA foreign_keys = OFF")
         return conn
@@ -136,13 +143,19 @@ class SqliteStorage:
         self._write(self._migrate)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-        current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+        )
+        current = conn.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+        ).fetchone()[0]
         for version, statements in MIGRATIONS:
             if version > current:
                 for statement in statements:
                     conn.execute(statement)
-                conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, _ts(datetime.now(UTC))))
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?)", (version, _ts(datetime.now(UTC)))
+                )
 
     async def close(self) -> None:
         await _run(self._close)
@@ -191,19 +204,31 @@ class SqliteStorage:
     def _apply(self, conn: sqlite3.Connection, batch: Batch, now: int | None) -> Applied:
         applied = Applied()
         # Sorted, as in PostgreSQL, where it keeps concurrent writers from deadlocking.
-        conn.executemany(CALL_UPSERT, [sql.call_params(batch.calls[k], now, _ts) for k in sorted(batch.calls)])
+        conn.executemany(
+            CALL_UPSERT, [sql.call_params(batch.calls[k], now, _ts) for k in sorted(batch.calls)]
+        )
         # The write lock is held since BEGIN IMMEDIATE: what is not there now is new.
         ids = list(batch.segments)
         known: set[str] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ", ".join("?" * len(chunk))
-            known.update(r[0] for r in conn.execute(f"SELECT event_id FROM segments WHERE event_id IN ({marks})", chunk))
-        applied.segments.extend(row for event_id, row in batch.segments.items() if event_id not in known)
+            known.update(
+                r[0]
+                for r in conn.execute(
+                    f"SELECT event_id FROM segments WHERE event_id IN ({marks})", chunk
+                )
+            )
+        applied.segments.extend(
+            row for event_id, row in batch.segments.items() if event_id not in known
+        )
         last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM segments").fetchone()[0]
         conn.executemany(
             SEGMENT_INSERT,
-            [(r.event_id, r.call_control_id, _ts(r.occurred_at), r.track, r.text, r.confidence) for r in applied.segments],
+            [
+                (r.event_id, r.call_control_id, _ts(r.occurred_at), r.track, r.text, r.confidence)
+                for r in applied.segments
+            ],
         )
         # Under the write lock, the rows past last_id are this batch's: index them in one statement.
         conn.execute(FTS_INDEX_NEW, (last_id,))
@@ -219,16 +244,27 @@ class SqliteStorage:
         return await _run(self._read, lambda conn: self._get_call(conn, call_control_id))
 
     def _get_call(self, conn: sqlite3.Connection, call_control_id: str) -> CallInfo | None:
-        row = conn.execute(f"SELECT {sql.CALL_COLUMNS} FROM calls WHERE call_control_id = ?", (call_control_id,)).fetchone()
+        row = conn.execute(
+            f"SELECT {sql.CALL_COLUMNS} FROM calls WHERE call_control_id = ?", (call_control_id,)
+        ).fetchone()
         return None if row is None else sql.call_from_row(row, _dt)
 
     async def counts(self, call_control_id: str) -> dict[str, int]:
         def work(conn: sqlite3.Connection) -> dict[str, int]:
-            counts = dict(conn.execute(
-                "SELECT track, COUNT(*) FROM segments WHERE call_control_id = ? GROUP BY track", (call_control_id,)
-            ).fetchall())
-            partials = conn.execute("SELECT COUNT(*) FROM partials WHERE call_control_id = ?", (call_control_id,)).fetchone()[0]
-            return {"segments": sum(counts.values()), **{f"segments_{k or 'unknown'}": v for k, v in counts.items()}, "partials": partials}
+            counts = dict(
+                conn.execute(
+                    "SELECT track, COUNT(*) FROM segments WHERE call_control_id = ? GROUP BY track",
+                    (call_control_id,),
+                ).fetchall()
+            )
+            partials = conn.execute(
+                "SELECT COUNT(*) FROM partials WHERE call_control_id = ?", (call_control_id,)
+            ).fetchone()[0]
+            return {
+                "segments": sum(counts.values()),
+                **{f"segments_{k or 'unknown'}": v for k, v in counts.items()},
+                "partials": partials,
+            }
 
         return await _run(self._read, work)
 
@@ -255,7 +291,9 @@ class SqliteStorage:
             f"SELECT {sql.CALL_COLUMNS} FROM calls {'WHERE ' + ' AND '.join(clauses) if clauses else ''}"
             " ORDER BY started_at DESC, call_control_id LIMIT ? OFFSET ?"
         )
-        rows = await _run(self._read, lambda conn: conn.execute(query, (*params, limit, offset)).fetchall())
+        rows = await _run(
+            self._read, lambda conn: conn.execute(query, (*params, limit, offset)).fetchall()
+        )
         return [sql.call_from_row(row, _dt) for row in rows]
 
     async def transcript(self, call_control_id: str) -> Transcript | None:
@@ -271,7 +309,11 @@ class SqliteStorage:
                 f"SELECT {sql.SEGMENT_COLUMNS} FROM partials WHERE call_control_id = ? ORDER BY occurred_at, track",
                 (call_control_id,),
             ).fetchall()
-            return Transcript(call, [sql.segment_from_row(r, _dt) for r in segments], [sql.segment_from_row(r, _dt) for r in partials])
+            return Transcript(
+                call,
+                [sql.segment_from_row(r, _dt) for r in segments],
+                [sql.segment_from_row(r, _dt) for r in partials],
+            )
 
         return await _run(self._read, work)
 
@@ -283,20 +325,34 @@ class SqliteStorage:
             " WHERE segments_fts MATCH ? ORDER BY bm25(segments_fts), s.id LIMIT ? OFFSET ?"
         )
         rows = await _run(
-            self._read, lambda conn: conn.execute(statement, (MARK_START, MARK_END, to_fts5(query), limit, offset)).fetchall()
+            self._read,
+            lambda conn: conn.execute(
+                statement, (MARK_START, MARK_END, to_fts5(query), limit, offset)
+            ).fetchall(),
         )
-        return [SearchHit(r[0], r[1], _EPOCH + timedelta(microseconds=r[2]), r[3], r[4], r[5]) for r in rows]
+        return [
+            SearchHit(r[0], r[1], _EPOCH + timedelta(microseconds=r[2]), r[3], r[4], r[5])
+            for r in rows
+        ]
 
     async def due_completions(self, quiet_since: datetime, limit: int) -> list[DueCompletion]:
-        rows = await _run(self._read, lambda conn: conn.execute(DUE_COMPLETIONS, (_ts(quiet_since), limit)).fetchall())
+        rows = await _run(
+            self._read,
+            lambda conn: conn.execute(DUE_COMPLETIONS, (_ts(quiet_since), limit)).fetchall(),
+        )
         return [DueCompletion(*row) for row in rows]
 
-    async def mark_completed(self, call_control_id: str, revision: int, segment_seq: int, now: datetime) -> None:
+    async def mark_completed(
+        self, call_control_id: str, revision: int, segment_seq: int, now: datetime
+    ) -> None:
         await _run(
-            self._write, lambda conn: conn.execute(MARK_COMPLETED, (_ts(now), revision, segment_seq, call_control_id, revision))
+            self._write,
+            lambda conn: conn.execute(
+                MARK_COMPLETED, (_ts(now), revision, segment_seq, call_control_id, revision)
+            ),
         )
+
 
 async def _run(function: Callable[..., T], *args: Any) -> T:
     """Every database call runs in a worker thread: the event loop never waits on SQLite."""
     return await asyncio.to_thread(function, *args)
-
