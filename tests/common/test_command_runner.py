@@ -14,8 +14,8 @@ from voicetap_common.commands import (
     COMMAND_MODELS,
     COMMAND_RESULTS,
     TRANSCRIPTION_COMMANDS,
+    CallCommand,
     TranscriptionStop,
-    _Command,
 )
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.redis_client import RedisClient
@@ -32,7 +32,7 @@ class SlowExecutor:
         self.executed: list[tuple[str, str, float]] = []
 
     def for_instance(self, name: str) -> Executor:
-        async def execute(command: _Command) -> dict[str, Any] | None:
+        async def execute(command: CallCommand) -> dict[str, Any] | None:
             self.executed.append((name, command.id, time.monotonic()))
             await asyncio.sleep(self.seconds)
             return {"executed_on": name}
@@ -67,7 +67,7 @@ def instance(
     )
 
 
-async def publish(redis: RedisClient, command: _Command, deliveries: int) -> None:
+async def publish(redis: RedisClient, command: CallCommand, deliveries: int) -> None:
     body = codec.dumps(command.model_dump(mode="json"))
     for n in range(deliveries):
         await Producer(redis, 10_000).publish(

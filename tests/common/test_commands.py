@@ -168,7 +168,7 @@ async def run_commands(
     client = telnyx_client(settings)
     producer = Producer(redis, 10_000)
 
-    async def execute(command: commands._Command) -> dict | None:  # type: ignore[type-arg]
+    async def execute(command: commands.CallCommand) -> dict | None:  # type: ignore[type-arg]
         await send(client, command)
         return None
 
@@ -198,7 +198,7 @@ async def results(redis: Redis) -> list[dict]:  # type: ignore[type-arg]
     ]
 
 
-def encoded(command: commands._Command) -> bytes:
+def encoded(command: commands.CallCommand) -> bytes:
     return codec.dumps(command.model_dump(mode="json"))
 
 

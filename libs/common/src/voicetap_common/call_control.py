@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
-from voicetap_common.commands import CommandResult, ErrorKind, _Command
+from voicetap_common.commands import CallCommand, CommandResult, ErrorKind
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx
@@ -72,9 +72,9 @@ def telnyx_client(settings: TelnyxApiSettings) -> "AsyncTelnyx":
     )
 
 
-async def send(client: "AsyncTelnyx", command: _Command, **overrides: Any) -> None:
+async def send(client: "AsyncTelnyx", command: CallCommand, **overrides: Any) -> None:
     """Send ``command`` (with ``overrides``, e.g. the targets media_ingest allocated) through the SDK."""
-    method = getattr(client.calls.actions, _SDK_METHODS[command.action])  # type: ignore[attr-defined]
+    method = getattr(client.calls.actions, _SDK_METHODS[command.action])
     await method(command.call_control_id, **{**command.sdk_arguments(), **overrides})
 
 
@@ -121,7 +121,7 @@ def _telnyx_errors(body: object) -> list[dict[str, Any]]:
 
 
 def result_for(
-    command: _Command,
+    command: CallCommand,
     *,
     executed_by: str,
     error: BaseException | None = None,
@@ -131,7 +131,7 @@ def result_for(
     base = dict(
         id=f"result:{command.id}",
         command_id=command.id,
-        action=command.action,  # type: ignore[attr-defined]
+        action=command.action,
         call_control_id=command.call_control_id,
         correlation_id=command.correlation_id,
         telnyx_command_id=command.telnyx_command_id(),

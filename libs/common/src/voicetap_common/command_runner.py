@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from voicetap_common import codec
 from voicetap_common.call_control import result_for
-from voicetap_common.commands import COMMAND_RESULTS, CommandResult, _Command, parse_command
+from voicetap_common.commands import COMMAND_RESULTS, CallCommand, CommandResult, parse_command
 from voicetap_common.consumer import RetryLater, Undeliverable
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Entry, Producer
@@ -37,7 +37,7 @@ from voicetap_common.topics import dedupe_key
 log = logging.getLogger("voicetap.commands")
 
 # Returns what the command allocated (ports, stream URL), or None; raises the SDK's error on failure.
-Executor = Callable[[_Command], Awaitable[dict[str, Any] | None]]
+Executor = Callable[[CallCommand], Awaitable[dict[str, Any] | None]]
 
 RESULT_WINDOW_SECONDS = 7 * 86_400
 # A command takes at most (retries + 1) x the request timeout plus the SDK's waits between tries
@@ -111,7 +111,7 @@ class CommandRunner:
         finally:  # also when cancelled or unpublished: the next delivery then executes it again
             await self._release(keys=[lock_key(command.id)], args=[token])
 
-    async def _take_lock(self, command: _Command) -> str | None:
+    async def _take_lock(self, command: CallCommand) -> str | None:
         """This runner's lock token when it is to execute ``command``; None once it has been answered.
 
         The lock is taken before the result is looked up, in one round trip: a holder releases only

@@ -57,8 +57,12 @@ TranscriptionTracks = Literal["inbound", "outbound", "both"]
 _UDP_TARGET = re.compile(r"^udp:(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
 
 
-class _Command(BaseModel):
+class CallCommand(BaseModel):
+    """What every command has; each subclass fixes ``action`` to its own literal value."""
+
     model_config = ConfigDict(extra="forbid")  # a misspelt option is an error, not silently ignored
+
+    action: str
 
     id: str = Field(
         default_factory=lambda: str(uuid.uuid4()),
@@ -74,7 +78,7 @@ class _Command(BaseModel):
 
     def telnyx_command_id(self) -> str:
         """The ``command_id`` sent to Telnyx, which de-duplicates it for 60 s per call."""
-        return f"voicetap:{self.action}:{self.id}"  # type: ignore[attr-defined]
+        return f"voicetap:{self.action}:{self.id}"
 
     def sdk_arguments(self) -> dict[str, Any]:
         """Keyword arguments of the SDK method, without the unset ones."""
@@ -84,7 +88,7 @@ class _Command(BaseModel):
         return values
 
 
-class ForkStart(_Command):
+class ForkStart(CallCommand):
     """Fork the call's RTP to UDP targets; without ``rx``/``tx``, media_ingest allocates its own ports."""
 
     action: Literal["fork_start"] = "fork_start"
@@ -113,7 +117,7 @@ class ForkStart(_Command):
         return self
 
 
-class ForkStop(_Command):
+class ForkStop(CallCommand):
     """Stop forking; media_ingest releases the call's ports (the recording goes on if forking resumes)."""
 
     action: Literal["fork_stop"] = "fork_stop"
@@ -136,7 +140,7 @@ class DialogflowConfig(BaseModel):
     )
 
 
-class StreamingStart(_Command):
+class StreamingStart(CallCommand):
     """Stream the call's media over WebSocket; without ``stream_url``, to media_ingest's own endpoint."""
 
     action: Literal["streaming_start"] = "streaming_start"
@@ -155,7 +159,7 @@ class StreamingStart(_Command):
     dialogflow_config: DialogflowConfig | None = None
 
 
-class StreamingStop(_Command):
+class StreamingStop(CallCommand):
     """Stop the call's WebSocket media stream."""
 
     action: Literal["streaming_stop"] = "streaming_stop"
@@ -164,7 +168,7 @@ class StreamingStop(_Command):
     )
 
 
-class TranscriptionStart(_Command):
+class TranscriptionStart(CallCommand):
     """Start Telnyx transcription; results arrive as call.transcription webhooks."""
 
     action: Literal["transcription_start"] = "transcription_start"
@@ -173,7 +177,7 @@ class TranscriptionStart(_Command):
     transcription_tracks: TranscriptionTracks | None = None
 
 
-class TranscriptionStop(_Command):
+class TranscriptionStop(CallCommand):
     """Stop transcription."""
 
     action: Literal["transcription_stop"] = "transcription_stop"
@@ -190,18 +194,25 @@ class CommandMessage(RootModel[Command]):
     """Any command, discriminated on ``action`` (the schema of the command topics)."""
 
 
-COMMAND_MODELS: dict[str, type[_Command]] = {
-    m.model_fields["action"].default: m
-    for m in (
-        ForkStart,
-        ForkStop,
-        StreamingStart,
-        StreamingStop,
-        TranscriptionStart,
-        TranscriptionStop,
-    )
+def _action(model: type[CallCommand]) -> str:
+    return str(model.model_fields["action"].default)
+
+
+MEDIA_COMMAND_MODELS: tuple[type[CallCommand], ...] = (
+    ForkStart,
+    ForkStop,
+    StreamingStart,
+    StreamingStop,
+)
+TRANSCRIPTION_COMMAND_MODELS: tuple[type[CallCommand], ...] = (
+    TranscriptionStart,
+    TranscriptionStop,
+)
+COMMAND_MODELS: dict[str, type[CallCommand]] = {
+    _action(m): m for m in MEDIA_COMMAND_MODELS + TRANSCRIPTION_COMMAND_MODELS
 }
-MEDIA_ACTIONS = frozenset({"fork_start", "fork_stop", "streaming_start", "streaming_stop"})
+MEDIA_ACTIONS = frozenset(_action(m) for m in MEDIA_COMMAND_MODELS)
+TRANSCRIPTION_ACTIONS = frozenset(_action(m) for m in TRANSCRIPTION_COMMAND_MODELS)
 
 
 def topic_for(action: str) -> str:

@@ -64,11 +64,11 @@ from voicetap_common.command_runner import CommandRunner
 from voicetap_common.commands import (
     MEDIA_ACTIONS,
     MEDIA_COMMANDS,
+    CallCommand,
     ForkStart,
     ForkStop,
     StreamingStart,
     StreamingStop,
-    _Command,
 )
 from voicetap_common.consumer import Undeliverable
 from voicetap_common.media_events import RECORDING_COMPLETED, MediaErrorKind, RecordingCompleted
@@ -279,7 +279,7 @@ class MediaControl:
                 extra={"call_control_id": call_control_id},
             )
             return
-        command: _Command = (
+        command: CallCommand = (
             ForkStart(id=event_id, call_control_id=call_control_id)
             if mode == "fork"
             else StreamingStart(id=event_id, call_control_id=call_control_id)
@@ -368,7 +368,7 @@ class MediaControl:
         return isinstance(stream_id, str) and current is not None and stream_id != current
 
     # -- commands ---------------------------------------------------------------------------------
-    async def execute(self, command: _Command) -> dict[str, Any] | None:
+    async def execute(self, command: CallCommand) -> dict[str, Any] | None:
         """The CommandRunner's executor: send the command, and make local media state follow it."""
         lock = self._lock(command.call_control_id)
         try:
@@ -377,7 +377,7 @@ class MediaControl:
         finally:
             self._forget_lock(command.call_control_id, lock)
 
-    async def _execute(self, command: _Command) -> dict[str, Any] | None:
+    async def _execute(self, command: CallCommand) -> dict[str, Any] | None:
         if isinstance(command, ForkStart):
             return await self._fork_start(command)
         if isinstance(command, StreamingStart):
@@ -396,7 +396,7 @@ class MediaControl:
             return None
         raise ValueError(f"media_ingest does not execute {command.action}")
 
-    async def _send(self, command: _Command, **overrides: Any) -> None:
+    async def _send(self, command: CallCommand, **overrides: Any) -> None:
         if self._client is None:
             raise RuntimeError(
                 "TELNYX_API_KEY is not set: media ingest cannot send Call Control commands"
@@ -404,9 +404,9 @@ class MediaControl:
         try:
             await send(self._client, command, **overrides)
         except Exception as exc:
-            self._metrics.commands.labels(command.action, classify(exc)[0]).inc()  # type: ignore[attr-defined]
+            self._metrics.commands.labels(command.action, classify(exc)[0]).inc()
             raise
-        self._metrics.commands.labels(command.action, "ok").inc()  # type: ignore[attr-defined]
+        self._metrics.commands.labels(command.action, "ok").inc()
 
     async def _fork_start(self, command: ForkStart) -> dict[str, Any] | None:
         ccid = command.call_control_id

@@ -34,7 +34,7 @@ from voicetap_common.call_control import (
     telnyx_client,
 )
 from voicetap_common.command_runner import RESULT_WINDOW_SECONDS
-from voicetap_common.commands import COMMAND_RESULTS, ErrorKind, TranscriptionStart, _Command
+from voicetap_common.commands import COMMAND_RESULTS, CallCommand, ErrorKind, TranscriptionStart
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Producer
 
@@ -46,7 +46,6 @@ log = logging.getLogger("voicetap.transcript_indexer.control")
 LEASE_SECONDS = 120
 OUTCOME_SECONDS = 86_400
 EXECUTED_BY = "transcript_indexer"
-ACTIONS = frozenset({"transcription_start", "transcription_stop"})
 TRANSIENT: frozenset[ErrorKind] = frozenset({"network", "rate_limited", "telnyx_error"})
 
 
@@ -71,16 +70,16 @@ class TelnyxCommands:
             registry=registry,
         )
 
-    async def execute(self, command: _Command) -> dict[str, Any] | None:
+    async def execute(self, command: CallCommand) -> dict[str, Any] | None:
         """The executor of :class:`CommandRunner`: raises the SDK's error on failure."""
         if self._client is None:
             self._client = telnyx_client(self._settings)
         try:
             await send(self._client, command)
         except Exception:
-            self._outcomes.labels(command.action, "failed").inc()  # type: ignore[attr-defined]
+            self._outcomes.labels(command.action, "failed").inc()
             raise
-        self._outcomes.labels(command.action, "ok").inc()  # type: ignore[attr-defined]
+        self._outcomes.labels(command.action, "ok").inc()
         return None
 
     async def close(self) -> None:

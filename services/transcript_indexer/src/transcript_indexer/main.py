@@ -15,13 +15,13 @@ from prometheus_client import CollectorRegistry
 from transcript_indexer.app import create_app
 from transcript_indexer.completion import Completer
 from transcript_indexer.consumer import GROUP, Indexer, consumer_options
-from transcript_indexer.control import ACTIONS, EXECUTED_BY, TelnyxCommands, TranscriptionStarter
+from transcript_indexer.control import EXECUTED_BY, TelnyxCommands, TranscriptionStarter
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.settings import IndexerSettings
 from transcript_indexer.storage import create_storage
 from transcript_indexer.storage.base import Storage, StorageUnavailable
 from voicetap_common.command_runner import CommandRunner
-from voicetap_common.commands import TRANSCRIPTION_COMMANDS
+from voicetap_common.commands import TRANSCRIPTION_ACTIONS, TRANSCRIPTION_COMMANDS
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.logs import configure_logging
 from voicetap_common.redis_client import connect
@@ -84,7 +84,7 @@ async def run(settings: IndexerSettings, stop: asyncio.Event) -> None:
     ]
     consumer = consumers[0]
     runner = CommandRunner(
-        redis, producer, commands.execute, executed_by=EXECUTED_BY, actions=ACTIONS
+        redis, producer, commands.execute, executed_by=EXECUTED_BY, actions=TRANSCRIPTION_ACTIONS
     )
     command_options = ConsumerOptions(
         group=GROUP,
