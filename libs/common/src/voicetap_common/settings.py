@@ -4,10 +4,11 @@ Each service subclasses :class:`CommonSettings` with its own prefixed fields, so
 holds everything a process reads.
 """
 
+import sys
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,3 +48,41 @@ class CommonSettings(BaseSettings):
     log_format: Literal["json", "console"] = Field(
         default="json", description="`json` (one object per line) or `console` (human-readable)."
     )
+
+
+S = TypeVar("S", bound=BaseSettings)
+_SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def env_name(model: type[BaseSettings], field: str) -> str:
+    """The environment variable a field is read from."""
+    info = model.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, str):
+        return alias.upper()
+    return f"{model.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def settings_errors(model: type[BaseSettings], error: ValidationError) -> list[str]:
+    """One line per bad setting: the variable, the value (unless it is a credential) and what it
+    must look like, without pydantic's boilerplate."""
+    lines = []
+    for item in error.errors(include_url=False):
+        field = str(item["loc"][0]) if item["loc"] else ""
+        name = env_name(model, field) if field else model.__name__
+        message = str(item["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if any(word in field for word in _SECRET_WORDS) or item["type"] == "missing":
+            lines.append(f"{name}: {message}")
+        else:
+            lines.append(f"{name}={item['input']!r}: {message}")
+    return lines
+
+
+def load_settings(model: type[S], program: str) -> S:
+    """Read ``model`` from the environment, or exit with status 2 and one line per bad setting."""
+    try:
+        return model()
+    except ValidationError as exc:
+        for line in settings_errors(model, exc):
+            print(f"{program}: invalid setting {line}", file=sys.stderr)
+        raise SystemExit(2) from None
