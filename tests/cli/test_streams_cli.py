@@ -176,4 +176,73 @@ async def test_replay_names_an_unknown_group(redis: Redis, redis_url: str) -> No
         redis_url, "replay", "telnyx.call.answered", "--group", "nope", "--from", "beginning"
     )
     assert done.returncode == 1
-    assert "no group 'nope'" in done.stdout
+    assert done.stderr.startswith(
+        "voicetap replay: no group 'nope' on telnyx.call.answered (groups: none; "
+    ), done.stderr
+
+
+async def test_tail_of_a_topic_that_does_not_exist_says_so_and_follows_it(
+    redis: Redis, redis_url: str
+) -> None:
+    await redis.xadd("telnyx.call.answered", {"id": "a"})
+    await redis.xadd("telnyx.call.hangup", {"id": "h"})
+    process = await asyncio.create_subprocess_exec(
+        VOICETAP, "tail", "telnyx.call.answerd", "--count", "1",
+        env={**os.environ, "REDIS_URL": redis_url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        following = await asyncio.wait_for(process.stderr.readline(), 30)
+        assert following.startswith(b"following telnyx.call.answerd from now"), following
+        note = await asyncio.wait_for(process.stderr.readline(), 30)
+        assert note.decode().rstrip("\n") == (
+            "there is no topic telnyx.call.answerd yet; did you mean telnyx.call.answered? "
+            "following it in case it appears"
+        )
+        await redis.xadd("telnyx.call.answerd", {"id": "late"})  # it appears: its entry is shown
+        out, _ = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0
+    assert out.decode().startswith("── telnyx.call.answerd "), out
+    assert "   id: late" in out.decode()
+
+
+async def test_tail_of_a_missing_topic_with_nothing_close_suggests_nothing(
+    redis: Redis, redis_url: str
+) -> None:
+    await redis.xadd("telnyx.call.answered", {"id": "a"})
+    process = await asyncio.create_subprocess_exec(
+        VOICETAP, "tail", "orders", "--count", "1",
+        env={**os.environ, "REDIS_URL": redis_url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        await asyncio.wait_for(process.stderr.readline(), 30)
+        note = await asyncio.wait_for(process.stderr.readline(), 30)
+        assert note == b"there is no topic orders yet; following it in case it appears\n"
+    finally:
+        process.kill()
+        await process.wait()
+
+
+async def test_tail_of_a_topic_without_its_prefix_suggests_the_full_name(
+    redis: Redis, redis_url: str
+) -> None:
+    await redis.xadd("telnyx.call.hangup", {"id": "h"})
+    process = await asyncio.create_subprocess_exec(
+        VOICETAP, "tail", "call.hangup",
+        env={**os.environ, "REDIS_URL": redis_url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        await asyncio.wait_for(process.stderr.readline(), 30)
+        note = await asyncio.wait_for(process.stderr.readline(), 30)
+        assert note == (
+            b"there is no topic call.hangup yet; did you mean telnyx.call.hangup? "
+            b"following it in case it appears\n"
+        )
+    finally:
+        process.kill()
+        await process.wait()

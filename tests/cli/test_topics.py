@@ -78,4 +78,19 @@ async def test_topics_on_an_empty_redis_says_so(redis: Redis, redis_url: str) ->
         text=True,
         timeout=60,
     )
-    assert done.returncode == 0 and done.stdout.strip() == "no topics yet", done.stdout
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("no topics yet: they appear with the first event (play a call"), (
+        done.stdout
+    )
+
+
+async def test_internal_streams_are_listed_only_with_all(redis: Redis, redis_url: str) -> None:
+    await redis.xadd("telnyx.call.answered", {"id": "a"}, id=IDS[0])
+    await redis.xadd("{voicetap.transcript.live}:v3:call-1", {"id": "s"}, id=IDS[1])
+    await redis.xadd("{voicetap.ingest}:inbox:ingest-1", {"id": "f"}, id=IDS[2])
+    assert [row[0] for row in topics_table(redis_url)] == ["telnyx.call.answered"]
+    assert [row[0] for row in topics_table(redis_url, "--all")] == [
+        "telnyx.call.answered",
+        "{voicetap.ingest}:inbox:ingest-1",
+        "{voicetap.transcript.live}:v3:call-1",
+    ]

@@ -384,3 +384,57 @@ async def test_claim_cycles_run_with_read_ahead_and_never_take_the_entries_read_
     await consumer.finish()
     assert handled == Counter({f"ev-{i}": 1 for i in range(12)})
     assert await pending_ids(redis) == set()
+
+
+async def consumer_names(redis: Redis) -> set[str]:
+    return {c["name"].decode() for c in await redis.xinfo_consumers(TOPIC, "g")}
+
+
+async def test_a_clean_stop_removes_the_consumer_from_the_group(redis: Redis) -> None:
+    await publish(redis, 2)
+    stop = asyncio.Event()
+
+    async def handle(entries: list[Entry]) -> None:
+        stop.set()
+
+    await asyncio.wait_for(consumer_for(redis, handle, "c1").run(stop), 5)
+    assert await pending_ids(redis) == set()
+    assert await consumer_names(redis) == set(), "a stopped consumer is no ghost in XINFO"
+
+
+async def test_a_stopping_consumer_that_still_holds_entries_stays_so_they_can_be_claimed(
+    redis: Redis,
+) -> None:
+    await publish(redis, 1)
+    stop = asyncio.Event()
+
+    async def fail(entries: list[Entry]) -> None:
+        stop.set()
+        raise ValueError("boom")  # the entry stays pending under c1
+
+    await asyncio.wait_for(consumer_for(redis, fail, "c1", claim_interval_s=60).run(stop), 5)
+    assert await pending_ids(redis, "c1") != set()
+    assert await consumer_names(redis) == {"c1"}
+
+
+async def test_idle_consumers_with_nothing_pending_are_pruned_and_holders_kept(
+    redis: Redis,
+) -> None:
+    await publish(redis, 2)
+    await redis.xgroup_create(TOPIC, "g", id="0")
+    await redis.xreadgroup("g", "ghost-holding", {TOPIC: ">"}, count=1)  # keeps 1 pending
+    await redis.xreadgroup("g", "ghost-empty", {TOPIC: ">"}, count=1)
+    await redis.xack(TOPIC, "g", (await redis.xrange(TOPIC))[1][0])
+    await asyncio.sleep(0.3)
+    handled: list[str] = []
+
+    async def handle(entries: list[Entry]) -> None:
+        handled.extend(e.event_id for e in entries)
+
+    consumer = consumer_for(redis, handle, "live", ghost_idle_ms=200, claim_idle_ms=60_000)
+    await consumer.run_once()  # a claim cycle: prunes
+    assert await consumer_names(redis) == {"ghost-holding", "live"}
+    fresh = consumer_for(redis, handle, "fresh", ghost_idle_ms=200, claim_idle_ms=60_000)
+    await redis.xreadgroup("g", "recent", {TOPIC: ">"}, count=1)  # idle 0: not a ghost
+    await fresh.run_once()
+    assert "recent" in await consumer_names(redis)

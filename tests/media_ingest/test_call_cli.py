@@ -105,7 +105,7 @@ async def test_an_invalid_option_is_refused_before_anything_is_sent(
         stderr=subprocess.STDOUT,
     )
     out, _ = await process.communicate()
-    assert process.returncode == 1 and "udp:HOST:PORT" in out.decode()
+    assert process.returncode == 2 and "udp:HOST:PORT" in out.decode()
     assert await redis.exists("voicetap.command.media") == 0
 
 

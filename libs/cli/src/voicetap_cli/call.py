@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import sys
 import time
 import types
 import typing
@@ -10,9 +11,18 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from voicetap_cli.failures import CommandFailed
 from voicetap_common import codec
-from voicetap_common.commands import COMMAND_MODELS, COMMAND_RESULTS, topic_for
+from voicetap_common.command_line import voicetap_command
+from voicetap_common.commands import (
+    COMMAND_MODELS,
+    COMMAND_RESULTS,
+    TranscriptionEngine,
+    TranscriptionTracks,
+    topic_for,
+)
 from voicetap_common.redis_client import SyncRedisClient
 
 _NOT_OPTIONS = {"id", "action", "call_control_id"}
@@ -133,7 +143,7 @@ def add_call_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                 parser.add_argument(
                     option.flag,
                     dest=option.name,
-                    type=json.loads,
+                    type=_json_value,
                     metavar=option.metavar,
                     help=option.help,
                 )
@@ -148,6 +158,32 @@ def add_call_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                 parser.add_argument(
                     option.flag, dest=option.name, metavar=option.metavar, help=option.help
                 )
+
+
+def _json_value(text: str) -> Any:
+    """The argparse type of a structured option: a bad value is refused like any bad argument."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text!r}") from None
+
+
+class TranscriptionDefaults(BaseSettings):
+    """How the stack transcribes: the indexer's settings of the same names, read from the same
+    environment, so that a `transcription_start` without options transcribes like the stack."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    indexer_transcription_engine: TranscriptionEngine = "Telnyx"
+    indexer_transcription_tracks: TranscriptionTracks = "both"
+
+
+@dataclass(frozen=True)
+class CallControlApi:
+    """Where the services send Call Control commands, for the hint when it cannot be reached."""
+
+    url: str
+    local: bool  # local mode: the simulator's fake API
 
 
 def build_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -168,13 +204,33 @@ def build_command(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-def run_call(args: argparse.Namespace, redis: SyncRedisClient) -> int:
+def _invalid(exc: ValidationError) -> str:
+    """A refused command in one line: each bad option with what is wrong with it."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"--{where.replace('_', '-')}: {message}" if where else message)
+    return "; ".join(problems)
+
+
+def run_call(
+    args: argparse.Namespace,
+    redis: SyncRedisClient,
+    api: CallControlApi,
+    defaults: TranscriptionDefaults,
+) -> int:
     raw = build_command(args)
+    if args.action == "transcription_start":  # options not given: as the stack transcribes
+        raw = {
+            "transcription_engine": defaults.indexer_transcription_engine,
+            "transcription_tracks": defaults.indexer_transcription_tracks,
+            **raw,
+        }
     try:
         command = COMMAND_MODELS[args.action].model_validate(raw)
     except ValidationError as exc:
-        print(f"invalid command: {exc}")
-        return 1
+        raise CommandFailed(f"{args.action}: {_invalid(exc)}", status=2) from None
     body = codec.dumps(command.model_dump(mode="json", exclude_none=True))
     last = redis.xrevrange(COMMAND_RESULTS, count=1)
     start = last[0][0] if last else b"0-0"
@@ -197,7 +253,22 @@ def run_call(args: argparse.Namespace, redis: SyncRedisClient) -> int:
         )
         return 2
     print(json.dumps(result, indent=2, sort_keys=True))
+    if result.get("error") == "network":
+        print(_unreachable(api), file=sys.stderr)
     return 0 if result.get("ok") else 1
+
+
+def _unreachable(api: CallControlApi) -> str:
+    if not api.local:
+        return (
+            f"the Call Control API at {api.url} could not be reached from the services "
+            "executing commands: check their TELNYX_BASE_URL and network"
+        )
+    return (
+        f"the Call Control API at {api.url} could not be reached: in local mode (no TELNYX_API_KEY) "
+        "it is the simulator's fake API, which runs only while "
+        f"`{voicetap_command('simulate')}` or `{voicetap_command('up --demo')}` runs"
+    )
 
 
 def _wait_for_result(

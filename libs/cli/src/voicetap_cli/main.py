@@ -3,14 +3,23 @@
 import argparse
 import logging
 import os
+import re
 import sys
+from typing import NoReturn
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from voicetap_cli import dev_keys
 from voicetap_cli.call import add_call_parser
+from voicetap_cli.failures import CommandFailed
 from voicetap_cli.settings import CliSettings
 from voicetap_cli.streams_cli import add_stream_parsers
+from voicetap_common.command_line import voicetap_command
 from voicetap_common.logs import configure_logging
 from voicetap_common.redis_client import SyncRedisClient, sync_client_for
+from voicetap_common.settings import load_settings
 
 log = logging.getLogger("voicetap.cli")
 
@@ -96,28 +105,51 @@ def cmd_keys(args: argparse.Namespace, settings: CliSettings) -> int:
     return 0
 
 
+def _redis_url(settings: CliSettings) -> str:
+    """REDIS_URL (a node of the cluster with REDIS_CLUSTER), else the embedded one `voicetap up` runs."""
+    return settings.redis_url or f"redis://127.0.0.1:{settings.voicetap_embedded_redis_port}/0"
+
+
+def _shown_url(url: str) -> str:
+    """``url`` without its password, to be printed."""
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+
+
 def _redis(settings: CliSettings) -> SyncRedisClient:
-    """The stack's Redis: REDIS_URL (a node of the cluster with REDIS_CLUSTER), else the embedded
-    one `voicetap up` runs."""
-    url = settings.redis_url or f"redis://127.0.0.1:{settings.voicetap_embedded_redis_port}/0"
-    return sync_client_for(
-        url, cluster=settings.redis_cluster, socket_connect_timeout=2, socket_timeout=10
-    )
+    """The stack's Redis; a malformed REDIS_URL is a :class:`CommandFailed`."""
+    url = _redis_url(settings)
+    try:
+        return sync_client_for(
+            url, cluster=settings.redis_cluster, socket_connect_timeout=2, socket_timeout=10
+        )
+    except ValueError as exc:
+        raise CommandFailed(
+            f"REDIS_URL={_shown_url(url)!r} is not a Redis URL ({exc}); set it like "
+            "redis://HOST:PORT/DB, or unset it to use the embedded Redis of `up`"
+        ) from None
 
 
 def cmd_topics(args: argparse.Namespace, settings: CliSettings) -> int:
     from voicetap_cli.topics_report import list_topics, render
 
     with _redis(settings) as redis:
-        print(render(list_topics(redis, args.pattern)))
+        print(render(list_topics(redis, args.pattern, internal=args.all)))
     return 0
 
 
 def cmd_call(args: argparse.Namespace, settings: CliSettings) -> int:
-    from voicetap_cli.call import run_call
+    from voicetap_cli.call import CallControlApi, TranscriptionDefaults, run_call
 
+    defaults = load_settings(TranscriptionDefaults, "voicetap call")
+    local = not settings.telnyx_api_key
+    default_url = (
+        f"http://127.0.0.1:{settings.simulator_api_port}/v2"
+        if local
+        else "https://api.telnyx.com/v2"
+    )
+    api = CallControlApi(os.environ.get("TELNYX_BASE_URL") or default_url, local)
     with _redis(settings) as redis:
-        return run_call(args, redis)
+        return run_call(args, redis, api, defaults)
 
 
 def cmd_tail(args: argparse.Namespace, settings: CliSettings) -> int:
@@ -134,8 +166,16 @@ def cmd_replay(args: argparse.Namespace, settings: CliSettings) -> int:
         return run_replay(args, redis, settings.topic_partitions)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error in one line, naming where the help is, and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        help_command = voicetap_command(f"{self.prog.removeprefix('voicetap')} --help".strip())
+        self.exit(2, f"{self.prog}: {message} (see `{help_command}`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="voicetap", description="Live Telnyx calls as typed events on Redis Streams."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -159,11 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "keys", help="print a new Ed25519 key pair for development (writes no file)"
     ).set_defaults(func=cmd_keys)
-    topics = sub.add_parser("topics", help="list topics: length, time span, groups, pending, lag")
+    topics = sub.add_parser(
+        "topics", help="list topics: length, time span, groups, live consumers, pending, lag"
+    )
     topics.add_argument(
         "--pattern",
         default="*",
         help="only topics matching this glob (default: all; a partition is `<topic>:p<k>`)",
+    )
+    topics.add_argument(
+        "--all",
+        action="store_true",
+        help="also voicetap's internal streams (per-call live transcripts, ingest inboxes)",
     )
     topics.set_defaults(func=cmd_topics)
     add_stream_parsers(sub)
@@ -172,6 +219,32 @@ def build_parser() -> argparse.ArgumentParser:
     add_call_parser(sub)
     sub.choices["call"].set_defaults(func=cmd_call)
     return parser
+
+
+def _unreachable_redis(settings: CliSettings) -> str:
+    url = _shown_url(_redis_url(settings))
+    up = voicetap_command("up")
+    if settings.redis_url:
+        return (
+            f"cannot reach Redis at {url} (REDIS_URL) — is that Redis running? "
+            f"Unset REDIS_URL to use the embedded Redis of `{up}`"
+        )
+    return f"cannot reach Redis at {url} — is `{up}` running?"
+
+
+def _run(args: argparse.Namespace, settings: CliSettings) -> int:
+    """Run the command; an expected failure becomes one line on stderr and exit status 1."""
+    try:
+        status: int = args.func(args, settings)
+    except CommandFailed as exc:
+        print(f"voicetap {args.command}: {exc}", file=sys.stderr)
+        return exc.status
+    except (RedisConnectionError, RedisTimeoutError, RedisClusterException):
+        print(f"voicetap {args.command}: {_unreachable_redis(settings)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return status
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -186,4 +259,4 @@ def main(argv: list[str] | None = None) -> None:
     settings = CliSettings()
     if args.func is not cmd_service:  # a service configures its own logging
         configure_logging("voicetap", settings.log_level, os.environ.get("LOG_FORMAT", "console"))
-    sys.exit(args.func(args, settings))
+    sys.exit(_run(args, settings))

@@ -10,6 +10,7 @@ and ``replay`` rewinds the group on each, an entry id then being a point in time
 """
 
 import argparse
+import difflib
 import math
 import re
 import sys
@@ -21,10 +22,14 @@ import orjson
 from redis import RedisCluster
 from redis.exceptions import ResponseError
 
+from voicetap_cli.failures import CommandFailed
+from voicetap_cli.topics_report import stream_names
+from voicetap_common.command_line import voicetap_command
 from voicetap_common.partitions import streams_of
 from voicetap_common.redis_client import SyncRedisClient, keys_by_slot
 
 MAX_SEQUENCE = 2**64 - 1
+_PARTITION = re.compile(r":p\d+$")
 _ENTRY_ID = re.compile(r"(\d+)(?:-(\d+))?")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -142,6 +147,24 @@ def read_after(redis: SyncRedisClient, cursors: dict[str, str], block_ms: int) -
     return reply
 
 
+def missing_topic_notes(
+    redis: SyncRedisClient, topics: Sequence[str], partitions: int
+) -> list[str]:
+    """A line for each of ``topics`` that does not exist (yet), with the closest existing names."""
+    notes = []
+    for topic in topics:
+        if any(redis.exists(stream) for stream in streams_of(topic, partitions)):
+            continue
+        names = {_PARTITION.sub("", name) for name in stream_names(redis, internal=True)}
+        # A name the topic ends (`call.hangup` for `telnyx.call.hangup`), then near spellings.
+        close = [name for name in sorted(names) if name.endswith("." + topic)]
+        close += difflib.get_close_matches(topic, sorted(names), n=3, cutoff=0.8)
+        close = list(dict.fromkeys(close))[:3]
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        notes.append(f"there is no topic {topic} yet; {hint}following it in case it appears")
+    return notes
+
+
 def run_tail(args: argparse.Namespace, redis: SyncRedisClient, partitions: int) -> int:
     shown = 0
     streams = [stream for topic in args.topics for stream in streams_of(topic, partitions)]
@@ -153,6 +176,8 @@ def run_tail(args: argparse.Namespace, redis: SyncRedisClient, partitions: int) 
             file=sys.stderr,
             flush=True,
         )
+        for note in missing_topic_notes(redis, args.topics, partitions):
+            print(note, file=sys.stderr, flush=True)
         while args.count is None or shown < args.count:
             for topic, entries in read_after(redis, cursors, 1000):
                 name = topic.decode()
@@ -176,8 +201,10 @@ def run_replay(args: argparse.Namespace, redis: SyncRedisClient, partitions: int
             else {}
         )
         if args.group not in groups:
-            print(f"no group {args.group!r} on {stream} (groups: {', '.join(groups) or 'none'})")
-            return 1
+            raise CommandFailed(
+                f"no group {args.group!r} on {stream} (groups: {', '.join(groups) or 'none'}; "
+                f"`{voicetap_command('topics')}` lists each topic's groups)"
+            )
     start: Start = args.from_
     for stream in streams:
         redis.xgroup_setid(stream, args.group, start.after)
@@ -194,6 +221,16 @@ def run_replay(args: argparse.Namespace, redis: SyncRedisClient, partitions: int
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 START_HELP = "an entry id (that entry included) or an ISO time (the first entry at or after it; no zone: local time)"
 
 
@@ -207,7 +244,9 @@ def add_stream_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
         default="now",
         help=f"now (default), beginning, {START_HELP}",
     )
-    tail.add_argument("--count", type=int, default=None, help="stop after this many entries")
+    tail.add_argument(
+        "--count", type=_at_least_one, default=None, help="stop after this many entries (1 or more)"
+    )
     replay = sub.add_parser(
         "replay",
         help="rewind a consumer group so it re-processes history",

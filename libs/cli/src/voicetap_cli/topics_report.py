@@ -7,7 +7,9 @@ its own, since a partition's lag is what an autoscaler sees and a hot partition 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from voicetap_common.command_line import voicetap_command
 from voicetap_common.redis_client import SyncRedisClient
+from voicetap_common.topics import is_internal
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,22 @@ def _entry_time(entry_id: bytes | str | None) -> datetime | None:
     return datetime.fromtimestamp(int(text.split("-")[0]) / 1000, UTC)
 
 
-def list_topics(redis: SyncRedisClient, pattern: str = "*") -> list[TopicRow]:
-    """Every stream matching ``pattern``, on every primary of a cluster (its SCAN visits each)."""
+def stream_names(redis: SyncRedisClient, pattern: str = "*", *, internal: bool) -> list[str]:
+    """The streams matching ``pattern``, sorted, on every primary of a cluster (its SCAN visits
+    each); voicetap's internal streams only with ``internal``."""
+    names = (
+        key.decode() if isinstance(key, bytes) else str(key)
+        for key in redis.scan_iter(match=pattern, _type="stream", count=1000)
+    )
+    return sorted(name for name in names if internal or not is_internal(name))
+
+
+def list_topics(
+    redis: SyncRedisClient, pattern: str = "*", *, internal: bool = False
+) -> list[TopicRow]:
+    """Every topic matching ``pattern`` (and internal stream, with ``internal``)."""
     rows = []
-    for key in sorted(redis.scan_iter(match=pattern, _type="stream", count=1000)):
+    for key in stream_names(redis, pattern, internal=internal):
         info = redis.xinfo_stream(key)
         groups = [
             GroupRow(
@@ -50,7 +64,7 @@ def list_topics(redis: SyncRedisClient, pattern: str = "*") -> list[TopicRow]:
         ]
         rows.append(
             TopicRow(
-                name=key.decode() if isinstance(key, bytes) else key,
+                name=key,
                 length=int(info["length"]),
                 first=_entry_time(info["first-entry"][0] if info.get("first-entry") else None),
                 last=_entry_time(info["last-entry"][0] if info.get("last-entry") else None),
@@ -62,7 +76,10 @@ def list_topics(redis: SyncRedisClient, pattern: str = "*") -> list[TopicRow]:
 
 def render(rows: list[TopicRow]) -> str:
     if not rows:
-        return "no topics yet"
+        return (
+            "no topics yet: they appear with the first event "
+            f"(play a call with `{voicetap_command('simulate')}`)"
+        )
 
     def when(value: datetime | None) -> str:
         return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"

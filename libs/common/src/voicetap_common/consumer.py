@@ -78,6 +78,7 @@ class ConsumerOptions:
     claim_idle_ms: int = 30_000
     claim_interval_s: float = 5.0
     max_deliveries: int = 5
+    ghost_idle_ms: int = 600_000  # a consumer this idle with nothing pending is a ghost: removed
     retry_backoff_max_s: float = 10.0
     read_ahead: bool = True
     partitions: int = 1  # TOPIC_PARTITIONS: the same in every process of the deployment
@@ -197,6 +198,7 @@ class StreamConsumer:
                     while not stop.is_set():
                         await self.run_once()
                     await self.finish()
+                    await self.leave()
                     backoff = 0.2
                 except REDIS_UNAVAILABLE as exc:
                     log.warning(
@@ -217,6 +219,7 @@ class StreamConsumer:
             if self._unacked:  # handled entries must not look idle to the claim below
                 await self._ack(self._take_unacked())
             claimed = await self._claim_idle(exclude={entry.entry_id for entry in held})
+            await self.prune_ghosts()
             if claimed:
                 return claimed
         entries = await self._next_batch()
@@ -238,6 +241,35 @@ class StreamConsumer:
             await self._handle(entries)
         if self._unacked:
             await self._ack(self._take_unacked())
+
+    async def leave(self) -> None:
+        """Remove this consumer from the group on every stream where it holds nothing pending, so
+        that the group counts live consumers only. One holding pending entries stays: removing it
+        would drop them, and they are to be claimed."""
+        for stream in self._streams:
+            held = await self._redis.xpending_range(
+                stream, self._options.group, min="-", max="+", count=1, consumername=self._consumer
+            )
+            if not held:
+                await self._redis.xgroup_delconsumer(stream, self._options.group, self._consumer)
+
+    async def prune_ghosts(self) -> int:
+        """Remove the group's consumers idle past ``ghost_idle_ms`` with nothing pending: those of
+        processes that died or restarted under a new name. Returns how many were removed. One that
+        was only quiet comes back with its next read."""
+        removed = 0
+        for stream in self._streams:
+            for consumer in await self._redis.xinfo_consumers(stream, self._options.group):
+                name = consumer["name"]
+                name = name.decode() if isinstance(name, bytes) else str(name)
+                if (
+                    name != self._consumer
+                    and int(consumer["pending"]) == 0
+                    and int(consumer["idle"]) >= self._options.ghost_idle_ms
+                ):
+                    await self._redis.xgroup_delconsumer(stream, self._options.group, name)
+                    removed += 1
+        return removed
 
     async def _next_batch(self) -> list[Entry]:
         if self._ready is not None:

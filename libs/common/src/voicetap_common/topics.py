@@ -22,6 +22,13 @@ STREAMING_STOPPED = "telnyx.streaming.stopped"
 STREAMING_FAILED = "telnyx.streaming.failed"
 
 
+def is_internal(stream: str) -> bool:
+    """A stream voicetap keeps for itself (a call's live transcript, an ingest instance's inbox),
+    not a topic of the contract: such keys start with their hash tag, ``{voicetap.<part>}:``, and
+    topics never do."""
+    return stream.startswith("{")
+
+
 def telnyx_topic(event_type: str) -> str:
     """The topic of a Telnyx webhook event type, known or not (``call.hangup`` -> ``telnyx.call.hangup``)."""
     return TELNYX_PREFIX + event_type
