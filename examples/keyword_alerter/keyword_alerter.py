@@ -14,7 +14,7 @@ topic ``voicetap.alerts.keyword`` as plain fields any client can read.
   group is created on each, one XREADGROUP reads them all, and each entry is acknowledged (or
   claimed) on the stream it came from. The alert topic is never partitioned.
 
-    keyword-alerter --redis-url redis://localhost:6379/0 --from now --phrase "gift card" --phrase "wire transfer"
+    keyword-alerter --from now --phrase "gift card" --phrase "wire transfer"
     keyword-alerter --partitions 4    # a stack running with TOPIC_PARTITIONS=4
 """
 
@@ -276,12 +276,22 @@ def partition_count(value: str) -> int:
     return count
 
 
+def stack_redis_url(environ: Mapping[str, str]) -> str:
+    """Where the stack keeps its topics: ``REDIS_URL`` when set, else the embedded Redis that
+    ``voicetap up`` starts (the same rule as the ``voicetap`` command)."""
+    port = environ.get("VOICETAP_EMBEDDED_REDIS_PORT") or "6399"
+    return environ.get("REDIS_URL") or f"redis://127.0.0.1:{port}/0"
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Publish an alert when a live call transcript says a watched phrase."
     )
     parser.add_argument(
-        "--redis-url", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+        "--redis-url",
+        default=stack_redis_url(os.environ),
+        help="the stack's Redis (default: REDIS_URL, else the embedded Redis of `voicetap up` on "
+        "VOICETAP_EMBEDDED_REDIS_PORT, else 6399)",
     )
     parser.add_argument(
         "--group", default=DEFAULT_GROUP, help="consumer group (default: %(default)s)"

@@ -17,7 +17,7 @@ Like the keyword alerter beside it, it needs nothing but Redis and the ``redis``
   the transcription topic's N partition streams ``telnyx.call.transcription:p<k>`` together and
   acknowledges each entry on its own; the command topic is never partitioned.
 
-    pci-pause --redis-url redis://localhost:6379/0 --pause-seconds 30
+    pci-pause --pause-seconds 30
 """
 
 import argparse
@@ -194,10 +194,20 @@ def partition_count(value: str) -> int:
     return count
 
 
+def stack_redis_url(environ: Mapping[str, str]) -> str:
+    """Where the stack keeps its topics: ``REDIS_URL`` when set, else the embedded Redis that
+    ``voicetap up`` starts (the same rule as the ``voicetap`` command)."""
+    port = environ.get("VOICETAP_EMBEDDED_REDIS_PORT") or "6399"
+    return environ.get("REDIS_URL") or f"redis://127.0.0.1:{port}/0"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--redis-url", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+        "--redis-url",
+        default=stack_redis_url(os.environ),
+        help="the stack's Redis (default: REDIS_URL, else the embedded Redis of `voicetap up` on "
+        "VOICETAP_EMBEDDED_REDIS_PORT, else 6399)",
     )
     parser.add_argument("--pause-seconds", type=float, default=30.0)
     parser.add_argument(

@@ -211,6 +211,47 @@ async def test_recordings_are_checked_against_the_audio_sent(
             assert abs(call["recording_seconds"] - call["media_seconds"]) < 0.1
 
 
+async def test_against_a_stack_that_is_not_running_no_call_is_played(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    redis: Redis,
+    redis_url: str,
+    keys_file: Path,
+) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # `voicetap` not on PATH: hints say dev.py
+    gateway = nothing_at()
+    code, out = await simulate(capsys, *common_args(gateway, redis_url, keys_file), "--wait", "0.5")
+    assert code == 1, out
+    assert "calls: no call was played" in out.splitlines(), out
+    assert (
+        f"FAIL  gateway  not running at {gateway} (every call goes through it): no answer "
+        "(connection refused); "
+        "start the stack with `python3 dev.py up`, or pass --start-stack"
+    ) in out, out
+    assert await redis.xlen("telnyx.call.initiated") == 0
+
+
+async def test_the_summary_lists_the_ids_of_the_calls_played(
+    capsys: pytest.CaptureFixture[str],
+    redis: Redis,
+    redis_url: str,
+    gateway_url: str,
+    keys_file: Path,
+) -> None:
+    code, out = await simulate(
+        capsys, *common_args(gateway_url, redis_url, keys_file), "--calls", "2", "--duration", "1"
+    )
+    assert code == 0, out
+    lines = out.splitlines()
+    heading = next(i for i, line in enumerate(lines) if line.startswith("calls (ids for `"))
+    listed = [line.strip() for line in lines[heading + 1 : heading + 3]]
+    assert all(re.fullmatch(r"v3:\S+", cid) for cid in listed), out
+    answered = [
+        f[b"call_control_id"].decode() for _, f in await redis.xrange("telnyx.call.answered")
+    ]
+    assert sorted(listed) == sorted(answered)
+
+
 def test_script_lines_can_say_when_they_are_spoken() -> None:
     assert parse_script("[0.30-2.04] outbound: Acme support\n[2.5] hello\nno time") == [
         ScriptLine("outbound", "Acme support", 0.3, 2.04),

@@ -58,6 +58,20 @@ class CallAudio:
             )
         )
 
+    def looped(self, seconds: float) -> "CallAudio":
+        """This audio repeated (both legs together, so they stay aligned) to last ``seconds``."""
+        period = max(len(self.inbound), len(self.outbound))
+        wanted = int(round(seconds * SAMPLE_RATE))
+        if period == 0 or wanted <= period:
+            return self
+        repeats = -(-wanted // period)
+
+        def tile(leg: Samples) -> Samples:
+            padded = np.concatenate([leg, np.zeros(period - len(leg), dtype=np.int16)])
+            return np.tile(padded, repeats)[:wanted]
+
+        return CallAudio(tile(self.inbound), tile(self.outbound))
+
     def frame(self, track: Track, index: int) -> Samples:
         """The ``index``-th 20 ms frame of a leg; silence past its end."""
         leg = self.inbound if track == "inbound" else self.outbound

@@ -188,6 +188,27 @@ def media_seconds(player: CallPlayer) -> float:
     return packets * FRAME_SECONDS
 
 
+def media_packets(player: CallPlayer) -> int:
+    """Packets (RTP datagrams, WebSocket media messages) the call sent, every leg counted."""
+    return sum(sum(f.sent.values()) for f in player.forks) + sum(
+        sum(s.sent.values()) for s in player.streams
+    )
+
+
+def paused_seconds(event: dict[str, object]) -> float:
+    """The silence a recording holds for its paused intervals (fork stopped, PCI pause): the
+    ``paused`` ``[start, end]`` pairs of its ``voicetap.recording.completed`` event."""
+    intervals = event.get("paused")
+    if not isinstance(intervals, list):
+        return 0.0
+    return sum(
+        max(float(end) - float(start), 0.0)
+        for interval in intervals
+        if isinstance(interval, list) and len(interval) == 2
+        for start, end in [interval]
+    )
+
+
 async def _recording_events(
     redis: RedisClient, since_ms: int, partitions: int
 ) -> dict[str, dict[str, object]]:
@@ -246,6 +267,19 @@ async def check_recordings(
     if not recorded:
         return [media, Check("recordings", "fail", "no call sent audio, so none can be recorded")]
 
+    async def events() -> dict[str, dict[str, object]] | None:
+        found = await _recording_events(redis, since_ms, partitions)
+        return found if all(p.call.call_control_id in found for p in recorded) else None
+
+    problems: list[str] = []
+    try:
+        completed = await poll(events, deadline) or await _recording_events(
+            redis, since_ms, partitions
+        )
+    except REDIS_UNAVAILABLE as exc:
+        completed = {}
+        problems.append(f"could not read {RECORDING_COMPLETED}: {exc}")
+
     async def recording(player: CallPlayer) -> str | None:
         cid = player.call.call_control_id
         result = results[cid]
@@ -265,27 +299,19 @@ async def check_recordings(
             result.recording_seconds = round(wav_seconds(got[1]), 3)
         except ValueError as exc:
             return f"call {cid}: {url} is not a usable WAV file ({exc})"
-        if abs(result.recording_seconds - result.media_seconds) > DURATION_TOLERANCE:
+        paused = paused_seconds(completed.get(cid, {}))
+        expected = result.media_seconds + paused
+        if abs(result.recording_seconds - expected) > DURATION_TOLERANCE:
+            also = f" and {paused:.2f} s paused" if paused else ""
             return (
                 f"call {cid}: the recording lasts {result.recording_seconds:.2f} s, the audio sent "
-                f"{result.media_seconds:.2f} s (±{DURATION_TOLERANCE} s allowed)"
+                f"{result.media_seconds:.2f} s{also} (±{DURATION_TOLERANCE} s allowed)"
             )
         return None
 
-    async def events() -> dict[str, dict[str, object]] | None:
-        found = await _recording_events(redis, since_ms, partitions)
-        return found if all(p.call.call_control_id in found for p in recorded) else None
-
     found = await asyncio.gather(*(recording(p) for p in recorded))
-    problems = [problem for problem in found if problem]
+    problems += [problem for problem in found if problem]
     failed = {p.call.call_control_id for p, problem in zip(recorded, found, strict=True) if problem}
-    try:
-        completed = await poll(events, deadline) or await _recording_events(
-            redis, since_ms, partitions
-        )
-    except REDIS_UNAVAILABLE as exc:
-        completed = {}
-        problems.append(f"could not read {RECORDING_COMPLETED}: {exc}")
     for player in recorded:
         cid = player.call.call_control_id
         event = completed.get(cid)
@@ -301,8 +327,8 @@ async def check_recordings(
         Check(
             "recordings",
             "fail" if problems else "pass",
-            f"{good}/{len(recorded)} recordings present, as long as the audio sent "
-            f"(±{DURATION_TOLERANCE} s), each announced on {RECORDING_COMPLETED}",
+            f"{good}/{len(recorded)} recordings present, as long as the audio sent and the "
+            f"pauses (±{DURATION_TOLERANCE} s), each announced on {RECORDING_COMPLETED}",
             problems,
         ),
     ]

@@ -35,7 +35,7 @@ from telnyx_simulator.fake_api import create_fake_api
 from telnyx_simulator.player import CallPlayer, CallSpec
 from telnyx_simulator.progress import Snapshot, show_progress
 from telnyx_simulator.report import CallResult, Check, ServiceState, Summary
-from telnyx_simulator.script import ScriptLine, load_script
+from telnyx_simulator.script import ScriptLine, load_script, looped_script
 from telnyx_simulator.serve import serve
 from telnyx_simulator.settings import SimulatorSettings
 from telnyx_simulator.signing import WebhookSigner
@@ -53,6 +53,7 @@ from telnyx_simulator.state import FakeTelnyxState
 from telnyx_simulator.validation import TRANSCRIPTION_ENGINES
 from telnyx_simulator.webhooks import DeliveryPolicy, WebhookSender
 from voicetap_common import codec
+from voicetap_common.command_line import voicetap_command
 from voicetap_common.logs import configure_logging
 from voicetap_common.redis_client import client_for
 
@@ -347,7 +348,7 @@ def signer_from(opts: Options, keys: DevKeys | None) -> WebhookSigner:
         if keys is None:
             raise SetupError(
                 f"no key to sign webhooks with: {_keys_file(opts)} does not exist. Start the stack "
-                "with `voicetap up` (local mode writes it), point --data-dir at its data directory, "
+                f"with `{voicetap_command('up')}` (local mode writes it), point --data-dir at its data directory, "
                 "pass --signing-key, or use --start-stack"
             )
         return WebhookSigner.from_private_key(keys.private_key)
@@ -404,7 +405,10 @@ def service_checks(services: Sequence[ServiceState]) -> list[Check]:
             found.append(Check(s.name, "pass", f"ready at {s.url}"))
         elif s.name == "gateway" or s.required:
             why = "required" if s.name != "gateway" else "every call goes through it"
-            found.append(Check(s.name, "fail", f"not running at {s.url} ({why}): {s.detail}"))
+            start = f"; start the stack with `{voicetap_command('up')}`, or pass --start-stack"
+            found.append(
+                Check(s.name, "fail", f"not running at {s.url} ({why}): {s.detail}{start}")
+            )
     return found
 
 
@@ -456,6 +460,7 @@ async def play(
             playing = [i for i in started if i not in finished]
             done = len(finished) + sum(min((now - started[i]) / call_length, 0.99) for i in playing)
             attempts = sender.deliveries
+            packets = sum(checks.media_packets(player) for player in players)
             return Snapshot(
                 done,
                 len(finished),
@@ -463,6 +468,8 @@ async def play(
                 opts.calls,
                 len(attempts),
                 sum(d.ok for d in attempts),
+                packets,
+                sum(checks.media_seconds(player) for player in players),
             )
 
         progress = asyncio.create_task(
@@ -479,6 +486,9 @@ async def play(
 async def simulate(opts: Options) -> Summary:
     audio, script = load_material(opts)
     seconds = call_seconds(opts, audio)
+    if not opts.demo:  # the demo's short tail after the sample is deliberate silence
+        # A call longer than its audio plays the audio again, never seconds of digital silence.
+        audio, script = audio.looped(seconds), looped_script(script, audio.seconds, seconds)
     summary = Summary(opts.calls, seconds, opts.codec, opts.concurrency)
     began = time.monotonic()
     since_ms = int(time.time() * 1000) - SINCE_MARGIN_MS
@@ -491,7 +501,7 @@ async def simulate(opts: Options) -> Summary:
         except OSError as exc:
             raise SetupError(
                 f"the fake Telnyx API cannot listen on 127.0.0.1:{opts.api_port} ({exc.strerror or exc}): "
-                "is another `voicetap simulate` running? Choose another port with --api-port "
+                f"is another `{voicetap_command('simulate')}` running? Choose another port with --api-port "
                 "(and give the stack the same SIMULATOR_API_PORT)"
             ) from exc
         api_port = int(api_url.rsplit(":", 1)[1])
@@ -655,9 +665,9 @@ def where_to_look(summary: Summary) -> str:
         f"  recording    {checks.recording_url(ingest_url, call.call_control_id)}{note(ingest, 'media_ingest')}",
         f"  transcript   {checks.transcript_url(indexer_url, call.call_control_id)}{note(indexer, 'transcript_indexer')}",
         f"  search       {checks.search_url(indexer_url, word)}{note(indexer, 'transcript_indexer')}",
-        "  live events  voicetap tail telnyx.call.transcription",
-        "  all topics   voicetap topics",
-        "  more calls   voicetap simulate --calls 5",
+        f"  live events  {voicetap_command('tail telnyx.call.transcription')}",
+        f"  all topics   {voicetap_command('topics')}",
+        f"  more calls   {voicetap_command('simulate --calls 5')}",
     ]
     return "\n".join(lines)
 

@@ -20,11 +20,14 @@ class Snapshot:
     total: int
     webhooks: int  # delivery attempts so far
     accepted: int  # of which answered 2xx
+    packets: int = 0  # media packets sent so far, every leg
+    audio_seconds: float = 0.0  # audio sent so far (the longer leg of each fork or stream)
 
 
 def _line(s: Snapshot, elapsed: float) -> str:
     return (
         f"{s.finished}/{s.total} calls done, {s.playing} playing, "
+        f"{s.audio_seconds:.1f} s of audio sent ({s.packets} packets), "
         f"{s.accepted}/{s.webhooks} webhooks accepted, {elapsed:.0f} s"
     )
 

@@ -7,6 +7,8 @@ run fail; a skipped one (a service that is not running and not required) does no
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from voicetap_common.command_line import voicetap_command
+
 Status = Literal["pass", "fail", "skip"]
 _LABELS: dict[Status, str] = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}
 MAX_PROBLEMS_SHOWN = 8
@@ -86,6 +88,11 @@ class Summary:
         for s in self.services:
             state = "running" if s.running else f"not running: {s.detail}"
             lines.append(f"  {s.name:<8} {s.url:<28} {state}{' (required)' if s.required else ''}")
+        if self.calls:
+            lines.append(f"calls (ids for `{voicetap_command('call ACTION CALL_CONTROL_ID')}`):")
+            lines += [f"  {call.call_control_id}" for call in self.calls]
+        else:
+            lines.append("calls: no call was played")
         lines.append("checks:")
         width = max((len(c.name) for c in self.checks), default=0)
         for check in self.checks:

@@ -50,5 +50,28 @@ def parse_script(text: str) -> list[ScriptLine]:
     return lines
 
 
+def looped_script(lines: list[ScriptLine], period: float, seconds: float) -> list[ScriptLine]:
+    """The lines of audio ``period`` seconds long, repeated as the audio is looped to last
+    ``seconds``: each pass's timed lines shifted by the pass's start. Untimed lines are spread
+    over the whole call anyway, so they are not repeated."""
+    if period <= 0 or not any(line.start is not None for line in lines):
+        return lines
+    looped = list(lines)
+    offset = period
+    while offset < seconds:
+        looped += [
+            ScriptLine(
+                line.track,
+                line.text,
+                line.start + offset,
+                None if line.end is None else line.end + offset,
+            )
+            for line in lines
+            if line.start is not None and line.start + offset < seconds
+        ]
+        offset += period
+    return looped
+
+
 def load_script(path: str | Path) -> list[ScriptLine]:
     return parse_script(Path(path).read_text(encoding="utf-8"))
