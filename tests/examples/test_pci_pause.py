@@ -171,3 +171,18 @@ def test_partitions_option_defaults_to_topic_partitions(monkeypatch: pytest.Monk
     for wrong in ("0", "four"):
         with pytest.raises(SystemExit):
             pci_pause.parse_args(["--partitions", wrong])
+
+
+@pytest.mark.parametrize(
+    ("environ", "url"),
+    [
+        ({}, "redis://127.0.0.1:6399/0"),  # the embedded Redis of `voicetap up`, not 6379
+        ({"VOICETAP_EMBEDDED_REDIS_PORT": "6411"}, "redis://127.0.0.1:6411/0"),
+        (
+            {"REDIS_URL": "redis://redis:6379/2", "VOICETAP_EMBEDDED_REDIS_PORT": "6411"},
+            "redis://redis:6379/2",
+        ),
+    ],
+)
+def test_the_default_redis_is_the_stacks(environ: dict[str, str], url: str) -> None:
+    assert pci_pause.stack_redis_url(environ) == url
