@@ -250,13 +250,13 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["simulate"]:  # the simulator parses its own options, `--calls 5` included
-        settings = CliSettings()
+        settings = load_settings(CliSettings, "voicetap")
         configure_logging("voicetap", settings.log_level, os.environ.get("LOG_FORMAT", "console"))
         from voicetap_cli.services import run_tool
 
         sys.exit(run_tool("simulator", argv[1:]))
     args = build_parser().parse_args(argv)
-    settings = CliSettings()
+    settings = load_settings(CliSettings, "voicetap")
     if args.func is not cmd_service:  # a service configures its own logging
         configure_logging("voicetap", settings.log_level, os.environ.get("LOG_FORMAT", "console"))
     sys.exit(_run(args, settings))
