@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 from redis.asyncio import Redis
 
 from media_ingest.calls import SIDECAR_SECONDS, recording_path
@@ -30,6 +31,8 @@ from tests.media_ingest.harness import (
 from tests.media_ingest.test_ingest_rtp import round_trip, send_fork
 from tests.media_ingest.test_ports import free_range
 from voicetap_cli.embedded_redis import free_port
+
+pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 
 
 async def test_probes_metrics_and_the_recording_while_it_is_written(
@@ -211,3 +214,46 @@ async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_port
         await asyncio.wait_for(process.wait(), 20)
     # a clean stop completes every call it held
     assert (await recording_completed(redis, again.call_control_id))["reason"] == "shutdown"
+
+
+async def test_starting_and_stopping_an_instance_prints_no_deprecation_warning(
+    redis_url: str, fake, tmp_path: Path
+) -> None:
+    """``voicetap ingest`` as production runs it, with every warning shown (``-W default``): its
+    server (WebSocket implementation included) and its shutdown print no ``DeprecationWarning``."""
+    ports = free_range(1)
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "VOICETAP_DATA_DIR": str(tmp_path),
+        "TELNYX_API_KEY": API_KEY,
+        "TELNYX_BASE_URL": f"{fake.url}/v2",
+        "INGEST_PORT": str(free_port()),
+        "INGEST_HOST": "127.0.0.1",
+        "INGEST_RTP_HOST": "127.0.0.1",
+        "INGEST_PUBLIC_HOST": "127.0.0.1",
+        "INGEST_RTP_PORTS": f"{ports.start}-{ports.stop - 1}",
+        "INGEST_INSTANCE_ID": "ingest-warnings",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-W", "default", "-m", "media_ingest.main", env=env,
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+    async def ready() -> bool:
+        try:
+            async with httpx.AsyncClient() as http:
+                url = f"http://127.0.0.1:{env['INGEST_PORT']}/readyz"
+                return (await http.get(url)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        await wait_for(ready, 30, "the instance to be ready")
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 20)
+    output = (stdout + stderr).decode()
+    assert process.returncode == 0, output
+    assert "DeprecationWarning" not in output and "Traceback" not in output, output

@@ -39,6 +39,8 @@ from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Entry
 from voicetap_common.topics import CALL_HANGUP
 
+pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
+
 
 async def test_each_media_command_reaches_the_api_and_the_result_topic(
     redis: Redis, redis_url: str, fake, tmp_path: Path

@@ -34,6 +34,8 @@ from voicetap_common import codec
 from voicetap_common.media_events import MEDIA_DTMF, MEDIA_ERROR, MEDIA_MARK, MEDIA_PLAYBACK
 from voicetap_common.streams import Producer
 
+pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
+
 AUTH = "x-telnyx-streaming-auth-token"
 
 

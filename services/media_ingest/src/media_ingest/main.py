@@ -30,7 +30,7 @@ async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
             log_config=None,
             access_log=False,
             lifespan="off",
-            ws="websockets",
+            ws="websockets-sansio",  # the legacy "websockets" implementation is deprecated (uvicorn 0.54)
             ws_ping_interval=settings.ingest_ws_ping_seconds,
             ws_ping_timeout=settings.ingest_ws_ping_seconds,
             server_header=False,
