@@ -53,13 +53,9 @@ async def running(
 ) -> AsyncIterator[tuple[IngestService, str]]:
     """An instance, started, with its HTTP/WebSocket app served on a free port (base URL yielded)."""
     service = IngestService(settings, client=client)
-    await service.start()
-    await asyncio.wait_for(service.playback_ready.wait(), 5)
-    try:
-        async with serve(create_app(service)) as url:
-            yield service, url
-    finally:
-        await service.stop()
+    async with serve(create_app(service)) as url:  # its lifespan runs the instance
+        await asyncio.wait_for(service.playback_ready.wait(), 5)
+        yield service, url
 
 
 async def wait_for(

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import RedisCluster
 
-from media_ingest.control import GROUP, LIFECYCLE_TOPICS, inbox, owner_key
+from media_ingest.keys import GROUP, LIFECYCLE_TOPICS, inbox, owner_key
 from media_ingest.ports import LEASE_PREFIX
 from tests.media_ingest.harness import (
     ingest_settings,

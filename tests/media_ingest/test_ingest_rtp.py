@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from redis.asyncio import Redis
 
-from media_ingest.codecs import CodecSpec, G711Decoder, g711_encode
-from media_ingest.rtp import build_rtp
-from media_ingest.wav import read_wav
+from media_ingest.protocol.codecs import CodecSpec, G711Decoder, g711_encode
+from media_ingest.protocol.rtp import build_rtp
+from media_ingest.protocol.wav import read_wav
 from telnyx_simulator.audio import CallAudio
 from telnyx_simulator.g711 import ulaw_decode, ulaw_encode
 from telnyx_simulator.rtp import ForkLeg, RtpFork, strep_header

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from redis.asyncio import Redis
 
-from media_ingest.calls import SIDECAR_SECONDS, recording_path
+from media_ingest.calls.registry import SIDECAR_SECONDS
 from media_ingest.ports import LEASE_PREFIX
-from media_ingest.wav import read_wav
+from media_ingest.protocol.wav import read_wav
+from media_ingest.recording.files import recording_path
 from telnyx_simulator.audio import CallAudio
 from tests.media_ingest.harness import (
     API_KEY,

@@ -33,8 +33,8 @@ clock at the places where RTP timestamps cannot be trusted:
 
 from collections.abc import Callable
 
-from media_ingest.rtp import RtpPacket
-from media_ingest.stats import LegStats
+from media_ingest.protocol.rtp import RtpPacket
+from media_ingest.protocol.stats import LegStats
 
 Sink = Callable[[RtpPacket, int | None], None]
 """Receives each played packet and its position (None for untimed packets, clock rate 0)."""

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from media_ingest.amrwb import AmrWbMode
-from media_ingest.analytics import CallAnalytics
-from media_ingest.codecs import (
+from media_ingest.protocol.amrwb import AmrWbMode
+from media_ingest.protocol.analytics import CallAnalytics
+from media_ingest.protocol.codecs import (
     CodecError,
     CodecSpec,
     Decoder,
@@ -34,11 +34,11 @@ from media_ingest.codecs import (
     UnsupportedCodec,
     make_decoder,
 )
-from media_ingest.jitter import JitterBuffer
-from media_ingest.mixer import LegTimeline, StereoMixer
-from media_ingest.rtp import RtpPacket, Track
-from media_ingest.stats import LegStats
-from media_ingest.wav import WavWriter
+from media_ingest.protocol.jitter import JitterBuffer
+from media_ingest.protocol.mixer import LegTimeline, StereoMixer
+from media_ingest.protocol.rtp import RtpPacket, Track
+from media_ingest.protocol.stats import LegStats
+from media_ingest.protocol.wav import WavWriter
 
 
 class LegReceiver:

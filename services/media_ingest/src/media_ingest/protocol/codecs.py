@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 import av
 import numpy as np
 
-from media_ingest.amrwb import AmrWbMode, amrwb_storage_frames
+from media_ingest.protocol.amrwb import AmrWbMode, amrwb_storage_frames
 
 
 class UnsupportedCodec(ValueError):
