@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 from pydantic import BaseModel
+from redis.typing import EncodableT, FieldT
 
 from media_ingest.metrics import IngestMetrics
 from voicetap_common import codec
@@ -42,7 +43,7 @@ class EventPublisher:
         self._redis = redis
         self.producer = producer
         self._metrics = metrics
-        self._queue: deque[tuple[str, str, dict[str, Any], int]] = (
+        self._queue: deque[tuple[str, str, dict[FieldT, EncodableT], int]] = (
             deque()
         )  # topic, stream, fields, maxlen
         self._size = queue_size
@@ -67,7 +68,12 @@ class EventPublisher:
             self._metrics.events_dropped.labels(topic).inc()
             return False
         body = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
-        fields = entry_fields(event_id, event_type, codec.dumps(body), **extra)
+        fields: dict[FieldT, EncodableT] = {
+            name: value
+            for name, value in entry_fields(
+                event_id, event_type, codec.dumps(body), **extra
+            ).items()
+        }
         stream = self.producer.stream(topic, extra.get("call_control_id"))
         self._queue.append((topic, stream, fields, self._maxlens.get(topic, self._default_maxlen)))
         self._wake.set()
@@ -118,7 +124,8 @@ class EventPublisher:
         event_type: str,
         model: BaseModel,
         stop: asyncio.Event | None = None,
-        **extra: str,
+        *,
+        call_control_id: str,
     ) -> None:
         """Publish ``model`` once per ``event_id`` (awaited; retried while Redis is away, until ``stop``)."""
         body = codec.dumps(model.model_dump(mode="json"))
@@ -127,7 +134,9 @@ class EventPublisher:
         )
         while True:
             try:
-                await self.producer.publish_once(topic, event_id, event_type, body, **extra)
+                await self.producer.publish_once(
+                    topic, event_id, event_type, body, call_control_id=call_control_id
+                )
             except REDIS_UNAVAILABLE as exc:
                 if stop is not None and stop.is_set():
                     log.error(

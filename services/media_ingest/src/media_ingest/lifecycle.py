@@ -27,7 +27,7 @@ from media_ingest.ports import PortsExhausted
 from media_ingest.tokens import StreamTokens
 from voicetap_common import codec, topics
 from voicetap_common.call_control import classify
-from voicetap_common.commands import CallCommand, ForkStart, StreamingStart
+from voicetap_common.commands import ForkStart, StreamingStart
 from voicetap_common.consumer import Undeliverable
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Entry
@@ -94,7 +94,7 @@ class Lifecycle:
                 extra={"call_control_id": call_control_id},
             )
             return
-        command: CallCommand = (
+        command: ForkStart | StreamingStart = (
             ForkStart(id=event_id, call_control_id=call_control_id)
             if self._mode == "fork"
             else StreamingStart(id=event_id, call_control_id=call_control_id)

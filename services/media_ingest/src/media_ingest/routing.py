@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from media_ingest.keys import INBOX_MAXLEN, inbox, owner_key
 from media_ingest.metrics import IngestMetrics
+from media_ingest.redis_values import text
 from voicetap_common import codec
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Entry
@@ -70,7 +71,7 @@ class Router:
         holder = await self._redis.get(owner_key(call_control_id))
         if holder is None:
             return False
-        holder_name = holder.decode()
+        holder_name = text(holder)
         if holder_name == self._instance:
             return False
         fields: list[bytes | str] = []

@@ -8,6 +8,7 @@ import hmac
 import secrets
 
 from media_ingest.keys import TOKEN_PREFIX, TOKEN_TTL
+from media_ingest.redis_values import text
 from voicetap_common.redis_client import RedisClient
 
 
@@ -33,5 +34,5 @@ class StreamTokens:
         """Constant-time check of a presented token against the one issued for the call."""
         stored = await self._redis.get(TOKEN_PREFIX + call_control_id)
         presented = token_digest(token or "")
-        expected = stored.decode() if stored is not None else secrets.token_hex(32)
+        expected = text(stored) if stored is not None else secrets.token_hex(32)
         return hmac.compare_digest(presented, expected) and stored is not None and bool(token)

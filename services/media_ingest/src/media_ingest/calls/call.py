@@ -198,5 +198,6 @@ class Call:
             intervals.append([round(max(self.stopped_at - self.origin, mixer.placed_end), 3), None])
         return intervals
 
-    def media_kinds(self) -> list[MediaKind]:
-        return list(dict.fromkeys(self.media))
+    def media_kinds(self) -> list[str]:
+        """Each kind of media that fed the call, once, in order."""
+        return [kind for kind in dict.fromkeys(self.media)]

@@ -48,7 +48,8 @@ class MediaOutputs:
                 end=window["end"],
                 overtalk=window["overtalk"],
                 overtalk_total=round(analytics.overtalk_frames * _FRAME_SECONDS, 3),
-                **legs,
+                inbound=legs["inbound"],
+                outbound=legs["outbound"],
             )
             self._publisher.offer(
                 MEDIA_ANALYTICS, event.id, MEDIA_ANALYTICS, event, call_control_id=ccid

@@ -122,7 +122,7 @@ class CallRegistry:
 
     def _save(self, call: Call, now: float) -> None:
         call.saved, call.save_due = call.facts_key(), now + SIDECAR_SECONDS
-        legs = {leg: call.leg_statistics(leg) for leg in LEGS}
+        legs: dict[str, dict[str, Any]] = {leg: call.leg_statistics(leg) for leg in LEGS}
         call.sidecar.write(
             {
                 "call_control_id": call.call_control_id,

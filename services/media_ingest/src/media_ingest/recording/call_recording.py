@@ -171,10 +171,7 @@ class CallRecording:
                 if on_unsupported is not None
                 else None,
             )
-            for track, timeline in (
-                ("inbound", self.mixer.inbound),
-                ("outbound", self.mixer.outbound),
-            )
+            for track, timeline in _legs(self.mixer)
         )
         self.writer = WavWriter(path, sample_rate) if path is not None else None
         self.analytics = analytics if analytics is not None else CallAnalytics(sample_rate)
@@ -228,3 +225,7 @@ class CallRecording:
         if self.writer is not None:
             self.writer.write(frames)
         return self.analytics.feed(frames)
+
+
+def _legs(mixer: StereoMixer) -> tuple[tuple[Track, LegTimeline], ...]:
+    return (("inbound", mixer.inbound), ("outbound", mixer.outbound))

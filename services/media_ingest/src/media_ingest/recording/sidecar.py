@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from media_ingest.recording.files import recordings_dir, sidecar_path, temporary_path
-from voicetap_common import codec
+from voicetap_common.codec import dumps
 
 log = logging.getLogger("voicetap.media_ingest.sidecar")
 
@@ -36,7 +36,7 @@ class SidecarWriter:
     def write(self, facts: dict[str, Any]) -> None:
         """About 17 µs; a temporary file renamed over it costs 70-180 µs on ext4, whose rename
         starts writing the new file's blocks back."""
-        data = codec.dumps(facts)
+        data = dumps(facts)
         fresh = not self._size
         data += b" " * (self._size - len(data))
         self._size = len(data)

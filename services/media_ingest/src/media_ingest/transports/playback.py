@@ -9,7 +9,7 @@ holder. Playback is live: what was written while no instance held the call is no
 
 import asyncio
 import logging
-from typing import Protocol
+from typing import Protocol, cast
 
 from pydantic import ValidationError
 
@@ -49,12 +49,18 @@ class PlaybackRouter:
         while not stop.is_set():
             try:
                 if last_id is None:
-                    newest = await self._redis.xrevrange(MEDIA_PLAYBACK, count=1)
+                    newest = cast(  # the client never decodes: ids and fields are bytes
+                        list[tuple[bytes, dict[bytes, bytes]]],
+                        await self._redis.xrevrange(MEDIA_PLAYBACK, count=1),
+                    )
                     last_id = newest[0][0].decode() if newest else "0-0"
                     if started is not None:
                         started.set()
-                reply = await self._redis.xread(
-                    {MEDIA_PLAYBACK: last_id}, count=self._batch, block=self._block_ms
+                reply = cast(  # RESP2, bytes: [(stream, [(id, fields), ...])] or None
+                    list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None,
+                    await self._redis.xread(
+                        {MEDIA_PLAYBACK: last_id}, count=self._batch, block=self._block_ms
+                    ),
                 )
             except REDIS_UNAVAILABLE as exc:
                 await backoff.failed(exc, stop)
