@@ -217,10 +217,11 @@ async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_port
     assert (await recording_completed(redis, again.call_control_id))["reason"] == "shutdown"
 
 
-async def test_starting_and_stopping_an_instance_prints_no_deprecation_warning(
+async def test_an_instance_pings_idle_streams_and_prints_no_deprecation_warning(
     redis_url: str, fake, tmp_path: Path
 ) -> None:
-    """``voicetap ingest`` as production runs it, with every warning shown (``-W default``): its
+    """``voicetap ingest`` as production runs it, with every warning shown (``-W default``): an
+    idle media-stream WebSocket gets keep-alive pings every ``INGEST_WS_PING_SECONDS``, and the
     server (WebSocket implementation included) and its shutdown print no ``DeprecationWarning``."""
     ports = free_range(1)
     env = {
@@ -235,6 +236,7 @@ async def test_starting_and_stopping_an_instance_prints_no_deprecation_warning(
         "INGEST_PUBLIC_HOST": "127.0.0.1",
         "INGEST_RTP_PORTS": f"{ports.start}-{ports.stop - 1}",
         "INGEST_INSTANCE_ID": "ingest-warnings",
+        "INGEST_WS_PING_SECONDS": "0.3",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-W", "default", "-m", "media_ingest.main", env=env,
@@ -251,6 +253,10 @@ async def test_starting_and_stopping_an_instance_prints_no_deprecation_warning(
 
     try:
         await wait_for(ready, 30, "the instance to be ready")
+        port = int(env["INGEST_PORT"])
+        # answered, pings go on; unanswered, the socket is closed after the ping timeout
+        assert await first_frames(port, "/streams/telnyx", 3, answer=True) == [0x9, 0x9, 0x9]
+        assert await first_frames(port, "/streams/telnyx", 2, answer=False) == [0x9, 0x8]
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
@@ -258,3 +264,34 @@ async def test_starting_and_stopping_an_instance_prints_no_deprecation_warning(
     output = (stdout + stderr).decode()
     assert process.returncode == 0, output
     assert "DeprecationWarning" not in output and "Traceback" not in output, output
+
+
+async def first_frames(
+    port: int, path: str, count: int, *, answer: bool, timeout: float = 3.0
+) -> list[int]:
+    """Opcodes of the first ``count`` frames the server sends on a WebSocket that says nothing
+    but, with ``answer``, pongs (an RFC 6455 client by hand: a library would answer unseen)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        opcodes = []
+        for _ in range(count):
+            first, second = await asyncio.wait_for(reader.readexactly(2), timeout)
+            size = second & 0x7F
+            if size == 126:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+            elif size == 127:
+                size = int.from_bytes(await reader.readexactly(8), "big")
+            payload = await reader.readexactly(size)
+            opcodes.append(first & 0x0F)
+            if answer and first & 0x0F == 0x9:  # a pong, masked (with a zero key) as a client must
+                writer.write(bytes([0x8A, 0x80 | len(payload)]) + bytes(4) + payload)
+        return opcodes
+    finally:
+        writer.close()

@@ -21,7 +21,7 @@ class Dispatcher:
     def __init__(self, router: Router, lifecycle: Lifecycle, runner: CommandRunner) -> None:
         self._router = router
         self._lifecycle = lifecycle
-        self.runner = runner
+        self._runner = runner
 
     async def handle(self, entries: list[Entry]) -> None:
         """The StreamConsumer's handler."""
@@ -57,7 +57,7 @@ class Dispatcher:
             call_control_id = entry_call(entry)
             if call_control_id and await self._router.forwarded(entry, call_control_id):
                 continue
-            await self.runner.handle([entry])
+            await self._runner.handle([entry])
 
     async def handle_inbox(self, entries: list[Entry]) -> None:
         """Entries other instances forwarded here: handled as read from their own topic."""
@@ -65,7 +65,7 @@ class Dispatcher:
             source = entry.fields.get("source_topic", b"").decode()
             original = Entry(source, entry.entry_id, entry.fields)
             if source == MEDIA_COMMANDS:
-                await self.runner.handle([original])
+                await self._runner.handle([original])
             elif source in LIFECYCLE_TOPICS:
                 await self._lifecycle.on_event(original, entry_call(original))
             else:

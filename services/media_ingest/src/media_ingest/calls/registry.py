@@ -21,7 +21,7 @@ from media_ingest.metrics import LEG_COUNTERS
 from media_ingest.protocol.codecs import PayloadTypes
 from media_ingest.protocol.rtp import Track
 from media_ingest.recording.call_recording import CallRecording
-from media_ingest.recording.files import recording_path, recordings_dir, url_path
+from media_ingest.recording.files import recording_path, url_path
 from media_ingest.recording.sidecar import SidecarWriter
 from voicetap_common.media_events import LegStatistics, RecordingCompleted
 
@@ -44,7 +44,6 @@ class CallRegistry:
         jitter_ms: int,
         interval: float,
     ) -> None:
-        self.dir = recordings_dir(data_dir)
         self.instance = instance
         self._data_dir = data_dir
         self._outputs = outputs

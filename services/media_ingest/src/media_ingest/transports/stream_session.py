@@ -196,10 +196,12 @@ class StreamSession:
 
 
 async def close_socket(websocket: WebSocket, code: int) -> None:
+    """Close unless it is closed; a peer already gone is no error (uvicorn's sans-I/O WebSocket
+    reports it as a disconnect, the legacy one as a RuntimeError)."""
     try:
         if websocket.application_state == WebSocketState.CONNECTED:
             await websocket.close(code)
-    except (RuntimeError, OSError):
+    except (WebSocketDisconnect, RuntimeError, OSError):
         pass
 
 
