@@ -25,9 +25,10 @@ from prometheus_client import CollectorRegistry
 from media_ingest.call_control import CallControl
 from media_ingest.calls.outputs import MediaOutputs
 from media_ingest.calls.registry import CallRegistry
-from media_ingest.commands import MediaCommands, MediaTargets
+from media_ingest.commands import MediaCommands
+from media_ingest.config import IngestConfig
 from media_ingest.dispatch import Dispatcher
-from media_ingest.endings import CallEndings, Timeouts
+from media_ingest.endings import CallEndings
 from media_ingest.events import ErrorReporter, EventPublisher
 from media_ingest.keys import GROUP, LIFECYCLE_TOPICS, inbox
 from media_ingest.lifecycle import Lifecycle
@@ -35,26 +36,18 @@ from media_ingest.locks import CallLocks
 from media_ingest.metrics import IngestMetrics, MediaCollector
 from media_ingest.ownership import Ownership
 from media_ingest.ports import PortAllocator
-from media_ingest.protocol.codecs import parse_payload_map
 from media_ingest.protocol.payload_table import PayloadTable
 from media_ingest.recovery import Recovery
 from media_ingest.routing import Router
-from media_ingest.settings import IngestSettings
 from media_ingest.streams import StreamCalls
 from media_ingest.timers import heartbeat, tick
 from media_ingest.tokens import StreamTokens
 from media_ingest.transports.playback import PlaybackRouter
-from voicetap_common.call_control import telnyx_client
 from voicetap_common.command_runner import CommandRunner
 from voicetap_common.commands import MEDIA_ACTIONS, MEDIA_COMMANDS
-from voicetap_common.consumer import (
-    ConsumerMetrics,
-    ConsumerOptions,
-    StreamConsumer,
-    default_consumer_name,
-)
+from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.media_events import MEDIA_ANALYTICS, MEDIA_AUDIO
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, connect, ping
+from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient, ping
 from voicetap_common.streams import Producer
 
 if TYPE_CHECKING:
@@ -68,62 +61,67 @@ SHUTDOWN_SECONDS = 10.0  # for every call to be finished
 
 
 class IngestService:
-    def __init__(self, settings: IngestSettings, *, client: "AsyncTelnyx | None" = None) -> None:
-        """``client``: the Telnyx SDK client to use (one is made from the settings otherwise)."""
-        s = settings
-        self.instance = s.ingest_instance_id or default_consumer_name()
-        self.data_dir = s.voicetap_data_dir
-        self._mode = s.ingest_mode
-        self._ports = s.ingest_rtp_ports
-        self._redis_timeout = s.redis_timeout_seconds
-        self._heartbeat_period = max(s.ingest_port_lease_seconds / 3, 0.2)
-        self.redis = connect(s, blocking_ms=BLOCK_MS)
+    def __init__(
+        self,
+        config: IngestConfig,
+        *,
+        redis: RedisClient,
+        client: "AsyncTelnyx | None",
+        owns_client: bool,
+    ) -> None:
+        """``client`` None: TELNYX_API_KEY is not set (no fork or stream can start);
+        ``owns_client``: closed when the service stops."""
+        c = config
+        self.instance = c.instance
+        self.data_dir = c.data_dir
+        self._config = c
+        self._heartbeat_period = max(c.ports.lease_seconds / 3, 0.2)
+        self.redis = redis
+        self.client = client
+        self._own_client = owns_client
         self.prometheus = CollectorRegistry()
         self.metrics = metrics = IngestMetrics(self.prometheus)
-        self._own_client = client is None and s.telnyx_api_key is not None
-        self.client = telnyx_client(s) if self._own_client else client
-        producer = Producer(self.redis, s.topic_maxlen, s.topic_partitions)
+        producer = Producer(self.redis, c.topics.maxlen, c.topics.partitions)
         self.publisher = EventPublisher(
             self.redis,
             producer,
             metrics,
-            queue_size=s.ingest_event_queue,
+            queue_size=c.topics.event_queue,
             maxlens={
-                MEDIA_ANALYTICS: s.ingest_analytics_maxlen,
-                MEDIA_AUDIO: s.ingest_audio_maxlen,
+                MEDIA_ANALYTICS: c.topics.analytics_maxlen,
+                MEDIA_AUDIO: c.topics.audio_maxlen,
             },
-            default_maxlen=s.topic_maxlen,
+            default_maxlen=c.topics.maxlen,
         )
         errors = ErrorReporter(self.publisher, self.instance)
-        dynamic = s.ingest_dynamic_payload_types
-        payload_types = PayloadTable(parse_payload_map(dynamic) if dynamic else None)
+        payload_types = PayloadTable(c.recording.dynamic_payload_types)
         self.calls = CallRegistry(
-            s.voicetap_data_dir,
+            c.data_dir,
             instance=self.instance,
             outputs=MediaOutputs(
                 self.publisher,
-                sample_rate=s.ingest_recording_rate,
-                publish_audio=s.ingest_publish_audio,
+                sample_rate=c.recording.sample_rate,
+                publish_audio=c.recording.publish_audio,
             ),
             errors=errors,
             payload_types=payload_types,
-            sample_rate=s.ingest_recording_rate,
-            jitter_ms=s.ingest_jitter_ms,
-            interval=s.ingest_analytics_interval_seconds,
+            sample_rate=c.recording.sample_rate,
+            jitter_ms=c.recording.jitter_ms,
+            interval=c.recording.interval,
         )
         self.allocator = PortAllocator(
             self.redis,
-            bind_host=s.ingest_rtp_host,
-            public_host=s.ingest_public_host,
-            ports=s.rtp_port_range(),
-            lease_seconds=s.ingest_port_lease_seconds,
+            bind_host=c.ports.bind_host,
+            public_host=c.targets.public_host,
+            ports=c.ports.ports,
+            lease_seconds=c.ports.lease_seconds,
             instance=self.instance,
         )
         self.ownership = Ownership(
             self.redis,
             self.allocator,
             instance=self.instance,
-            lease_seconds=s.ingest_port_lease_seconds,
+            lease_seconds=c.ports.lease_seconds,
             held_calls=lambda: [call.call_control_id for call in self.calls.calls()],
         )
         tokens = StreamTokens(self.redis)
@@ -135,7 +133,7 @@ class IngestService:
             self.ownership,
             self.publisher,
             metrics,
-            Timeouts(s.ingest_media_timeout_seconds, s.ingest_paused_timeout_seconds),
+            c.timeouts,
             self._publishing_stop,
         )
         commands = MediaCommands(
@@ -148,12 +146,7 @@ class IngestService:
             locks,
             errors,
             metrics,
-            MediaTargets(
-                public_host=s.ingest_public_host,
-                public_url=s.ingest_public_url,
-                stream_codec=s.ingest_stream_codec,
-                bidirectional_mode=s.ingest_stream_bidirectional_mode,
-            ),
+            c.targets,
         )
         lifecycle = Lifecycle(
             self.redis,
@@ -163,14 +156,14 @@ class IngestService:
             tokens,
             locks,
             errors,
-            mode=s.ingest_mode,
+            mode=c.mode,
         )
         self.dispatcher = Dispatcher(
             Router(
                 self.redis,
                 metrics,
                 instance=self.instance,
-                lease_seconds=s.ingest_port_lease_seconds,
+                lease_seconds=c.ports.lease_seconds,
                 holds=self.calls.__contains__,
             ),
             lifecycle,
@@ -188,7 +181,7 @@ class IngestService:
             self.allocator,
             self.publisher,
             instance=self.instance,
-            data_dir=s.voicetap_data_dir,
+            data_dir=c.data_dir,
         )
         self.playback = PlaybackRouter(self.redis, block_ms=BLOCK_MS)
         self.streams = StreamCalls(
@@ -203,7 +196,7 @@ class IngestService:
                 topics=(*LIFECYCLE_TOPICS, MEDIA_COMMANDS, inbox(self.instance)),
                 consumer=self.instance,
                 block_ms=BLOCK_MS,
-                partitions=s.topic_partitions,
+                partitions=c.topics.partitions,
             ),
             self.dispatcher.handle,
             ConsumerMetrics(self.prometheus),
@@ -218,7 +211,7 @@ class IngestService:
         self.playback_ready = asyncio.Event()
 
     async def ready(self) -> dict[str, bool]:
-        return {"redis": await ping(self.redis, self._redis_timeout)}
+        return {"redis": await ping(self.redis, self._config.redis_timeout)}
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -259,8 +252,8 @@ class IngestService:
             "media ingest starting",
             extra={
                 "instance": self.instance,
-                "mode": self._mode,
-                "ports": self._ports,
+                "mode": self._config.mode,
+                "ports": f"{self._config.ports.ports.start}-{self._config.ports.ports.stop - 1}",
                 "reclaimed_port_pairs": reclaimed,
                 "recovered_recordings": len(recovered),
             },
