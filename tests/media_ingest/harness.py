@@ -14,6 +14,7 @@ import telnyx
 from redis.asyncio import Redis
 
 from media_ingest.app import create_app
+from media_ingest.main import build_service
 from media_ingest.service import IngestService
 from media_ingest.settings import IngestSettings
 from telnyx_simulator.payloads import event as webhook_event
@@ -52,14 +53,10 @@ async def running(
     settings: IngestSettings, client: telnyx.AsyncTelnyx | None = None
 ) -> AsyncIterator[tuple[IngestService, str]]:
     """An instance, started, with its HTTP/WebSocket app served on a free port (base URL yielded)."""
-    service = IngestService(settings, client=client)
-    await service.start()
-    await asyncio.wait_for(service.playback_ready.wait(), 5)
-    try:
-        async with serve(create_app(service)) as url:
-            yield service, url
-    finally:
-        await service.stop()
+    service = build_service(settings, client)
+    async with serve(create_app(service)) as url:  # its lifespan runs the instance
+        await asyncio.wait_for(service.playback_ready.wait(), 5)
+        yield service, url
 
 
 async def wait_for(

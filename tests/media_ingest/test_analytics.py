@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from media_ingest.analytics import CallAnalytics
+from media_ingest.protocol.analytics import CallAnalytics
 
 RATE = 8000
 

@@ -19,6 +19,8 @@ from voicetap_cli.call import build_command
 from voicetap_cli.main import build_parser, main
 from voicetap_common.commands import COMMAND_MODELS, StreamingStart
 
+pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
+
 VOICETAP = str(Path(sys.executable).with_name("voicetap"))
 
 

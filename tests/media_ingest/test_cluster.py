@@ -3,9 +3,10 @@ gives them back; an instance forwards what it does not hold to the holder's inbo
 
 from pathlib import Path
 
+import pytest
 from redis.asyncio import RedisCluster
 
-from media_ingest.control import GROUP, LIFECYCLE_TOPICS, inbox, owner_key
+from media_ingest.keys import GROUP, LIFECYCLE_TOPICS, inbox, owner_key
 from media_ingest.ports import LEASE_PREFIX
 from tests.media_ingest.harness import (
     ingest_settings,
@@ -18,6 +19,8 @@ from tests.media_ingest.harness import (
 )
 from tests.media_ingest.test_media_commands import forwarding_between_two_instances
 from voicetap_common.commands import MEDIA_COMMANDS
+
+pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 
 
 async def test_a_fork_start_command_leases_ports_and_fork_stop_releases_them(

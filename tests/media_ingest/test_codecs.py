@@ -4,8 +4,8 @@ import av
 import numpy as np
 import pytest
 
-from media_ingest.amrwb import amrwb_storage_frames
-from media_ingest.codecs import (
+from media_ingest.protocol.amrwb import amrwb_storage_frames
+from media_ingest.protocol.codecs import (
     CodecError,
     CodecSpec,
     PayloadTypes,

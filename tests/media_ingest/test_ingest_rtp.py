@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from redis.asyncio import Redis
 
-from media_ingest.codecs import CodecSpec, G711Decoder, g711_encode
-from media_ingest.rtp import build_rtp
-from media_ingest.wav import read_wav
+from media_ingest.protocol.codecs import CodecSpec, G711Decoder, g711_encode
+from media_ingest.protocol.rtp import build_rtp
+from media_ingest.protocol.wav import read_wav
 from telnyx_simulator.audio import CallAudio
 from telnyx_simulator.g711 import ulaw_decode, ulaw_encode
 from telnyx_simulator.rtp import ForkLeg, RtpFork, strep_header
@@ -35,6 +35,8 @@ from tests.media_ingest.harness import (
 from tests.media_ingest.test_codecs import av_decode, av_encode
 from tests.system_parts import missing
 from voicetap_common.media_events import MEDIA_ANALYTICS, MEDIA_ERROR
+
+pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 
 ULAW = G711Decoder(CodecSpec("PCMU", 8000))
 

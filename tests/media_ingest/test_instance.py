@@ -9,11 +9,13 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 from redis.asyncio import Redis
 
-from media_ingest.calls import SIDECAR_SECONDS, recording_path
+from media_ingest.calls.registry import SIDECAR_SECONDS
 from media_ingest.ports import LEASE_PREFIX
-from media_ingest.wav import read_wav
+from media_ingest.protocol.wav import read_wav
+from media_ingest.recording.files import recording_path
 from telnyx_simulator.audio import CallAudio
 from tests.media_ingest.harness import (
     API_KEY,
@@ -30,6 +32,8 @@ from tests.media_ingest.harness import (
 from tests.media_ingest.test_ingest_rtp import round_trip, send_fork
 from tests.media_ingest.test_ports import free_range
 from voicetap_cli.embedded_redis import free_port
+
+pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 
 
 async def test_probes_metrics_and_the_recording_while_it_is_written(
@@ -211,3 +215,83 @@ async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_port
         await asyncio.wait_for(process.wait(), 20)
     # a clean stop completes every call it held
     assert (await recording_completed(redis, again.call_control_id))["reason"] == "shutdown"
+
+
+async def test_an_instance_pings_idle_streams_and_prints_no_deprecation_warning(
+    redis_url: str, fake, tmp_path: Path
+) -> None:
+    """``voicetap ingest`` as production runs it, with every warning shown (``-W default``): an
+    idle media-stream WebSocket gets keep-alive pings every ``INGEST_WS_PING_SECONDS``, and the
+    server (WebSocket implementation included) and its shutdown print no ``DeprecationWarning``."""
+    ports = free_range(1)
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "VOICETAP_DATA_DIR": str(tmp_path),
+        "TELNYX_API_KEY": API_KEY,
+        "TELNYX_BASE_URL": f"{fake.url}/v2",
+        "INGEST_PORT": str(free_port()),
+        "INGEST_HOST": "127.0.0.1",
+        "INGEST_RTP_HOST": "127.0.0.1",
+        "INGEST_PUBLIC_HOST": "127.0.0.1",
+        "INGEST_RTP_PORTS": f"{ports.start}-{ports.stop - 1}",
+        "INGEST_INSTANCE_ID": "ingest-warnings",
+        "INGEST_WS_PING_SECONDS": "0.3",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-W", "default", "-m", "media_ingest.main", env=env,
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+    async def ready() -> bool:
+        try:
+            async with httpx.AsyncClient() as http:
+                url = f"http://127.0.0.1:{env['INGEST_PORT']}/readyz"
+                return (await http.get(url)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        await wait_for(ready, 30, "the instance to be ready")
+        port = int(env["INGEST_PORT"])
+        # answered, pings go on; unanswered, the socket is closed after the ping timeout
+        assert await first_frames(port, "/streams/telnyx", 3, answer=True) == [0x9, 0x9, 0x9]
+        assert await first_frames(port, "/streams/telnyx", 2, answer=False) == [0x9, 0x8]
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 20)
+    output = (stdout + stderr).decode()
+    assert process.returncode == 0, output
+    assert "DeprecationWarning" not in output and "Traceback" not in output, output
+
+
+async def first_frames(
+    port: int, path: str, count: int, *, answer: bool, timeout: float = 3.0
+) -> list[int]:
+    """Opcodes of the first ``count`` frames the server sends on a WebSocket that says nothing
+    but, with ``answer``, pongs (an RFC 6455 client by hand: a library would answer unseen)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        opcodes = []
+        for _ in range(count):
+            first, second = await asyncio.wait_for(reader.readexactly(2), timeout)
+            size = second & 0x7F
+            if size == 126:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+            elif size == 127:
+                size = int.from_bytes(await reader.readexactly(8), "big")
+            payload = await reader.readexactly(size)
+            opcodes.append(first & 0x0F)
+            if answer and first & 0x0F == 0x9:  # a pong, masked (with a zero key) as a client must
+                writer.write(bytes([0x8A, 0x80 | len(payload)]) + bytes(4) + payload)
+        return opcodes
+    finally:
+        writer.close()

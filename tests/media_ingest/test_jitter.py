@@ -1,7 +1,7 @@
 import pytest
 
-from media_ingest.jitter import JitterBuffer
-from media_ingest.rtp import RtpPacket
+from media_ingest.protocol.jitter import JitterBuffer
+from media_ingest.protocol.rtp import RtpPacket
 
 RATE = 8000
 PTIME = 0.02

@@ -13,8 +13,8 @@ import pytest
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
-from media_ingest.control import owner_key
-from media_ingest.wav import read_wav
+from media_ingest.keys import owner_key
+from media_ingest.protocol.wav import read_wav
 from telnyx_simulator.audio import CallAudio
 from tests.media_ingest.harness import (
     API_KEY,
@@ -38,6 +38,8 @@ from voicetap_common.media_events import MEDIA_ERROR
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Entry
 from voicetap_common.topics import CALL_HANGUP
+
+pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 
 
 async def test_each_media_command_reaches_the_api_and_the_result_topic(
@@ -260,7 +262,7 @@ async def forwarding_between_two_instances(
         async with running(settings_b) as (b, _):
             # b takes a fork_stop and a hang-up for a call a holds: both go to a's inbox
             stop = {"id": "stop-1", "action": "fork_stop", "call_control_id": ccid}
-            await b.control.handle_commands(
+            await b.dispatcher.handle_commands(
                 [
                     Entry(
                         MEDIA_COMMANDS,
@@ -286,7 +288,7 @@ async def forwarding_between_two_instances(
                     "payload": {"call_control_id": ccid},
                 }
             }
-            await b.control.handle_lifecycle(
+            await b.dispatcher.handle_lifecycle(
                 [
                     Entry(
                         CALL_HANGUP,
@@ -436,7 +438,7 @@ async def test_a_late_fork_stopped_of_the_replaced_fork_is_ignored(
         )
         assert forking()
         # past the grace, its occurred_at (before the resume) alone tells it is the old fork's
-        monkeypatch.setattr("media_ingest.control.FORK_STOP_GRACE", 0.0)
+        monkeypatch.setattr("media_ingest.lifecycle.FORK_STOP_GRACE", 0.0)
         await publish_webhook(
             redis,
             "call.fork.stopped",

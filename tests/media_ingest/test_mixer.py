@@ -1,6 +1,6 @@
 import numpy as np
 
-from media_ingest.mixer import LegTimeline, StereoMixer
+from media_ingest.protocol.mixer import LegTimeline, StereoMixer
 
 
 def ramp(n: int, start: int = 1) -> np.ndarray:

@@ -4,6 +4,7 @@ each call's media; its analytics and its ``recording.completed`` go to the call'
 import asyncio
 from pathlib import Path
 
+import pytest
 from redis.asyncio import Redis
 
 from telnyx_simulator.audio import CallAudio
@@ -21,6 +22,8 @@ from voicetap_common import codec
 from voicetap_common.media_events import MEDIA_ANALYTICS, RECORDING_COMPLETED
 from voicetap_common.partitions import stream_for, streams_of
 from voicetap_common.topics import CALL_ANSWERED, CALL_HANGUP
+
+pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 
 N = 4
 

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media_ingest.codecs import g711_encode
-from media_ingest.recording import CallRecording
-from media_ingest.rtp import build_rtp, parse_rtp
-from media_ingest.wav import read_wav
+from media_ingest.protocol.codecs import g711_encode
+from media_ingest.protocol.rtp import build_rtp, parse_rtp
+from media_ingest.protocol.wav import read_wav
+from media_ingest.recording.call_recording import CallRecording
 
 ORIGIN = 1000.0
 RATE = 8000

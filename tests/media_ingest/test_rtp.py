@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from media_ingest.rtp import RtpError, build_rtp, build_strep, parse_rtp
+from media_ingest.protocol.rtp import RtpError, build_rtp, build_strep, parse_rtp
 
 
 def test_plain_packet_fields() -> None:

@@ -8,17 +8,15 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from media_ingest.calls import (
-    SIDECAR_SECONDS,
-    CallRegistry,
-    PayloadTable,
-    find_orphans,
-    recovered_recording,
-)
-from media_ingest.events import EventPublisher
+from media_ingest.calls.outputs import MediaOutputs
+from media_ingest.calls.registry import SIDECAR_SECONDS, CallRegistry
+from media_ingest.events import ErrorReporter, EventPublisher
 from media_ingest.metrics import IngestMetrics
-from media_ingest.rtp import build_rtp, parse_rtp
-from media_ingest.wav import WavWriter, repair_wav
+from media_ingest.protocol.payload_table import PayloadTable
+from media_ingest.protocol.rtp import build_rtp, parse_rtp
+from media_ingest.protocol.wav import WavWriter, repair_wav
+from media_ingest.recording.recovered import recovered_recording
+from media_ingest.recording.sidecar import find_orphans
 from telnyx_simulator.g711 import ulaw_encode
 from tests.media_ingest.harness import noise
 from voicetap_common.streams import Producer
@@ -36,12 +34,12 @@ def registry(redis: Redis, data_dir: Path) -> CallRegistry:
     return CallRegistry(
         data_dir,
         instance="ingest-a",
-        publisher=publisher,
+        outputs=MediaOutputs(publisher, sample_rate=8000, publish_audio=False),
+        errors=ErrorReporter(publisher, "ingest-a"),
         payload_types=PayloadTable(),
         sample_rate=8000,
         jitter_ms=60,
         interval=0.5,
-        publish_audio=False,
     )
 
 
@@ -69,9 +67,7 @@ async def test_a_call_stopped_when_its_instance_died_is_recovered_paused_to_the_
     saved = sidecar(tmp_path, "v3:stopped")
     assert (saved["codec"], saved["media"], saved["paused"]) == ("PCMU", ["fork"], [])
     assert saved["legs"]["inbound"]["received"] == 50 and saved["legs"]["outbound"]["received"] == 0
-    call.stopped_at = (
-        call.origin + 1.2
-    )  # the fork stopped (as control does it), then the process died
+    call.pause(call.origin + 1.2)  # the fork stopped, then the process died
     calls.tick_due(call.origin + 3.0)
     assert sidecar(tmp_path, "v3:stopped")["paused"] == [[1.2, None]]
 
@@ -109,7 +105,7 @@ async def test_the_sidecar_is_whole_when_it_shrinks_and_when_it_outgrows_a_page(
     calls.tick_due(call.origin + 2 * SIDECAR_SECONDS)
     assert (
         sidecar(tmp_path, "v3:long")["legs"]["inbound"]["jitter"] == 1.5
-        and path.stat().st_size == call.sidecar_size
+        and path.stat().st_size == call.sidecar.size
     )
     for k in range(300):  # a PCI pause per card digit, many times over: beyond one page
         call.recording.pause(call.origin + 11 + 0.02 * k)

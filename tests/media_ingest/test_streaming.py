@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from media_ingest.control import TOKEN_PREFIX
-from media_ingest.wav import read_wav
+from media_ingest.keys import TOKEN_PREFIX
+from media_ingest.protocol.wav import read_wav
 from telnyx_simulator.audio import CallAudio
 from telnyx_simulator.g711 import ulaw_encode
 from tests.media_ingest.harness import (
@@ -33,6 +33,8 @@ from tests.media_ingest.test_ingest_rtp import round_trip
 from voicetap_common import codec
 from voicetap_common.media_events import MEDIA_DTMF, MEDIA_ERROR, MEDIA_MARK, MEDIA_PLAYBACK
 from voicetap_common.streams import Producer
+
+pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 
 AUTH = "x-telnyx-streaming-auth-token"
 

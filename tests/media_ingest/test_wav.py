@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media_ingest.wav import HEADER_SIZE, WavWriter, read_wav, repair_wav
+from media_ingest.protocol.wav import HEADER_SIZE, WavWriter, read_wav, repair_wav
 
 
 def stereo(n: int, start: int = 0) -> np.ndarray:

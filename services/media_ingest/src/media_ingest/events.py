@@ -15,9 +15,11 @@ from collections import deque
 from typing import Any
 
 from pydantic import BaseModel
+from redis.typing import EncodableT, FieldT
 
 from media_ingest.metrics import IngestMetrics
 from voicetap_common import codec
+from voicetap_common.backoff import Backoff
 from voicetap_common.media_events import MEDIA_ERROR, Leg, MediaError, MediaErrorKind
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
 from voicetap_common.streams import Producer, entry_fields
@@ -41,7 +43,7 @@ class EventPublisher:
         self._redis = redis
         self.producer = producer
         self._metrics = metrics
-        self._queue: deque[tuple[str, str, dict[str, Any], int]] = (
+        self._queue: deque[tuple[str, str, dict[FieldT, EncodableT], int]] = (
             deque()
         )  # topic, stream, fields, maxlen
         self._size = queue_size
@@ -66,22 +68,29 @@ class EventPublisher:
             self._metrics.events_dropped.labels(topic).inc()
             return False
         body = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
-        fields = entry_fields(event_id, event_type, codec.dumps(body), **extra)
+        fields: dict[FieldT, EncodableT] = {
+            name: value
+            for name, value in entry_fields(
+                event_id, event_type, codec.dumps(body), **extra
+            ).items()
+        }
         stream = self.producer.stream(topic, extra.get("call_control_id"))
         self._queue.append((topic, stream, fields, self._maxlens.get(topic, self._default_maxlen)))
         self._wake.set()
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.1
+        """Drain the queue to Redis until ``stop`` is set and the queue is empty."""
+        backoff = Backoff("redis", log, first=0.1, cap=5.0, context={"for": "media events"})
         while not stop.is_set() or self._queue:
             if not self._queue:
                 self._wake.clear()
-                waiter = asyncio.ensure_future(self._wake.wait())
-                stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopper.cancel()
+                async with asyncio.TaskGroup() as group:
+                    waiter = group.create_task(self._wake.wait())
+                    stopper = group.create_task(stop.wait())
+                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    stopper.cancel()
                 continue
             batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
             try:
@@ -89,9 +98,6 @@ class EventPublisher:
                     for _, stream, fields, maxlen in batch:
                         pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)
                     await pipe.execute()
-                backoff = 0.1
-                for topic, _, _, _ in batch:
-                    self._metrics.events_published.labels(topic).inc()
             except REDIS_UNAVAILABLE as exc:
                 # put the batch back as far as the bound allows; the rest is dropped and counted
                 room = max(self._size - len(self._queue), 0)
@@ -99,14 +105,17 @@ class EventPublisher:
                     self._queue.appendleft(item)
                 for topic, _, _, _ in batch[room:]:
                     self._metrics.events_dropped.labels(topic).inc()
-                log.warning(
-                    "redis unavailable for media events, retrying",
-                    extra={"error": str(exc), "queued": len(self._queue)},
-                )
                 if stop.is_set():
+                    log.warning(
+                        "redis unavailable for media events while stopping",
+                        extra={"error": str(exc), "queued": len(self._queue)},
+                    )
                     return
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.failed(exc, stop)
+                continue
+            backoff.succeeded()
+            for topic, _, _, _ in batch:
+                self._metrics.events_published.labels(topic).inc()
 
     async def publish_once(
         self,
@@ -115,15 +124,19 @@ class EventPublisher:
         event_type: str,
         model: BaseModel,
         stop: asyncio.Event | None = None,
-        **extra: str,
+        *,
+        call_control_id: str,
     ) -> None:
         """Publish ``model`` once per ``event_id`` (awaited; retried while Redis is away, until ``stop``)."""
         body = codec.dumps(model.model_dump(mode="json"))
-        backoff = 0.1
+        backoff = Backoff(
+            "redis", log, first=0.1, cap=5.0, context={"topic": topic, "id": event_id}
+        )
         while True:
             try:
-                await self.producer.publish_once(topic, event_id, event_type, body, **extra)
-                return
+                await self.producer.publish_once(
+                    topic, event_id, event_type, body, call_control_id=call_control_id
+                )
             except REDIS_UNAVAILABLE as exc:
                 if stop is not None and stop.is_set():
                     log.error(
@@ -131,12 +144,39 @@ class EventPublisher:
                         extra={"topic": topic, "id": event_id, "error": str(exc)},
                     )
                     return
-                log.warning(
-                    "redis unavailable, retrying publication",
-                    extra={"topic": topic, "id": event_id, "error": str(exc)},
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.failed(exc)
+                continue
+            backoff.succeeded()
+            return
+
+
+class ErrorReporter:
+    """Logs a media failure and offers it on ``voicetap.media.error``, naming this instance."""
+
+    def __init__(self, publisher: EventPublisher, instance: str) -> None:
+        self._publisher = publisher
+        self._instance = instance
+
+    def __call__(
+        self,
+        call_control_id: str | None,
+        kind: MediaErrorKind,
+        detail: str,
+        *,
+        telnyx_error: str | None = None,
+        leg: Leg | None = None,
+        payload_type: int | None = None,
+    ) -> None:
+        publish_error(
+            self._publisher,
+            self._instance,
+            call_control_id,
+            kind,
+            detail,
+            telnyx_error=telnyx_error,
+            leg=leg,
+            payload_type=payload_type,
+        )
 
 
 def publish_error(

@@ -1,55 +1,114 @@
 """``voicetap ingest``: one media_ingest instance on uvloop (UDP receivers, WebSocket, HTTP).
 
-Stops cleanly on SIGTERM or SIGINT: the consumer stops, every call's recording is completed and
-announced, ports are released. A SIGKILL leaves recordings that the next start repairs.
+The composition root: settings read once (a bad one is one line and exit 2), logging, the app
+built from plain values taken from the settings, uvicorn run with the app's lifespan (which runs
+the instance). Stops cleanly on SIGTERM or SIGINT: the consumer stops, every call's recording is
+completed and announced, ports are released. A SIGKILL leaves recordings that the next start
+repairs.
 """
 
 import asyncio
 import sys
-from functools import partial
+from typing import TYPE_CHECKING
 
 import uvicorn
 import uvloop
-from pydantic import ValidationError
 
 from media_ingest.app import create_app
-from media_ingest.service import IngestService
+from media_ingest.commands import MediaTargets
+from media_ingest.config import IngestConfig, Ports, Recording, Topics
+from media_ingest.endings import Timeouts
+from media_ingest.protocol.codecs import parse_payload_map
+from media_ingest.service import BLOCK_MS, IngestService
 from media_ingest.settings import IngestSettings
+from voicetap_common.call_control import telnyx_client
+from voicetap_common.consumer import default_consumer_name
 from voicetap_common.logs import configure_logging
+from voicetap_common.redis_client import connect
 from voicetap_common.serving import serve_until, until_signalled
+from voicetap_common.settings import load_settings
 
-
-async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
-    service = IngestService(settings)
-    await service.start()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(service),
-            host=settings.ingest_host,
-            port=settings.ingest_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            ws="websockets",
-            ws_ping_interval=settings.ingest_ws_ping_seconds,
-            ws_ping_timeout=settings.ingest_ws_ping_seconds,
-            server_header=False,
-            timeout_graceful_shutdown=3,
-        )
-    )
-    try:
-        await serve_until(server, stop)
-    finally:
-        await service.stop()
+if TYPE_CHECKING:
+    from telnyx import AsyncTelnyx
 
 
 def main() -> None:
-    try:
-        settings = IngestSettings()
-    except ValidationError as exc:
-        sys.exit(f"voicetap ingest: invalid settings:\n{exc}")
+    settings = load_settings(IngestSettings, "voicetap ingest")
     configure_logging("media_ingest", settings.log_level, settings.log_format)
-    uvloop.run(until_signalled(partial(run, settings)))
+
+    async def run(stop: asyncio.Event) -> None:
+        app = create_app(build_service(settings))  # in the loop: its clients belong to it
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=settings.ingest_host,
+                port=settings.ingest_port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                ws="websockets-sansio",  # the legacy "websockets" one is deprecated (uvicorn 0.54)
+                ws_ping_interval=settings.ingest_ws_ping_seconds,
+                ws_ping_timeout=settings.ingest_ws_ping_seconds,
+                server_header=False,
+                timeout_graceful_shutdown=3,
+            )
+        )
+        await serve_until(server, stop)
+        if not server.started:  # the lifespan failed (logged by uvicorn): not a clean exit
+            sys.exit("voicetap ingest: could not start (see the error above)")
+
+    uvloop.run(until_signalled(run))
+
+
+def build_service(settings: IngestSettings, client: "AsyncTelnyx | None" = None) -> IngestService:
+    """The instance the settings describe; ``client``: a Telnyx SDK client to use (and leave
+    open) instead of one made from the settings."""
+    owns_client = client is None and settings.telnyx_api_key is not None
+    return IngestService(
+        ingest_config(settings),
+        redis=connect(settings, blocking_ms=BLOCK_MS),
+        client=telnyx_client(settings) if owns_client else client,
+        owns_client=owns_client,
+    )
+
+
+def ingest_config(settings: IngestSettings) -> IngestConfig:
+    s = settings
+    dynamic = s.ingest_dynamic_payload_types
+    return IngestConfig(
+        instance=s.ingest_instance_id or default_consumer_name(),
+        data_dir=s.voicetap_data_dir,
+        mode=s.ingest_mode,
+        redis_timeout=s.redis_timeout_seconds,
+        recording=Recording(
+            sample_rate=s.ingest_recording_rate,
+            jitter_ms=s.ingest_jitter_ms,
+            interval=s.ingest_analytics_interval_seconds,
+            publish_audio=s.ingest_publish_audio,
+            dynamic_payload_types=parse_payload_map(dynamic) if dynamic else None,
+        ),
+        topics=Topics(
+            maxlen=s.topic_maxlen,
+            partitions=s.topic_partitions,
+            analytics_maxlen=s.ingest_analytics_maxlen,
+            audio_maxlen=s.ingest_audio_maxlen,
+            event_queue=s.ingest_event_queue,
+        ),
+        ports=Ports(
+            bind_host=s.ingest_rtp_host,
+            ports=s.rtp_port_range(),
+            lease_seconds=s.ingest_port_lease_seconds,
+        ),
+        targets=MediaTargets(
+            public_host=s.ingest_public_host,
+            public_url=s.ingest_public_url,
+            stream_codec=s.ingest_stream_codec,
+            bidirectional_mode=s.ingest_stream_bidirectional_mode,
+        ),
+        timeouts=Timeouts(
+            media=s.ingest_media_timeout_seconds, paused=s.ingest_paused_timeout_seconds
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -151,14 +151,14 @@ class MediaCollector(Collector):
             "Packets received per second since the previous scrape",
             value=rate,
         )
-        jitter = GaugeMetricFamily(
+        jitter_family = GaugeMetricFamily(
             "voicetap_ingest_jitter_seconds",
             "RFC 3550 interarrival jitter over active legs",
             labels=["stat"],
         )
-        jitter.add_metric(["max"], max(jitters, default=0.0))
-        jitter.add_metric(["mean"], sum(jitters) / len(jitters) if jitters else 0.0)
-        yield jitter
+        jitter_family.add_metric(["max"], max(jitters, default=0.0))
+        jitter_family.add_metric(["mean"], sum(jitters) / len(jitters) if jitters else 0.0)
+        yield jitter_family
         in_use, capacity = self._ports()
         yield GaugeMetricFamily(
             "voicetap_ingest_port_pairs_in_use", "UDP port pairs held by forked calls", value=in_use

@@ -10,6 +10,7 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from media_ingest.redis_values import text
 from voicetap_common.call_control import NoCapacity
 from voicetap_common.redis_client import RedisClient
 
@@ -135,7 +136,7 @@ class PortAllocator:
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             for key, value in zip(chunk, await self._redis.mget(chunk), strict=True):
-                if value is not None and stale(value.decode()):
+                if value is not None and stale(text(value)):
                     freed += int(await self._release(keys=[key], args=[value]))
         return freed
 

@@ -1,117 +1,204 @@
-"""One media_ingest instance: its Redis clients, calls, consumers, timers and background tasks.
+"""One media_ingest instance, wired: every part built with explicit arguments, and run.
 
-``IngestService.start`` gives back the ports and repairs the recordings an earlier life of this
-instance (or a dead neighbour sharing the data directory) left, then runs:
+:meth:`IngestService.running` gives back the ports and repairs the recordings an earlier life of
+this instance (or a dead neighbour sharing the data directory) left, then runs in one
+``asyncio.TaskGroup``:
 
 - one consumer (group ``media_ingest``) over the lifecycle topics, the media command topic and
-  this instance's inbox, handling the entries of different calls concurrently;
+  this instance's inbox (``dispatch``), handling the entries of different calls concurrently;
 - the event publisher (bounded queue to Redis), the playback tail;
 - the ticker (each call about once per ``INGEST_ANALYTICS_INTERVAL_SECONDS``; idle calls closed);
 - the heartbeat (port leases, holder keys, orphan sweep) every third of the lease.
+
+On the way out it stops taking work, finishes every call (recordings completed, ports released)
+and flushes the events.
 """
 
 import asyncio
+import contextlib
 import logging
-import time
-from collections import defaultdict
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
-from media_ingest.calls import CallRegistry, PayloadTable
-from media_ingest.codecs import parse_payload_map
-from media_ingest.control import GROUP, LIFECYCLE_TOPICS, MediaControl, inbox
-from media_ingest.events import EventPublisher
+from media_ingest.call_control import CallControl
+from media_ingest.calls.outputs import MediaOutputs
+from media_ingest.calls.registry import CallRegistry
+from media_ingest.commands import MediaCommands
+from media_ingest.config import IngestConfig
+from media_ingest.dispatch import Dispatcher
+from media_ingest.endings import CallEndings
+from media_ingest.events import ErrorReporter, EventPublisher
+from media_ingest.keys import GROUP, LIFECYCLE_TOPICS, inbox
+from media_ingest.lifecycle import Lifecycle
+from media_ingest.locks import CallLocks
 from media_ingest.metrics import IngestMetrics, MediaCollector
-from media_ingest.playback import PlaybackRouter
+from media_ingest.ownership import Ownership
 from media_ingest.ports import PortAllocator
-from media_ingest.settings import IngestSettings
-from voicetap_common.call_control import telnyx_client
-from voicetap_common.commands import MEDIA_COMMANDS
-from voicetap_common.consumer import (
-    ConsumerMetrics,
-    ConsumerOptions,
-    StreamConsumer,
-    default_consumer_name,
-)
+from media_ingest.protocol.payload_table import PayloadTable
+from media_ingest.recovery import Recovery
+from media_ingest.routing import Router
+from media_ingest.streams import StreamCalls
+from media_ingest.timers import heartbeat, tick
+from media_ingest.tokens import StreamTokens
+from media_ingest.transports.playback import PlaybackRouter
+from voicetap_common.command_runner import CommandRunner
+from voicetap_common.commands import MEDIA_ACTIONS, MEDIA_COMMANDS
+from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.media_events import MEDIA_ANALYTICS, MEDIA_AUDIO
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, connect, ping
-from voicetap_common.serving import sleep_or_stop
-from voicetap_common.streams import Entry, Producer
+from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient, ping
+from voicetap_common.streams import Producer
+
+if TYPE_CHECKING:
+    from telnyx import AsyncTelnyx
 
 log = logging.getLogger("voicetap.media_ingest")
 
-TICK_SECONDS = 0.05
 BLOCK_MS = 1000
+STOP_SECONDS = 5.0  # for the loops to finish their batch, then for the events to flush
+SHUTDOWN_SECONDS = 10.0  # for every call to be finished
 
 
 class IngestService:
-    def __init__(self, settings: IngestSettings, *, client: Any = None) -> None:
-        self.settings = settings
-        self.instance = settings.ingest_instance_id or default_consumer_name()
-        self.redis = connect(settings, blocking_ms=BLOCK_MS)
+    def __init__(
+        self,
+        config: IngestConfig,
+        *,
+        redis: RedisClient,
+        client: "AsyncTelnyx | None",
+        owns_client: bool,
+    ) -> None:
+        """``client`` None: TELNYX_API_KEY is not set (no fork or stream can start);
+        ``owns_client``: closed when the service stops."""
+        c = config
+        self.instance = c.instance
+        self.data_dir = c.data_dir
+        self._config = c
+        self._heartbeat_period = max(c.ports.lease_seconds / 3, 0.2)
+        self.redis = redis
+        self.client = client
+        self._own_client = owns_client
         self.prometheus = CollectorRegistry()
-        self.metrics = IngestMetrics(self.prometheus)
-        self.producer = Producer(self.redis, settings.topic_maxlen, settings.topic_partitions)
+        self.metrics = metrics = IngestMetrics(self.prometheus)
+        producer = Producer(self.redis, c.topics.maxlen, c.topics.partitions)
         self.publisher = EventPublisher(
             self.redis,
-            self.producer,
-            self.metrics,
-            queue_size=settings.ingest_event_queue,
+            producer,
+            metrics,
+            queue_size=c.topics.event_queue,
             maxlens={
-                MEDIA_ANALYTICS: settings.ingest_analytics_maxlen,
-                MEDIA_AUDIO: settings.ingest_audio_maxlen,
+                MEDIA_ANALYTICS: c.topics.analytics_maxlen,
+                MEDIA_AUDIO: c.topics.audio_maxlen,
             },
-            default_maxlen=settings.topic_maxlen,
+            default_maxlen=c.topics.maxlen,
         )
-        dynamic = (
-            parse_payload_map(settings.ingest_dynamic_payload_types)
-            if settings.ingest_dynamic_payload_types
-            else None
-        )
-        self.payload_types = PayloadTable(dynamic)
+        errors = ErrorReporter(self.publisher, self.instance)
+        payload_types = PayloadTable(c.recording.dynamic_payload_types)
         self.calls = CallRegistry(
-            settings.voicetap_data_dir,
+            c.data_dir,
             instance=self.instance,
-            publisher=self.publisher,
-            payload_types=self.payload_types,
-            sample_rate=settings.ingest_recording_rate,
-            jitter_ms=settings.ingest_jitter_ms,
-            interval=settings.ingest_analytics_interval_seconds,
-            publish_audio=settings.ingest_publish_audio,
+            outputs=MediaOutputs(
+                self.publisher,
+                sample_rate=c.recording.sample_rate,
+                publish_audio=c.recording.publish_audio,
+            ),
+            errors=errors,
+            payload_types=payload_types,
+            sample_rate=c.recording.sample_rate,
+            jitter_ms=c.recording.jitter_ms,
+            interval=c.recording.interval,
         )
         self.allocator = PortAllocator(
             self.redis,
-            bind_host=settings.ingest_rtp_host,
-            public_host=settings.ingest_public_host,
-            ports=settings.rtp_port_range(),
-            lease_seconds=settings.ingest_port_lease_seconds,
+            bind_host=c.ports.bind_host,
+            public_host=c.targets.public_host,
+            ports=c.ports.ports,
+            lease_seconds=c.ports.lease_seconds,
             instance=self.instance,
         )
-        self._own_client = client is None
-        self.client = client
-        self.control = MediaControl(
-            settings,
+        self.ownership = Ownership(
             self.redis,
-            self.publisher,
+            self.allocator,
+            instance=self.instance,
+            lease_seconds=c.ports.lease_seconds,
+            held_calls=lambda: [call.call_control_id for call in self.calls.calls()],
+        )
+        tokens = StreamTokens(self.redis)
+        locks = CallLocks(self.calls.__contains__)
+        self._publishing_stop = asyncio.Event()
+        self.endings = CallEndings(
             self.calls,
             self.allocator,
-            client,
-            self.metrics,
-            self.instance,
+            self.ownership,
+            self.publisher,
+            metrics,
+            c.timeouts,
+            self._publishing_stop,
+        )
+        commands = MediaCommands(
+            CallControl(self.client, metrics),
+            self.calls,
+            self.allocator,
+            self.ownership,
+            tokens,
+            self.endings,
+            locks,
+            errors,
+            metrics,
+            c.targets,
+        )
+        lifecycle = Lifecycle(
+            self.redis,
+            self.calls,
+            commands,
+            self.endings,
+            tokens,
+            locks,
+            errors,
+            mode=c.mode,
+        )
+        self.dispatcher = Dispatcher(
+            Router(
+                self.redis,
+                metrics,
+                instance=self.instance,
+                lease_seconds=c.ports.lease_seconds,
+                holds=self.calls.__contains__,
+            ),
+            lifecycle,
+            CommandRunner(
+                self.redis,
+                producer,
+                commands.execute,
+                executed_by=f"media_ingest:{self.instance}",
+                actions=MEDIA_ACTIONS,
+            ),
+        )
+        self.recovery = Recovery(
+            self.redis,
+            self.calls,
+            self.allocator,
+            self.publisher,
+            instance=self.instance,
+            data_dir=c.data_dir,
         )
         self.playback = PlaybackRouter(self.redis, block_ms=BLOCK_MS)
+        self.streams = StreamCalls(
+            self.calls, tokens, self.ownership, locks, self.playback, payload_types,
+            self.publisher, errors, metrics,
+        )  # fmt: skip
         self.consumer = StreamConsumer(
             self.redis,
-            self.producer,
+            producer,
             ConsumerOptions(
                 group=GROUP,
                 topics=(*LIFECYCLE_TOPICS, MEDIA_COMMANDS, inbox(self.instance)),
                 consumer=self.instance,
                 block_ms=BLOCK_MS,
-                partitions=settings.topic_partitions,
+                partitions=c.topics.partitions,
             ),
-            self._handle,
+            self.dispatcher.handle,
             ConsumerMetrics(self.prometheus),
         )
         self.prometheus.register(
@@ -121,117 +208,74 @@ class IngestService:
                 lambda: (self.allocator.in_use, self.allocator.capacity),
             )
         )
-        self.stop_event = self.control.stop_event
-        self._consuming = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._publishing: asyncio.Task[None] | None = None
         self.playback_ready = asyncio.Event()
 
-    async def start(self) -> None:
-        if self.client is None and self.settings.telnyx_api_key:
-            self.client = telnyx_client(self.settings)
-            self.control.set_client(self.client)
+    async def ready(self) -> dict[str, bool]:
+        return {"redis": await ping(self.redis, self._config.redis_timeout)}
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Start (recovery first), run every loop until the block exits, then stop cleanly."""
+        try:
+            await self._start()
+            consuming = asyncio.Event()  # set: stop taking work
+            async with asyncio.TaskGroup() as group:
+                publishing = group.create_task(self.publisher.run(self._publishing_stop))
+                loops = [
+                    group.create_task(self.consumer.run(consuming)),
+                    group.create_task(self.playback.run(consuming, self.playback_ready)),
+                    group.create_task(tick(self.calls, self.endings, consuming)),
+                    group.create_task(
+                        heartbeat(self.ownership, self.recovery, consuming, self._heartbeat_period)
+                    ),
+                ]
+                try:
+                    yield
+                finally:
+                    consuming.set()
+                    await self._stop(loops, publishing)
+        finally:
+            if self.client is not None and self._own_client:
+                await self.client.close()
+            await self.redis.aclose()
+        log.info("media ingest stopped", extra={"instance": self.instance})
+
+    async def _start(self) -> None:
         if self.client is None:
             log.warning("TELNYX_API_KEY is not set: media ingest cannot start forks or streams")
         else:
             self.client.calls.actions  # noqa: B018 - the SDK loads its resources lazily (0.7 s): not during a call
-        reclaimed = await self.control.reclaim_own_leases()
-        await self.control.heartbeat()
-        recovered = await self.control.recover_orphans()
+        reclaimed = await self.recovery.reclaim_own_leases()
+        await self.ownership.heartbeat()
+        recovered = await self.recovery.recover_orphans()
         log.info(
             "media ingest starting",
             extra={
                 "instance": self.instance,
-                "mode": self.settings.ingest_mode,
-                "ports": self.settings.ingest_rtp_ports,
+                "mode": self._config.mode,
+                "ports": f"{self._config.ports.ports.start}-{self._config.ports.ports.stop - 1}",
                 "reclaimed_port_pairs": reclaimed,
                 "recovered_recordings": len(recovered),
             },
         )
-        stop = self._consuming
-        self._publishing = asyncio.create_task(self.publisher.run(self.stop_event))
-        self._tasks = [
-            asyncio.create_task(self.consumer.run(stop)),
-            asyncio.create_task(self.playback.run(stop, self.playback_ready)),
-            asyncio.create_task(self._ticker(stop)),
-            asyncio.create_task(self._heartbeat(stop)),
-        ]
 
-    async def stop(self) -> None:
+    async def _stop(self, loops: list[asyncio.Task[None]], publishing: asyncio.Task[None]) -> None:
         """Stop taking work, finish every call (recordings completed, ports released), flush events."""
-        self._consuming.set()
-        _, pending = await asyncio.wait(self._tasks, timeout=5)
+        _, pending = await asyncio.wait(loops, timeout=STOP_SECONDS)
         for (
             task
         ) in pending:  # e.g. a batch waiting on the Telnyx API: left unacknowledged, claimed later
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*loops, return_exceptions=True)
         try:
-            await asyncio.wait_for(self.control.shutdown(), 10)
+            await asyncio.wait_for(self.endings.shutdown(), SHUTDOWN_SECONDS)
         except REDIS_UNAVAILABLE as exc:
             log.error("could not finish every call cleanly", extra={"error": repr(exc)})
-        self.stop_event.set()
-        if self._publishing is not None:
-            try:
-                await asyncio.wait_for(self._publishing, 5)
-            except TimeoutError:
-                log.warning(
-                    "media events still queued at exit were dropped",
-                    extra={"queued": self.publisher.queued},
-                )
-        if self.client is not None and self._own_client:
-            await self.client.close()
-        await self.redis.aclose()
-        log.info("media ingest stopped", extra={"instance": self.instance})
-
-    async def ready(self) -> dict[str, bool]:
-        return {"redis": await ping(self.redis, self.settings.redis_timeout_seconds)}
-
-    async def _handle(self, entries: list[Entry]) -> None:
-        """Entries of different calls run concurrently; one call's entries in order."""
-        by_call: dict[str, list[Entry]] = defaultdict(list)
-        for entry in entries:
-            key = entry.fields.get("call_control_id", b"").decode() or entry.entry_id
-            by_call[key].append(entry)
-        results = await asyncio.gather(
-            *(self._handle_call(group) for group in by_call.values()), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-
-    async def _handle_call(self, entries: list[Entry]) -> None:
-        for entry in entries:
-            if entry.topic == MEDIA_COMMANDS:
-                await self.control.handle_commands([entry])
-            elif entry.topic in LIFECYCLE_TOPICS:
-                await self.control.handle_lifecycle([entry])
-            else:
-                await self.control.handle_inbox([entry])
-
-    async def _ticker(self, stop: asyncio.Event) -> None:
-        next_expiry = 0.0
-        while not stop.is_set():
-            now = time.monotonic()
-            self.calls.tick_due(now)
-            if now >= next_expiry:
-                next_expiry = now + 1.0
-                try:
-                    await self.control.expire_idle(now)
-                except Exception:  # noqa: BLE001 - the ticker must go on
-                    log.exception("closing idle calls failed")
-            await asyncio.sleep(TICK_SECONDS)
-
-    async def _heartbeat(self, stop: asyncio.Event) -> None:
-        period = max(self.settings.ingest_port_lease_seconds / 3, 0.2)
-        while not stop.is_set():
-            await sleep_or_stop(stop, period)
-            if stop.is_set():
-                return
-            try:
-                await self.control.heartbeat()
-                await self.control.recover_orphans()
-            except REDIS_UNAVAILABLE as exc:
-                log.warning(
-                    "heartbeat failed (leases expire if this lasts)", extra={"error": str(exc)}
-                )
+        self._publishing_stop.set()
+        _, unfinished = await asyncio.wait({publishing}, timeout=STOP_SECONDS)
+        if unfinished:
+            log.warning(
+                "media events still queued at exit were dropped",
+                extra={"queued": self.publisher.queued},
+            )
+            publishing.cancel()

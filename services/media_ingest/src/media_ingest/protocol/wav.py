@@ -9,6 +9,7 @@ leaves a file whose header undercounts; :func:`repair_wav` sets the sizes from t
 import os
 import struct
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,19 +72,50 @@ class WavWriter:
             os.close(fd)
 
 
+@dataclass(frozen=True, slots=True)
+class WavHeader:
+    """What the 44-byte header of a :class:`WavWriter` file says."""
+
+    sample_rate: int
+    channels: int
+    block: int  # bytes per frame
+    data_size: int  # bytes of audio the header counts (the writer appends before it updates it)
+
+    @property
+    def file_size(self) -> int:
+        """Header plus the audio it counts: a valid WAV even while the file grows."""
+        return HEADER_SIZE + self.data_size
+
+
+def parse_header(header: bytes) -> WavHeader:
+    """The one reader of a WavWriter header; ValueError when ``header`` is not one (or is short)."""
+    if (
+        len(header) < HEADER_SIZE
+        or header[:4] != b"RIFF"
+        or header[8:12] != b"WAVE"
+        or header[36:40] != b"data"
+    ):
+        raise ValueError("not a WAV file written by voicetap")
+    channels, sample_rate = struct.unpack_from("<HI", header, 22)
+    block = struct.unpack_from("<H", header, 32)[0]
+    data_size = struct.unpack_from("<I", header, _DATA_SIZE_AT)[0]
+    return WavHeader(sample_rate, channels, block, data_size)
+
+
+def read_header(path: Path) -> WavHeader:
+    """The header of the WAV file at ``path`` (OSError if unreadable, ValueError if not a WAV)."""
+    with open(path, "rb") as file:
+        return parse_header(file.read(HEADER_SIZE))
+
+
 def repair_wav(path: Path) -> int:
     """Fix the RIFF and data sizes of a WAV file written by :class:`WavWriter` from its length
     (dropping a torn last frame); returns the number of frames."""
     with open(path, "r+b") as file:
-        header = file.read(HEADER_SIZE)
-        if (
-            len(header) < HEADER_SIZE
-            or header[:4] != b"RIFF"
-            or header[8:12] != b"WAVE"
-            or header[36:40] != b"data"
-        ):
-            raise ValueError(f"{path} is not a WAV file written by voicetap")
-        block = struct.unpack_from("<H", header, 32)[0]
+        try:
+            block = parse_header(file.read(HEADER_SIZE)).block
+        except ValueError:
+            raise ValueError(f"{path} is not a WAV file written by voicetap") from None
         file.seek(0, os.SEEK_END)
         size = (file.tell() - HEADER_SIZE) // block * block
         file.truncate(HEADER_SIZE + size)

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from media_ingest.amrwb import AmrWbMode
-from media_ingest.analytics import CallAnalytics
-from media_ingest.codecs import (
+from media_ingest.protocol.amrwb import AmrWbMode
+from media_ingest.protocol.analytics import CallAnalytics
+from media_ingest.protocol.codecs import (
     CodecError,
     CodecSpec,
     Decoder,
@@ -34,11 +34,11 @@ from media_ingest.codecs import (
     UnsupportedCodec,
     make_decoder,
 )
-from media_ingest.jitter import JitterBuffer
-from media_ingest.mixer import LegTimeline, StereoMixer
-from media_ingest.rtp import RtpPacket, Track
-from media_ingest.stats import LegStats
-from media_ingest.wav import WavWriter
+from media_ingest.protocol.jitter import JitterBuffer
+from media_ingest.protocol.mixer import LegTimeline, StereoMixer
+from media_ingest.protocol.rtp import RtpPacket, Track
+from media_ingest.protocol.stats import LegStats
+from media_ingest.protocol.wav import WavWriter
 
 
 class LegReceiver:
@@ -171,10 +171,7 @@ class CallRecording:
                 if on_unsupported is not None
                 else None,
             )
-            for track, timeline in (
-                ("inbound", self.mixer.inbound),
-                ("outbound", self.mixer.outbound),
-            )
+            for track, timeline in _legs(self.mixer)
         )
         self.writer = WavWriter(path, sample_rate) if path is not None else None
         self.analytics = analytics if analytics is not None else CallAnalytics(sample_rate)
@@ -228,3 +225,7 @@ class CallRecording:
         if self.writer is not None:
             self.writer.write(frames)
         return self.analytics.feed(frames)
+
+
+def _legs(mixer: StereoMixer) -> tuple[tuple[Track, LegTimeline], ...]:
+    return (("inbound", mixer.inbound), ("outbound", mixer.outbound))

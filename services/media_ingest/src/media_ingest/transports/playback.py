@@ -9,14 +9,23 @@ holder. Playback is live: what was written while no instance held the call is no
 
 import asyncio
 import logging
+from typing import Protocol, cast
 
 from pydantic import ValidationError
 
-from media_ingest.websocket import StreamSession
+from voicetap_common.backoff import Backoff
 from voicetap_common.media_events import MEDIA_PLAYBACK, PlaybackRequest
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
 
 log = logging.getLogger("voicetap.media_ingest.playback")
+
+
+class PlaybackTarget(Protocol):
+    """A stream that can play into its call (``StreamSession``)."""
+
+    @property
+    def call_control_id(self) -> str: ...
+    def send(self, request: PlaybackRequest) -> None: ...
 
 
 class PlaybackRouter:
@@ -24,35 +33,39 @@ class PlaybackRouter:
         self._redis = redis
         self._block_ms = block_ms
         self._batch = batch
-        self._sessions: dict[str, StreamSession] = {}
+        self._sessions: dict[str, PlaybackTarget] = {}
         self.ignored = 0
 
-    def register(self, session: StreamSession) -> None:
-        self._sessions[session.call.call_control_id] = session
+    def register(self, session: PlaybackTarget) -> None:
+        self._sessions[session.call_control_id] = session
 
-    def unregister(self, session: StreamSession) -> None:
-        if self._sessions.get(session.call.call_control_id) is session:
-            del self._sessions[session.call.call_control_id]
+    def unregister(self, session: PlaybackTarget) -> None:
+        if self._sessions.get(session.call_control_id) is session:
+            del self._sessions[session.call_control_id]
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
         last_id: str | None = None
-        backoff = 0.2
+        backoff = Backoff("redis", log, first=0.2, cap=5.0, context={"for": "playback"})
         while not stop.is_set():
             try:
                 if last_id is None:
-                    newest = await self._redis.xrevrange(MEDIA_PLAYBACK, count=1)
+                    newest = cast(  # the client never decodes: ids and fields are bytes
+                        list[tuple[bytes, dict[bytes, bytes]]],
+                        await self._redis.xrevrange(MEDIA_PLAYBACK, count=1),
+                    )
                     last_id = newest[0][0].decode() if newest else "0-0"
                     if started is not None:
                         started.set()
-                reply = await self._redis.xread(
-                    {MEDIA_PLAYBACK: last_id}, count=self._batch, block=self._block_ms
+                reply = cast(  # RESP2, bytes: [(stream, [(id, fields), ...])] or None
+                    list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None,
+                    await self._redis.xread(
+                        {MEDIA_PLAYBACK: last_id}, count=self._batch, block=self._block_ms
+                    ),
                 )
-                backoff = 0.2
             except REDIS_UNAVAILABLE as exc:
-                log.warning("redis unavailable for playback, retrying", extra={"error": str(exc)})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.failed(exc, stop)
                 continue
+            backoff.succeeded()
             for _, items in reply or []:
                 for entry_id, fields in items:
                     last_id = entry_id.decode()

@@ -33,8 +33,8 @@ clock at the places where RTP timestamps cannot be trusted:
 
 from collections.abc import Callable
 
-from media_ingest.rtp import RtpPacket
-from media_ingest.stats import LegStats
+from media_ingest.protocol.rtp import RtpPacket
+from media_ingest.protocol.stats import LegStats
 
 Sink = Callable[[RtpPacket, int | None], None]
 """Receives each played packet and its position (None for untimed packets, clock rate 0)."""
@@ -231,9 +231,9 @@ class JitterBuffer:
 
     def _drain(self) -> None:
         pending = self._pending
-        while (item := pending.pop(self._next, None)) is not None:
-            self._play(item[0], item[1], item[2], self._next)
-            self._next += 1
+        while (seq := self._next) is not None and (item := pending.pop(seq, None)) is not None:
+            self._play(item[0], item[1], item[2], seq)
+            self._next = seq + 1
 
     def _measure_jitter(self, ts: int, arrival: float, rate: int) -> None:
         if self._tr_arrival is not None and rate == self._tr_rate:

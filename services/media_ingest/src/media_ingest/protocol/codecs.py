@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 import av
 import numpy as np
 
-from media_ingest.amrwb import AmrWbMode, amrwb_storage_frames
+from media_ingest.protocol.amrwb import AmrWbMode, amrwb_storage_frames
 
 
 class UnsupportedCodec(ValueError):
@@ -197,7 +197,8 @@ def _encode_table(law: str) -> np.ndarray:
         exponent = np.maximum(bit_length[ix] - 4, 0)
         code = np.where(ix > 15, (ix >> np.maximum(exponent - 1, 0)) - 16 + (exponent << 4), ix)
     code |= np.where(pcm >= 0, 0x80, 0)
-    return (code if law == "PCMU" else code ^ 0x55).astype(np.uint8)
+    table: np.ndarray = (code if law == "PCMU" else code ^ 0x55).astype(np.uint8)
+    return table
 
 
 def g711_encode(samples: np.ndarray, law: Literal["PCMU", "PCMA"]) -> bytes:
@@ -242,7 +243,8 @@ class L16Decoder:
         if self._channels == 1:
             return samples.astype(np.int16)
         frames = samples[: len(samples) // self._channels * self._channels]
-        return frames.reshape(-1, self._channels).mean(axis=1, dtype=np.float32).astype(np.int16)
+        mono: np.ndarray = frames.reshape(-1, self._channels).mean(axis=1, dtype=np.float32)
+        return mono.astype(np.int16)
 
 
 class Resampler:
@@ -281,7 +283,10 @@ class _AvDecoder:
     def __init__(self, spec: CodecSpec, codec: str, sample_rate: int) -> None:
         self.spec = spec
         self.sample_rate = sample_rate
-        self._ctx = av.CodecContext.create(codec, "r")
+        context = av.CodecContext.create(codec, "r")
+        if not isinstance(context, av.AudioCodecContext):
+            raise UnsupportedCodec(f"{codec} is not an audio codec")
+        self._ctx = context
         self._ctx.sample_rate = sample_rate
         self._ctx.layout = "mono"
 

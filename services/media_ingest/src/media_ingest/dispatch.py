@@ -1,0 +1,72 @@
+"""The consumer's handler: every entry of the ``media_ingest`` group (lifecycle topics, media
+commands, this instance's inbox) routed to the holder of its call or handled here.
+
+Entries of different calls run concurrently; one call's entries in order. An entry forwarded from
+another instance's inbox is handled as read from its own topic, never re-routed.
+"""
+
+import asyncio
+from collections import defaultdict
+
+from media_ingest.keys import LIFECYCLE_TOPICS
+from media_ingest.lifecycle import Lifecycle
+from media_ingest.routing import Router, entry_call
+from voicetap_common.command_runner import CommandRunner
+from voicetap_common.commands import MEDIA_COMMANDS
+from voicetap_common.consumer import Undeliverable
+from voicetap_common.streams import Entry
+
+
+class Dispatcher:
+    def __init__(self, router: Router, lifecycle: Lifecycle, runner: CommandRunner) -> None:
+        self._router = router
+        self._lifecycle = lifecycle
+        self._runner = runner
+
+    async def handle(self, entries: list[Entry]) -> None:
+        """The StreamConsumer's handler."""
+        by_call: dict[str, list[Entry]] = defaultdict(list)
+        for entry in entries:
+            key = entry.fields.get("call_control_id", b"").decode() or entry.entry_id
+            by_call[key].append(entry)
+        results = await asyncio.gather(
+            *(self._handle_call(group) for group in by_call.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _handle_call(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            if entry.topic == MEDIA_COMMANDS:
+                await self.handle_commands([entry])
+            elif entry.topic in LIFECYCLE_TOPICS:
+                await self.handle_lifecycle([entry])
+            else:
+                await self.handle_inbox([entry])
+
+    async def handle_lifecycle(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            call_control_id = entry_call(entry)
+            if call_control_id and await self._router.forwarded(entry, call_control_id):
+                continue
+            await self._lifecycle.on_event(entry, call_control_id)
+
+    async def handle_commands(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            call_control_id = entry_call(entry)
+            if call_control_id and await self._router.forwarded(entry, call_control_id):
+                continue
+            await self._runner.handle([entry])
+
+    async def handle_inbox(self, entries: list[Entry]) -> None:
+        """Entries other instances forwarded here: handled as read from their own topic."""
+        for entry in entries:
+            source = entry.fields.get("source_topic", b"").decode()
+            original = Entry(source, entry.entry_id, entry.fields)
+            if source == MEDIA_COMMANDS:
+                await self._runner.handle([original])
+            elif source in LIFECYCLE_TOPICS:
+                await self._lifecycle.on_event(original, entry_call(original))
+            else:
+                raise Undeliverable(f"forwarded entry from unknown topic {source!r}")

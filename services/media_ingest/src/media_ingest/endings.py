@@ -1,0 +1,98 @@
+"""How calls end here: finished (recording completed and announced once), discarded (media never
+started), closed when idle or paused too long, or all finished because the process stops.
+
+Port pairs handed back by a call's transitions are released here, awaited (never in the background).
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from media_ingest.calls.call import Call
+from media_ingest.calls.registry import CallRegistry
+from media_ingest.events import EventPublisher
+from media_ingest.metrics import IngestMetrics
+from media_ingest.ownership import Ownership
+from media_ingest.ports import Allocation, PortAllocator
+from voicetap_common.media_events import RECORDING_COMPLETED, RecordingCompleted
+from voicetap_common.redis_client import REDIS_UNAVAILABLE
+
+log = logging.getLogger("voicetap.media_ingest.endings")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    media: float  # INGEST_MEDIA_TIMEOUT_SECONDS: media silent this long ends the call
+    paused: float  # INGEST_PAUSED_TIMEOUT_SECONDS: paused this long ends the call
+
+
+class CallEndings:
+    def __init__(
+        self,
+        registry: CallRegistry,
+        allocator: PortAllocator,
+        ownership: Ownership,
+        publisher: EventPublisher,
+        metrics: IngestMetrics,
+        timeouts: Timeouts,
+        stop: asyncio.Event,
+    ) -> None:
+        """``stop``: set when the event publisher stops; a completed event still waiting for
+        Redis then gives up."""
+        self._registry = registry
+        self._allocator = allocator
+        self._ownership = ownership
+        self._publisher = publisher
+        self._metrics = metrics
+        self._timeouts = timeouts
+        self._stop = stop
+
+    async def release(self, allocation: Allocation | None) -> None:
+        """Give a port pair back (its sockets closed at once; the lease expires if Redis is away)."""
+        if allocation is None:
+            return
+        try:
+            await self._allocator.release(allocation)
+        except REDIS_UNAVAILABLE as exc:
+            log.warning("port release failed (the lease expires)", extra={"error": repr(exc)})
+
+    async def finish(self, call: Call, reason: str) -> RecordingCompleted | None:
+        if call.finished:
+            return None
+        allocation = call.end()
+        if allocation is not None:
+            await self._allocator.release(allocation)
+        event = self._registry.finish(call, reason)
+        if call.stream is not None:
+            call.stream.close()
+        self._metrics.calls_finished.labels(reason).inc()
+        ccid = call.call_control_id
+        await self._ownership.drop_ended(ccid)
+        await self._publisher.publish_once(
+            RECORDING_COMPLETED,
+            event.id,
+            RECORDING_COMPLETED,
+            event,
+            self._stop,
+            call_control_id=ccid,
+        )
+        return event
+
+    async def discard(self, call: Call) -> None:
+        """Forget a call whose media never started (the command failed): no recording."""
+        self._registry.discard(call)
+        await self._ownership.drop_discarded(call.call_control_id)
+
+    async def expire_idle(self, now: float) -> None:
+        for call in self._registry.calls():
+            if call.stopped_at is not None:
+                if now - call.stopped_at > self._timeouts.paused:
+                    await self.finish(call, "paused_timeout")
+            elif now - call.last_media > self._timeouts.media:
+                await self.finish(call, "media_timeout")
+
+    async def shutdown(self) -> None:
+        """Finish every call (the process is stopping) and give its ports back."""
+        for call in self._registry.calls():
+            await self.finish(call, "shutdown")
+        await self._ownership.resign()

@@ -1,0 +1,38 @@
+"""The ingest's names in Redis and on the bus, in one place.
+
+Every key carries the ``{voicetap.ingest}`` hash tag, so the scripts that touch two of them run on
+one slot of a Redis Cluster.
+"""
+
+from voicetap_common import topics
+
+GROUP = "media_ingest"
+LIFECYCLE_TOPICS = (
+    topics.CALL_ANSWERED,
+    topics.CALL_HANGUP,
+    topics.CALL_FORK_STARTED,
+    topics.CALL_FORK_STOPPED,
+    topics.STREAMING_STARTED,
+    topics.STREAMING_STOPPED,
+    topics.STREAMING_FAILED,
+)
+STREAM_PATH = "/streams/telnyx"  # the media-stream WebSocket route, in every stream_url we ask for
+
+_TAG = "{voicetap.ingest}:"
+OWNER_PREFIX = _TAG + "call:"  # -> the instance holding the call's media
+INBOX_PREFIX = _TAG + "inbox:"  # -> an instance's stream of entries forwarded to it
+INSTANCE_PREFIX = _TAG + "instance:"  # -> set while the instance lives
+TOKEN_PREFIX = _TAG + "stream-token:"  # -> sha256 of the call's media-stream token
+ENDED_PREFIX = _TAG + "ended:"  # -> a hang-up seen (a late call.answered starts nothing)
+REPAIR_PREFIX = _TAG + "repair:"  # -> the instance repairing an orphaned recording
+INBOX_MAXLEN = 100_000
+TOKEN_TTL = 86_400
+ENDED_TTL = 86_400
+
+
+def owner_key(call_control_id: str) -> str:
+    return OWNER_PREFIX + call_control_id
+
+
+def inbox(instance: str) -> str:
+    return INBOX_PREFIX + instance

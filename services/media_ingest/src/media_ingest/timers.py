@@ -1,0 +1,53 @@
+"""The instance's periodic loops: the ticker (recordings ticked, idle calls closed) and the
+heartbeat (leases and holder keys renewed, orphaned recordings of dead instances recovered)."""
+
+import asyncio
+import logging
+import time
+
+from media_ingest.calls.registry import CallRegistry
+from media_ingest.endings import CallEndings
+from media_ingest.ownership import Ownership
+from media_ingest.recovery import Recovery
+from voicetap_common.backoff import Backoff
+from voicetap_common.redis_client import REDIS_UNAVAILABLE
+from voicetap_common.serving import sleep_or_stop
+
+log = logging.getLogger("voicetap.media_ingest.timers")
+
+TICK_SECONDS = 0.05
+EXPIRY_SECONDS = 1.0
+
+
+async def tick(registry: CallRegistry, endings: CallEndings, stop: asyncio.Event) -> None:
+    """Each call's recording about once per analytics interval; idle calls closed every second."""
+    next_expiry = 0.0
+    while not stop.is_set():
+        now = time.monotonic()
+        registry.tick_due(now)
+        if now >= next_expiry:
+            next_expiry = now + EXPIRY_SECONDS
+            try:
+                await endings.expire_idle(now)
+            except Exception:  # noqa: BLE001 - the ticker must go on
+                log.exception("closing idle calls failed")
+        await asyncio.sleep(TICK_SECONDS)
+
+
+async def heartbeat(
+    ownership: Ownership, recovery: Recovery, stop: asyncio.Event, period: float
+) -> None:
+    """Every ``period`` (a third of the lease): renew, then sweep for orphans. A Redis outage is
+    logged once when it starts and once when it ends (the leases expire if it lasts)."""
+    backoff = Backoff("redis", log, context={"for": "heartbeat (leases expire if this lasts)"})
+    while not stop.is_set():
+        await sleep_or_stop(stop, period)
+        if stop.is_set():
+            return
+        try:
+            await ownership.heartbeat()
+            await recovery.recover_orphans()
+        except REDIS_UNAVAILABLE as exc:
+            backoff.record_failure(exc)
+        else:
+            backoff.succeeded()
