@@ -4,6 +4,7 @@ import argparse
 import logging
 import os
 import sys
+from importlib.metadata import version
 
 from voicetap_cli.call import add_call_parser
 from voicetap_cli.settings import CliSettings
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voicetap", description="Live Telnyx calls as typed events on Redis Streams."
     )
+    parser.add_argument("--version", action="version", version=f"voicetap {version('voicetap')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = sub.add_parser("up", help="run the whole stack (embedded Redis unless REDIS_URL is set)")
     up.add_argument(
