@@ -169,3 +169,47 @@ def test_a_service_that_cannot_start_stops_the_stack_with_its_own_error(
         f"'{tmp_path}/a-file/db'; stopping the stack"
     ), cannot[0]
     assert "stack stopped" in err.splitlines()[-1]
+
+
+def service_pid(up_pid: int, name: str) -> int:
+    for pid in descendants(up_pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[-3:-1] == [b"voicetap_cli.run", name.encode()]:
+            return pid
+    raise AssertionError(f"no {name} process under {up_pid}")
+
+
+@pytest.mark.slow
+def test_a_service_that_crashes_after_it_was_ready_is_restarted(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "stdout.txt"
+    with out.open("wb") as stdout:
+        process = subprocess.Popen(
+            [VOICETAP, "up"], env=stack_env, cwd=tmp_path, stdout=stdout, stderr=subprocess.PIPE
+        )
+    try:
+        wait_for_block(out, process)
+        crashed = service_pid(process.pid, "ingest")
+        os.kill(crashed, signal.SIGKILL)
+        ready = f"http://127.0.0.1:{stack_env['INGEST_PORT']}/readyz"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the stack stopped instead of restarting ingest"
+            try:
+                if httpx.get(ready, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError("ingest did not come back")
+        assert service_pid(process.pid, "ingest") != crashed
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "ingest exited with -9; restarting" in err.decode()
