@@ -194,6 +194,25 @@ def test_the_embedded_redis_refuses_a_port_another_server_holds(tmp_path: Path) 
         assert not second.running
 
 
+def test_the_embedded_redis_never_takes_a_foreign_answer_for_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race the port check cannot close: the port was free when checked, another server took
+    it before ours bound. Whichever comes first, the foreign server's answer (with a pid that is not
+    our child's) or our server's failure to bind, the start is refused and the foreign server kept."""
+    from voicetap_cli import embedded_redis
+
+    with EmbeddedRedis(tmp_path / "first", appendonly=False) as first:
+        monkeypatch.setattr(embedded_redis, "bind_problem", lambda host, port: None)
+        second = EmbeddedRedis(tmp_path / "second", first.port, appendonly=False)
+        with pytest.raises(embedded_redis.EmbeddedRedisError) as refused:
+            second.start()
+        assert str(refused.value).startswith(f"port {first.port} (VOICETAP_EMBEDDED_REDIS_PORT)")
+        assert not second.running
+        with Redis(port=first.port) as client:
+            assert client.ping()
+
+
 def test_a_second_up_on_the_same_data_directory_names_the_running_one(
     env: dict[str, str], tmp_path: Path
 ) -> None:
