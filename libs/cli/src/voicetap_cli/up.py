@@ -8,6 +8,8 @@ import logging
 import os
 import sys
 
+from pydantic_settings import BaseSettings
+
 from voicetap_cli import dev_keys
 from voicetap_cli.embedded_redis import PORT_SETTING, EmbeddedRedis, EmbeddedRedisError
 from voicetap_cli.preflight import (
@@ -98,10 +100,10 @@ def _checked_run(settings: CliSettings, demo: bool) -> int:
     if embedded is not None:
         wanted.insert(0, Listener(PORT_SETTING, "127.0.0.1", embedded.port))
     problems = port_problems(wanted)
-    if settings.redis_url:
-        problems += filter(
-            None, [redis_problem(settings.redis_url, cluster=settings.redis_cluster)]
-        )
+    if settings.redis_url and (
+        unanswered := redis_problem(settings.redis_url, cluster=settings.redis_cluster)
+    ):
+        problems.append(unanswered)
     if problems:
         refuse(*problems)
         return 1
@@ -116,32 +118,43 @@ def _checked_run(settings: CliSettings, demo: bool) -> int:
             return 1
         log.info("embedded Redis on %s, data in %s", embedded.url, embedded.data_dir)
     try:
-        specs = [
-            ChildSpec(name, ready_url=readiness_url(name, service_settings[name]))
-            if name in service_settings
-            else ChildSpec(name)
-            for name in names
-        ]
-        supervisor: Supervisor
-
-        def on_ready() -> None:
-            found = [
-                e
-                for name in names
-                if name in service_settings
-                for e in endpoints(name, service_settings[name])
-            ]
-            print(ready_block(found, without_password(overrides["REDIS_URL"])), flush=True)
-            if demo:
-                # Every service started here must take part: one that never gets ready fails
-                # the demo instead of being skipped as absent.
-                supervisor.start(
-                    ChildSpec("simulator", ("--demo", "--require", ",".join(names)), restart=False)
-                )
-
-        supervisor = Supervisor(specs, env, on_ready)
-        supervisor.start()
-        return supervisor.run()
+        return _supervise(names, service_settings, env, overrides["REDIS_URL"], demo)
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _supervise(
+    names: list[str],
+    service_settings: dict[str, BaseSettings],
+    env: dict[str, str],
+    redis_url: str,
+    demo: bool,
+) -> int:
+    """Run the services until Ctrl-C; the block of URLs (and the demo) once all are ready."""
+    specs = [
+        ChildSpec(name, ready_url=readiness_url(name, service_settings[name]))
+        if name in service_settings
+        else ChildSpec(name)
+        for name in names
+    ]
+    supervisor: Supervisor
+
+    def on_ready() -> None:
+        found = [
+            e
+            for name in names
+            if name in service_settings
+            for e in endpoints(name, service_settings[name])
+        ]
+        print(ready_block(found, without_password(redis_url)), flush=True)
+        if demo:
+            # Every service started here must take part: one that never gets ready fails
+            # the demo instead of being skipped as absent.
+            supervisor.start(
+                ChildSpec("simulator", ("--demo", "--require", ",".join(names)), restart=False)
+            )
+
+    supervisor = Supervisor(specs, env, on_ready)
+    supervisor.start()
+    return supervisor.run()
