@@ -72,6 +72,10 @@ def run_up(settings: CliSettings, demo: bool) -> int:
         return 1
     try:
         return _checked_run(settings, demo)
+    except (
+        KeyboardInterrupt
+    ):  # Ctrl-C before the supervisor took over the signal: stopped all the same
+        return 130
     finally:
         lock.release()
 
