@@ -6,7 +6,9 @@
     python3 dev.py ARGS...   # any other `voicetap` command, e.g. `python3 dev.py topics`
 
 The first run makes `.venv` here, installs uv into it, and installs the locked workspace
-(`uv sync --frozen`); later runs only re-sync, which is instant when nothing changed.
+(`uv sync --frozen`); later runs only re-sync, which is instant when nothing changed. Commands run
+in the directory you call them from, so its `.env` and `.voicetap` data directory are the ones
+used; only the tests run from the repository root, where their configuration is.
 """
 
 import os
@@ -44,9 +46,9 @@ def main(argv: list[str]) -> None:
     ensure_environment()
     if argv[:1] == ["test"]:
         command = [str(BIN / "python"), "-m", "pytest", *argv[1:]]
+        os.chdir(ROOT)
     else:
         command = [str(BIN / "voicetap"), *argv]
-    os.chdir(ROOT)
     os.execv(command[0], command)
 
 

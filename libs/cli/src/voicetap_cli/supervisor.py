@@ -1,7 +1,9 @@
 """``voicetap up``: every service of the stack in its own process, stopped together.
 
 Each child dies with its parent (PR_SET_PDEATHSIG on Linux), so not even a killed supervisor
-leaves processes behind; a child that crashes is restarted with backoff.
+leaves processes behind. A service counts as started once its ``/readyz`` answers 200; one that
+exits before that cannot start (a setting, a port, a dependency) and stops the stack with its own
+last error line, while one that crashes after it was ready is restarted with backoff.
 """
 
 import logging
@@ -9,28 +11,38 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from voicetap_cli.child_output import OutputTail
 from voicetap_cli.lifetime import die_with_parent
 
 log = logging.getLogger("voicetap.up")
 
+NOT_READY_WARNING_SECONDS = 60.0
+
 
 @dataclass(frozen=True)
 class ChildSpec:
-    """A service (kept running) or a one-shot tool such as the demo (``restart=False``)."""
+    """A service (kept running) or a one-shot tool such as the demo (``restart=False``).
+
+    ``ready_url`` is polled until it answers 200; a child without one counts as ready at once."""
 
     name: str
     args: tuple[str, ...] = ()
     restart: bool = True
+    ready_url: str | None = None
 
 
 @dataclass
 class Child:
     spec: ChildSpec
     process: subprocess.Popen[bytes]
+    output: OutputTail
     restarts: list[float] = field(default_factory=list)
+    ready: bool = False
     finished: bool = False
 
     @property
@@ -38,70 +50,127 @@ class Child:
         return self.spec.name
 
 
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own http URL
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
 class Supervisor:
     def __init__(
-        self, children: list[ChildSpec], env: Mapping[str, str], max_restarts_per_minute: int = 5
+        self,
+        children: list[ChildSpec],
+        env: Mapping[str, str],
+        on_ready: Callable[[], None] = lambda: None,
+        max_restarts_per_minute: int = 5,
     ) -> None:
         self._specs = children
         self._env = dict(env)
+        self._on_ready = on_ready
         self._max_restarts = max_restarts_per_minute
         self._children: list[Child] = []
         self._stopping = False
+        self._all_ready = False
 
-    def _spawn(self, spec: ChildSpec) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
+    def _spawn(self, spec: ChildSpec) -> Child:
+        process = subprocess.Popen(
             [sys.executable, "-m", "voicetap_cli.run", spec.name, *spec.args],
             env=self._env,
             stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             preexec_fn=die_with_parent,
         )
+        assert process.stderr is not None
+        return Child(spec, process, OutputTail(process.stderr))
 
     def start(self, spec: ChildSpec | None = None) -> None:
         """Start every child, or one more (``spec``) once the stack runs."""
         for item in [spec] if spec else self._specs:
-            child = Child(item, self._spawn(item))
+            child = self._spawn(item)
             self._children.append(child)
             log.info("started %s (pid %d)", item.name, child.process.pid)
 
     def request_stop(self, *_: object) -> None:
         self._stopping = True
 
+    def stop_requested(self) -> bool:
+        """Asked at every step: a signal handler may have set it meanwhile."""
+        return self._stopping
+
     def run(self) -> int:
-        """Watch the children until asked to stop or one keeps crashing; returns the exit code."""
+        """Watch the children until asked to stop, one cannot start or one keeps crashing;
+        returns the exit code."""
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
+        started = time.monotonic()
+        warned = False
         code = 0
-        while not self._stopping:
+        while not self.stop_requested():
             time.sleep(0.2)
-            for child in self._children:
-                status = child.process.poll()
-                if status is None or self._stopping:
-                    continue
-                if not child.spec.restart:
-                    if not child.finished:
-                        log.log(
-                            logging.INFO if status == 0 else logging.ERROR,
-                            "%s finished with exit code %s",
-                            child.name,
-                            status,
-                        )
-                        child.finished = True
-                    continue
-                now = time.monotonic()
-                child.restarts = [t for t in child.restarts if now - t < 60] + [now]
-                if len(child.restarts) > self._max_restarts:
-                    log.error(
-                        "%s exited with %s and keeps crashing; stopping the stack",
-                        child.name,
-                        status,
-                    )
-                    self._stopping, code = True, 1
+            for child in list(self._children):
+                if self.stop_requested():  # Ctrl-C reaches the children too: no restarts now
                     break
-                log.warning("%s exited with %s; restarting", child.name, status)
-                time.sleep(min(2 ** (len(child.restarts) - 1) * 0.5, 10))
-                child.process = self._spawn(child.spec)
+                status = child.process.poll()
+                if status is None:
+                    if not child.ready:
+                        child.ready = child.spec.ready_url is None or answers(child.spec.ready_url)
+                    continue
+                code = max(code, self._exited(child, status))
+            if not self._all_ready and all(c.ready for c in self._children):
+                self._all_ready = True
+                self._on_ready()
+            elif not self._all_ready and not warned:
+                if time.monotonic() - started > NOT_READY_WARNING_SECONDS:
+                    warned = True
+                    for child in self._children:
+                        if not child.ready:
+                            log.warning(
+                                "%s is not ready after %.0f s (%s does not answer 200 yet)",
+                                child.name,
+                                NOT_READY_WARNING_SECONDS,
+                                child.spec.ready_url,
+                            )
         self.stop()
         return code
+
+    def _exited(self, child: Child, status: int) -> int:
+        """Handle a child that exited; the stack's exit code so far (1 once it must stop)."""
+        if not child.spec.restart:
+            if not child.finished:
+                log.log(
+                    logging.INFO if status == 0 else logging.ERROR,
+                    "%s finished with exit code %s",
+                    child.name,
+                    status,
+                )
+                child.finished = True
+                child.ready = True
+            return 0
+        if not child.ready:
+            log.error(
+                "%s cannot start (exit code %s): %s; stopping the stack",
+                child.name,
+                status,
+                child.output.last_line(),
+            )
+            self._stopping = True
+            return 1
+        now = time.monotonic()
+        child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+        if len(child.restarts) > self._max_restarts:
+            log.error(
+                "%s exited with %s and keeps crashing; stopping the stack", child.name, status
+            )
+            self._stopping = True
+            return 1
+        log.warning("%s exited with %s; restarting", child.name, status)
+        time.sleep(min(2 ** (len(child.restarts) - 1) * 0.5, 10))
+        child.output.close()
+        restarted = self._spawn(child.spec)
+        child.process, child.output = restarted.process, restarted.output
+        return 0
 
     def stop(self, timeout: float = 15.0) -> None:
         for child in self._children:
@@ -115,6 +184,7 @@ class Supervisor:
                 log.warning("%s did not stop in time; killing it", child.name)
                 child.process.kill()
                 child.process.wait()
+            child.output.close()
         log.info("stack stopped")
 
 

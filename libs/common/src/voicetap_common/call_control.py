@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
 from voicetap_common.commands import CallCommand, CommandResult, ErrorKind
+from voicetap_common.settings import CommonSettings
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx
@@ -31,6 +32,10 @@ _SDK_METHODS = {
 
 class TelnyxApiSettings(BaseSettings):
     """Mixed into the settings of a service that sends commands."""
+
+    # The same reading as CommonSettings: mixed in after it, BaseSettings' defaults would win, and
+    # the service would ignore `.env` and refuse the other services' keys in it.
+    model_config = CommonSettings.model_config
 
     telnyx_api_key: SecretStr | None = Field(
         default=None,

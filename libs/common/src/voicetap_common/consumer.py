@@ -42,14 +42,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from redis.asyncio import RedisCluster
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import ResponseError
 
+from voicetap_common.backoff import Backoff
 from voicetap_common.partitions import topic_of_streams
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
-from voicetap_common.serving import sleep_or_stop
 from voicetap_common.slot_reads import SlotReads
 from voicetap_common.streams import Entry, Producer, entries_of, stream_entry
 from voicetap_common.topics import dlq_topic
@@ -190,23 +190,28 @@ class StreamConsumer:
         On ``stop`` the batch already read ahead is handled and every handled entry acknowledged
         before this returns; cancelled instead, the read in flight is abandoned (what it read
         stays pending, to be claimed)."""
-        backoff = 0.2
+        backoff = Backoff(
+            "redis",
+            log,
+            first=0.2,
+            cap=self._options.retry_backoff_max_s,
+            context={"group": self._options.group, "consumer": self._consumer},
+        )
         try:
             while not stop.is_set():
                 try:
                     await self.ensure_groups()
                     while not stop.is_set():
                         await self.run_once()
+                        # Only a whole step ends an outage: a pooled connection from before it
+                        # fails once more after the first command got through on a new one.
+                        backoff.succeeded()
                     await self.finish()
                     await self.leave()
-                    backoff = 0.2
                 except REDIS_UNAVAILABLE as exc:
-                    log.warning(
-                        "redis unavailable, retrying",
-                        extra={"group": self._options.group, "error": str(exc)},
-                    )
-                    await sleep_or_stop(stop, backoff)
-                    backoff = min(backoff * 2, self._options.retry_backoff_max_s)
+                    self._drop_failed_read_ahead()
+                    await self._drop_idle_connections()
+                    await backoff.failed(exc, stop)
         finally:
             self._abandon_read_ahead()
 
@@ -301,6 +306,20 @@ class StreamConsumer:
             and ahead.exception() is None
             and len(ahead.result()) >= self._options.batch_size
         )
+
+    async def _drop_idle_connections(self) -> None:
+        """Close the pooled connections nobody uses: opened before the outage, each would fail
+        once more after it (the clients do not retry) and start a second outage in the log. A
+        cluster client replaces its nodes' connections itself."""
+        if isinstance(self._redis, Redis):
+            await self._redis.connection_pool.disconnect(inuse_connections=False)
+
+    def _drop_failed_read_ahead(self) -> None:
+        """Forget a read ahead that failed with the outage, so it is not raised again once Redis
+        is back; one that read entries before the outage is kept, to be handled."""
+        ahead = self._ahead
+        if ahead is not None and ahead.done() and (ahead.cancelled() or ahead.exception()):
+            self._ahead = None
 
     def _abandon_read_ahead(self) -> None:
         if self._ahead is not None:

@@ -94,7 +94,7 @@ class IngestSettings(CommonSettings, TelnyxApiSettings):
     def _range(cls, value: str) -> str:
         first, _, last = value.partition("-")
         if not (first.isdigit() and last.isdigit() and 0 < int(first) < int(last) < 65536):
-            raise ValueError(f"INGEST_RTP_PORTS must look like 40000-40999, got {value!r}")
+            raise ValueError("must be a range of UDP ports FIRST-LAST, e.g. 40000-40999")
         return value
 
     def rtp_port_range(self) -> range:

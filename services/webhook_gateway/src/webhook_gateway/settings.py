@@ -1,8 +1,9 @@
 """The gateway's settings: one typed object, read from the environment."""
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from voicetap_common.settings import CommonSettings
+from webhook_gateway.signature import InvalidPublicKey, load_public_key
 
 
 class GatewaySettings(CommonSettings):
@@ -43,6 +44,22 @@ class GatewaySettings(CommonSettings):
         ge=0,
         description="When set, the gateway also trims every `telnyx.*` and `voicetap.*` topic to entries younger than this, once a minute (`XTRIM MINID`); 0: by `TOPIC_MAXLEN` only.",
     )
+
+    @field_validator("telnyx_public_key")
+    @classmethod
+    def _ed25519(cls, value: str | None) -> str | None:
+        """A key that cannot verify anything (the example Secret's ``REPLACE-...``) is refused at
+        start, not discovered by the first webhook."""
+        if value:
+            try:
+                load_public_key(value)
+            except InvalidPublicKey:
+                raise ValueError(
+                    "is not an Ed25519 public key (base64 of 32 bytes): copy the account's key from "
+                    "Portal → Keys & Credentials → Public Key, or unset it under `voicetap up` to "
+                    "trust a development key"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _fail_closed(self) -> "GatewaySettings":
