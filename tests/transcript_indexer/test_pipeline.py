@@ -21,7 +21,7 @@ from tests.transcript_indexer.indexer_events import (
 from voicetap_common import codec
 from voicetap_common.topics import CALL_HANGUP, CALL_INITIATED, CALL_TRANSCRIPTION, dlq_topic
 from voicetap_common.transcript_events import TRANSCRIPT_COMPLETED
-from webhook_gateway.app import create_app as create_gateway
+from webhook_gateway.main import build_app as create_gateway
 from webhook_gateway.settings import GatewaySettings
 
 GROUP = "transcript_indexer"
