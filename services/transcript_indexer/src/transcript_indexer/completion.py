@@ -25,6 +25,7 @@ from transcript_indexer.formats import as_text
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.storage.base import DueCompletion, Storage, StorageUnavailable
 from voicetap_common import codec
+from voicetap_common.backoff import Backoff
 from voicetap_common.partitions import stream_for
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.serving import sleep_or_stop
@@ -87,11 +88,14 @@ class Completer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep until ``stop``; outages of the database or Redis are logged and waited out."""
+        backoff = Backoff("database or redis", log, first=self.interval_seconds, cap=10.0)
         while not stop.is_set():
             try:
                 await self.sweep()
             except Exception as exc:  # the next sweep tries again; nothing is lost meanwhile
-                log.warning("completion sweep failed", extra={"error": repr(exc)})
+                await backoff.failed(exc, stop)
+                continue
+            backoff.succeeded()
             await sleep_or_stop(stop, self.interval_seconds)
 
     async def sweep(self) -> int:
