@@ -1,7 +1,7 @@
 """Regenerate the README's settings and topics tables from the code.
 
-    .venv/bin/python docs/generate_readme_tables.py          # rewrite README.md in place
-    .venv/bin/python docs/generate_readme_tables.py --check  # exit 1 when README.md is stale
+    .venv/bin/python -m docs.generate_readme_tables          # rewrite README.md in place
+    .venv/bin/python -m docs.generate_readme_tables --check  # exit 1 when README.md is stale
 
 The tables sit between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->``.
 """
@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
+
+from docs.catalog import all_topics
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -58,8 +60,6 @@ def settings_table() -> str:
 
 
 def topics_table() -> str:
-    from voicetap_common.catalog import all_topics
-
     rows = [
         "| topic | written by | read by (groups) | partitioned | holds |",
         "| --- | --- | --- | --- | --- |",
@@ -90,7 +90,7 @@ def main() -> None:
     if "--check" in sys.argv[1:]:
         if fresh != current:
             sys.exit(
-                "README.md tables are stale: run `.venv/bin/python docs/generate_readme_tables.py`"
+                "README.md tables are stale: run `.venv/bin/python -m docs.generate_readme_tables`"
             )
         return
     README.write_text(fresh)

@@ -19,8 +19,13 @@ from tests.transcript_indexer.indexer_events import (
     transcription,
 )
 from voicetap_common import codec
-from voicetap_common.topics import CALL_HANGUP, CALL_INITIATED, CALL_TRANSCRIPTION, dlq_topic
-from voicetap_common.transcript_events import TRANSCRIPT_COMPLETED
+from voicetap_common.topics import (
+    CALL_HANGUP,
+    CALL_INITIATED,
+    CALL_TRANSCRIPTION,
+    TRANSCRIPT_COMPLETED,
+    dlq_topic,
+)
 from webhook_gateway.main import build_app as create_gateway
 from webhook_gateway.settings import GatewaySettings
 

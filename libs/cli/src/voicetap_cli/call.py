@@ -12,8 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from voicetap_common import codec
-from voicetap_common.commands import COMMAND_MODELS, COMMAND_RESULTS, topic_for
+from voicetap_common.commands import COMMAND_MODELS, topic_for
 from voicetap_common.redis_client import SyncRedisClient
+from voicetap_common.topics import COMMAND_RESULTS
 
 _NOT_OPTIONS = {"id", "action", "call_control_id"}
 

@@ -31,11 +31,12 @@ from transcript_indexer.routes import api_routes
 from transcript_indexer.storage import open_when_available
 from transcript_indexer.storage.base import Storage
 from voicetap_common.command_runner import CommandRunner
-from voicetap_common.commands import TRANSCRIPTION_ACTIONS, TRANSCRIPTION_COMMANDS
+from voicetap_common.commands import TRANSCRIPTION_ACTIONS
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.http import operational_routes
 from voicetap_common.redis_client import connect, ping
 from voicetap_common.streams import Producer
+from voicetap_common.topics import TRANSCRIPTION_COMMANDS
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx

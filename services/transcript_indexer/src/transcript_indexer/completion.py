@@ -30,9 +30,8 @@ from voicetap_common.partitions import stream_for
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.serving import sleep_or_stop
 from voicetap_common.streams import entry_fields
-from voicetap_common.topics import dedupe_key
+from voicetap_common.topics import TRANSCRIPT_COMPLETED, dedupe_key
 from voicetap_common.transcript_events import (
-    TRANSCRIPT_COMPLETED,
     TranscriptCompleted,
     TranscriptCompletedPayload,
     TranscriptSegment,

@@ -29,9 +29,10 @@ from prometheus_client import CollectorRegistry, Counter
 from voicetap_common import codec
 from voicetap_common.call_control import classify, result_for, send
 from voicetap_common.command_runner import RESULT_WINDOW_SECONDS
-from voicetap_common.commands import COMMAND_RESULTS, CallCommand, ErrorKind, TranscriptionStart
+from voicetap_common.commands import CallCommand, ErrorKind, TranscriptionStart
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Producer
+from voicetap_common.topics import COMMAND_RESULTS
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx
