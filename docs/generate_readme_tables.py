@@ -31,7 +31,8 @@ SETTINGS = [
 
 def _load(path: str) -> type[BaseSettings]:
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+    model: type[BaseSettings] = getattr(importlib.import_module(module), name)
+    return model
 
 
 def _default(field: FieldInfo) -> str:
@@ -80,7 +81,11 @@ def render(text: str) -> str:
         )
         if not pattern.search(text):
             raise SystemExit(f"README.md has no generated block {name!r}")
-        text = pattern.sub(lambda m, table=table: m.group(1) + table + "\n" + m.group(2), text)
+
+        def filled(match: re.Match[str], table: str = table) -> str:
+            return match.group(1) + table + "\n" + match.group(2)
+
+        text = pattern.sub(filled, text)
     return text
 
 

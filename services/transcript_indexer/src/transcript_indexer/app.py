@@ -15,7 +15,7 @@ import dataclasses
 import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -31,7 +31,11 @@ from transcript_indexer.routes import api_routes
 from transcript_indexer.storage import open_when_available
 from transcript_indexer.storage.base import Storage
 from voicetap_common.command_runner import CommandRunner
-from voicetap_common.commands import TRANSCRIPTION_ACTIONS
+from voicetap_common.commands import (
+    TRANSCRIPTION_ACTIONS,
+    TranscriptionEngine,
+    TranscriptionTracks,
+)
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.http import operational_routes
 from voicetap_common.redis_client import connect, ping
@@ -52,8 +56,8 @@ COMMAND_BATCH_SIZE = 50
 class AutoTranscription:
     """``INDEXER_AUTO_TRANSCRIBE``: what ``transcription_start`` asks for on every answered call."""
 
-    engine: str
-    tracks: Literal["inbound", "outbound", "both"]
+    engine: TranscriptionEngine
+    tracks: TranscriptionTracks
 
 
 class BearerToken:

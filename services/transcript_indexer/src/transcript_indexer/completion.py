@@ -20,6 +20,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter
+from redis.typing import EncodableT
 
 from transcript_indexer.formats import as_text
 from transcript_indexer.live import LiveFeed
@@ -138,7 +139,7 @@ class Completer:
             codec.dumps(event.model_dump(mode="json")),
             call_control_id=call_control_id,
         )
-        args: list[str | bytes | int] = [PUBLISHED_TTL_SECONDS, self._maxlen, due.segment_seq]
+        args: list[EncodableT] = [PUBLISHED_TTL_SECONDS, self._maxlen, due.segment_seq]
         for name, value in fields.items():
             args.extend((name, value))
         stream = stream_for(TRANSCRIPT_COMPLETED, call_control_id, self._partitions)

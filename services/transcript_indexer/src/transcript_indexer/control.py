@@ -29,7 +29,13 @@ from prometheus_client import CollectorRegistry, Counter
 from voicetap_common import codec
 from voicetap_common.call_control import classify, result_for, send
 from voicetap_common.command_runner import RESULT_WINDOW_SECONDS
-from voicetap_common.commands import CallCommand, ErrorKind, TranscriptionStart
+from voicetap_common.commands import (
+    CallCommand,
+    ErrorKind,
+    TranscriptionEngine,
+    TranscriptionStart,
+    TranscriptionTracks,
+)
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Producer
 from voicetap_common.topics import COMMAND_RESULTS
@@ -92,8 +98,8 @@ class TranscriptionStarter:
         commands: TelnyxCommands,
         redis: RedisClient,
         producer: Producer,
-        engine: str,
-        tracks: str,
+        engine: TranscriptionEngine,
+        tracks: TranscriptionTracks,
     ) -> None:
         self._commands = commands
         self._redis = redis
@@ -119,8 +125,8 @@ class TranscriptionStarter:
         command = TranscriptionStart(
             id=f"auto:{event_id}",
             call_control_id=call_control_id,
-            transcription_engine=self._engine,  # type: ignore[arg-type]
-            transcription_tracks=self._tracks,  # type: ignore[arg-type]
+            transcription_engine=self._engine,
+            transcription_tracks=self._tracks,
         )
         try:
             await self._commands.execute(command)

@@ -7,6 +7,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from transcript_indexer.storage import sqlite_path
 from voicetap_common.call_control import TelnyxApiSettings
+from voicetap_common.commands import TranscriptionEngine, TranscriptionTracks
 from voicetap_common.settings import CommonSettings
 
 
@@ -27,11 +28,11 @@ class IndexerSettings(CommonSettings, TelnyxApiSettings):
     indexer_auto_transcribe: bool = Field(
         default=False, description="Start Telnyx transcription on every `call.answered`."
     )
-    indexer_transcription_engine: str = Field(
+    indexer_transcription_engine: TranscriptionEngine = Field(
         default="Telnyx",
         description="`transcription_engine` of `transcription_start` (Google, Telnyx, Deepgram, A, B, ...).",
     )
-    indexer_transcription_tracks: Literal["inbound", "outbound", "both"] = Field(
+    indexer_transcription_tracks: TranscriptionTracks = Field(
         default="both", description="`transcription_tracks` of `transcription_start`."
     )
     indexer_settle_seconds: float = Field(
