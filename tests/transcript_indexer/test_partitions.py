@@ -18,6 +18,8 @@ from voicetap_common.partitions import stream_for, streams_of
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.topics import TRANSCRIPT_COMPLETED
 
+pytestmark = pytest.mark.slow  # the whole pipeline, gateway to indexer
+
 N = 4
 CALLS = [f"v3:partitioned-{i}" for i in range(6)]
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from redis.asyncio import Redis
 
 from telnyx_simulator.serve import serve
@@ -28,6 +29,8 @@ from voicetap_common.topics import (
 )
 from webhook_gateway.main import build_app as create_gateway
 from webhook_gateway.settings import GatewaySettings
+
+pytestmark = pytest.mark.slow  # the whole pipeline, gateway to indexer
 
 GROUP = "transcript_indexer"
 

@@ -187,6 +187,7 @@ async def test_health_readiness_and_metrics(
     assert "voicetap_gateway_request_seconds_bucket" in text
 
 
+@pytest.mark.slow  # 400 webhooks, one after another, through a served gateway
 async def test_topics_are_trimmed_to_the_bound(
     redis: Redis,
     signer: WebhookSigner,

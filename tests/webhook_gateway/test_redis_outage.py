@@ -22,6 +22,8 @@ from voicetap_cli.embedded_redis import EmbeddedRedis
 from webhook_gateway.main import build_app
 from webhook_gateway.settings import GatewaySettings
 
+pytestmark = pytest.mark.slow  # a Redis server stopped, hung and started again
+
 PATH = "/webhooks/telnyx"
 
 
