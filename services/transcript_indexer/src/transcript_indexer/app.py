@@ -195,7 +195,8 @@ def create_app(
                     yield
                 finally:
                     stop.set()
-                    await asyncio.wait([running], timeout=STOP_GRACE_SECONDS)
+                    if opened.is_set():  # else no batch is in flight, only the opening
+                        await asyncio.wait([running], timeout=STOP_GRACE_SECONDS)
                     running.cancel()  # e.g. a batch waiting for a database that is down
         finally:
             await commands.close()
