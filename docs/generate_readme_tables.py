@@ -1,7 +1,7 @@
 """Regenerate the README's settings and topics tables from the code.
 
-    .venv/bin/python docs/generate_readme_tables.py          # rewrite README.md in place
-    .venv/bin/python docs/generate_readme_tables.py --check  # exit 1 when README.md is stale
+    .venv/bin/python -m docs.generate_readme_tables          # rewrite README.md in place
+    .venv/bin/python -m docs.generate_readme_tables --check  # exit 1 when README.md is stale
 
 The tables sit between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->``.
 """
@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
+
+from docs.catalog import all_topics
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -29,7 +31,8 @@ SETTINGS = [
 
 def _load(path: str) -> type[BaseSettings]:
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+    model: type[BaseSettings] = getattr(importlib.import_module(module), name)
+    return model
 
 
 def _default(field: FieldInfo) -> str:
@@ -58,8 +61,6 @@ def settings_table() -> str:
 
 
 def topics_table() -> str:
-    from voicetap_common.catalog import all_topics
-
     rows = [
         "| topic | written by | read by (groups) | partitioned | holds |",
         "| --- | --- | --- | --- | --- |",
@@ -80,7 +81,11 @@ def render(text: str) -> str:
         )
         if not pattern.search(text):
             raise SystemExit(f"README.md has no generated block {name!r}")
-        text = pattern.sub(lambda m, table=table: m.group(1) + table + "\n" + m.group(2), text)
+
+        def filled(match: re.Match[str], table: str = table) -> str:
+            return match.group(1) + table + "\n" + match.group(2)
+
+        text = pattern.sub(filled, text)
     return text
 
 
@@ -90,7 +95,7 @@ def main() -> None:
     if "--check" in sys.argv[1:]:
         if fresh != current:
             sys.exit(
-                "README.md tables are stale: run `.venv/bin/python docs/generate_readme_tables.py`"
+                "README.md tables are stale: run `.venv/bin/python -m docs.generate_readme_tables`"
             )
         return
     README.write_text(fresh)

@@ -3,7 +3,6 @@ lines of the READMEs work as written (those a CI run can execute) or say why the
 
 import os
 import re
-import runpy
 import shlex
 import signal
 import subprocess
@@ -16,16 +15,16 @@ import httpx
 import pytest
 from redis import Redis
 
+from docs.generate_readme_tables import render
 from voicetap_cli.embedded_redis import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_readme_tables_are_current() -> None:
-    generator = runpy.run_path(str(ROOT / "docs" / "generate_readme_tables.py"))
     current = (ROOT / "README.md").read_text()
-    assert generator["render"](current) == current, (
-        "README.md tables are stale: run `.venv/bin/python docs/generate_readme_tables.py`"
+    assert render(current) == current, (
+        "README.md tables are stale: run `.venv/bin/python -m docs.generate_readme_tables`"
     )
 
 

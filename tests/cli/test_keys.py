@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from telnyx_simulator.serve import serve
 from telnyx_simulator.signing import WebhookSigner
 from tests.webhook_gateway.conftest import make_event
-from webhook_gateway.app import create_app
+from webhook_gateway.main import build_app
 from webhook_gateway.settings import GatewaySettings
 
 VOICETAP = str(Path(sys.executable).with_name("voicetap"))
@@ -49,7 +49,7 @@ async def test_the_printed_public_key_verifies_webhooks_signed_with_the_printed_
     assert settings.telnyx_public_key == public
     signer, stranger = WebhookSigner.from_private_key(private), WebhookSigner.generate()
     body, forged = make_event("call.answered", "keys-1"), make_event("call.answered", "keys-2")
-    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve(build_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
         signed = await client.post("/webhooks/telnyx", content=body, headers=signer.sign(body))
         refused = await client.post(
             "/webhooks/telnyx", content=forged, headers=stranger.sign(forged)

@@ -13,7 +13,6 @@ from tests.common.test_command_runner import SlowExecutor, instance, pending, pu
 from voicetap_common.commands import TranscriptionStop
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, Handler, StreamConsumer
 from voicetap_common.redis_client import connect
-from voicetap_common.settings import CommonSettings
 from voicetap_common.streams import Entry, Producer
 
 # On the test cluster these hash to slots of all three nodes; the last shares the first one's slot
@@ -94,9 +93,7 @@ async def test_an_entry_on_one_node_does_not_wait_for_the_block_time_of_the_othe
         seen.extend(entry.event_id for entry in entries)
 
     block_ms = 2000
-    client = connect(
-        CommonSettings(redis_url=redis_cluster_url, redis_cluster=True), blocking_ms=block_ms
-    )
+    client = connect(redis_cluster_url, cluster=True, timeout_seconds=1.0, blocking_ms=block_ms)
     assert isinstance(client, RedisCluster)
     try:
         consumer = consumer_for(client, handle, "c1", block_ms=block_ms, claim_interval_s=60)

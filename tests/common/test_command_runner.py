@@ -10,16 +10,11 @@ from redis.asyncio import Redis
 
 from voicetap_common import codec
 from voicetap_common.command_runner import CommandRunner, Executor, lock_key
-from voicetap_common.commands import (
-    COMMAND_MODELS,
-    COMMAND_RESULTS,
-    TRANSCRIPTION_COMMANDS,
-    CallCommand,
-    TranscriptionStop,
-)
+from voicetap_common.commands import COMMAND_MODELS, CallCommand, TranscriptionStop
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Producer
+from voicetap_common.topics import COMMAND_RESULTS, TRANSCRIPTION_COMMANDS
 
 GROUP = "executors"
 

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from telnyx_simulator.state import FakeTelnyxState
 from tests.conftest import API_KEY, Fake, FakeFactory
-from voicetap_common import codec, commands
+from voicetap_common import codec, commands, topics
 from voicetap_common.call_control import TelnyxApiSettings, send, telnyx_client
 from voicetap_common.command_runner import CommandRunner
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
@@ -175,9 +175,9 @@ async def run_commands(
     runner = CommandRunner(
         redis, producer, execute, executed_by=name, actions=frozenset(commands.COMMAND_MODELS)
     )
-    topics = [commands.MEDIA_COMMANDS, commands.TRANSCRIPTION_COMMANDS]
+    command_topics = [topics.MEDIA_COMMANDS, topics.TRANSCRIPTION_COMMANDS]
     options = ConsumerOptions(
-        group="executors", topics=topics, consumer=name, block_ms=50, claim_interval_s=0
+        group="executors", topics=command_topics, consumer=name, block_ms=50, claim_interval_s=0
     )
     consumer = StreamConsumer(
         redis, producer, options, runner.handle, ConsumerMetrics(CollectorRegistry())
@@ -194,7 +194,7 @@ async def run_commands(
 
 async def results(redis: Redis) -> list[dict]:  # type: ignore[type-arg]
     return [
-        codec.loads(fields[b"event"]) for _, fields in await redis.xrange(commands.COMMAND_RESULTS)
+        codec.loads(fields[b"event"]) for _, fields in await redis.xrange(topics.COMMAND_RESULTS)
     ]
 
 
@@ -388,5 +388,5 @@ async def test_a_malformed_command_is_answered_and_dead_lettered_and_the_next_ru
         and "transcription_engine" in by_id["bad-1"]["detail"]
     )
     assert by_id[good.id]["ok"] is True
-    dead = await redis.xrange(commands.TRANSCRIPTION_COMMANDS + ".dlq")
+    dead = await redis.xrange(topics.TRANSCRIPTION_COMMANDS + ".dlq")
     assert [f[b"id"] for _, f in dead] == [b"c0"]

@@ -2,7 +2,7 @@
 credential's value is never echoed."""
 
 import pytest
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from voicetap_common.settings import CommonSettings, load_settings, settings_errors
 
@@ -18,6 +18,17 @@ class _Settings(CommonSettings):
         if "-" not in value:
             raise ValueError(f"DEMO_PORTS must look like 40000-40999, got {value!r}")
         return value
+
+
+class _Paired(CommonSettings):
+    demo_token: str = ""
+    demo_enabled: bool = False
+
+    @model_validator(mode="after")
+    def _needs_token(self) -> "_Paired":
+        if self.demo_enabled and not self.demo_token:
+            raise ValueError("DEMO_ENABLED needs DEMO_TOKEN")
+        return self
 
 
 def test_one_line_per_bad_setting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,3 +57,13 @@ def test_load_settings_exits_2_with_the_lines(
         "voicetap demo: invalid setting DEMO_PORT='abc': "
         "Input should be a valid integer, unable to parse string as an integer\n"
     )
+
+
+def test_a_check_across_settings_is_its_message_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its input is every setting, so echoing it would print credentials."""
+    monkeypatch.setenv("DEMO_ENABLED", "true")
+    monkeypatch.setenv("DEMO_TOKEN", "")
+    monkeypatch.setenv("REDIS_URL", "redis://:hunter2@localhost:1/0")
+    with pytest.raises(ValidationError) as caught:
+        _Paired()
+    assert settings_errors(_Paired, caught.value) == ["DEMO_ENABLED needs DEMO_TOKEN"]

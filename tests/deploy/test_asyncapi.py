@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from docs import asyncapi, catalog
 from tests.deploy.manifests import require
-from voicetap_common import asyncapi, catalog, topics
+from voicetap_common import topics
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "docs" / "asyncapi.json"
@@ -48,12 +49,14 @@ def test_output_is_deterministic() -> None:
 def test_check_mode_fails_on_a_stale_file_and_says_how_to_regenerate(tmp_path: Path) -> None:
     stale = tmp_path / "asyncapi.json"
     stale.write_text("{}\n")
-    command = [sys.executable, "-m", "voicetap_common.asyncapi"]
-    failed = subprocess.run([*command, "--check", str(stale)], capture_output=True, text=True)
+    command = [sys.executable, "-m", "docs.asyncapi"]
+    failed = subprocess.run(
+        [*command, "--check", str(stale)], cwd=ROOT, capture_output=True, text=True
+    )
     assert failed.returncode == 1
     assert asyncapi.REGENERATE in failed.stderr
-    assert subprocess.run([*command, "--write", str(stale)]).returncode == 0
-    assert subprocess.run([*command, "--check", str(stale)]).returncode == 0
+    assert subprocess.run([*command, "--write", str(stale)], cwd=ROOT).returncode == 0
+    assert subprocess.run([*command, "--check", str(stale)], cwd=ROOT).returncode == 0
 
 
 def _refs(node: Any) -> Iterator[str]:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
+from docs import catalog
 from tests.deploy.manifests import K8S, K8S_EXAMPLES, PORTS, k8s_by_kind, k8s_documents, require
-from voicetap_common import catalog
 
 KUBERNETES_VERSION = "1.33.0"
 # Metadata the KEDA redis-streams scaler reads (keda.sh/docs/scalers/redis-streams).

@@ -22,10 +22,13 @@ from telnyx_simulator.serve import serve
 from tests.conftest import API_KEY
 from tests.media_ingest.test_ports import free_range
 from voicetap_common import codec
-from voicetap_common.commands import COMMAND_RESULTS, MEDIA_COMMANDS
-from voicetap_common.media_events import RECORDING_COMPLETED
 from voicetap_common.streams import Producer
-from voicetap_common.topics import telnyx_topic
+from voicetap_common.topics import (
+    COMMAND_RESULTS,
+    MEDIA_COMMANDS,
+    RECORDING_COMPLETED,
+    telnyx_topic,
+)
 
 
 def ingest_settings(

@@ -19,9 +19,8 @@ from tests.media_ingest.harness import (
 )
 from tests.media_ingest.test_ingest_rtp import send_fork
 from voicetap_common import codec
-from voicetap_common.media_events import MEDIA_ANALYTICS, RECORDING_COMPLETED
 from voicetap_common.partitions import stream_for, streams_of
-from voicetap_common.topics import CALL_ANSWERED, CALL_HANGUP
+from voicetap_common.topics import CALL_ANSWERED, CALL_HANGUP, MEDIA_ANALYTICS, RECORDING_COMPLETED
 
 pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 

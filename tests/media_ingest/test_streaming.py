@@ -31,8 +31,8 @@ from tests.media_ingest.harness import (
 )
 from tests.media_ingest.test_ingest_rtp import round_trip
 from voicetap_common import codec
-from voicetap_common.media_events import MEDIA_DTMF, MEDIA_ERROR, MEDIA_MARK, MEDIA_PLAYBACK
 from voicetap_common.streams import Producer
+from voicetap_common.topics import MEDIA_DTMF, MEDIA_ERROR, MEDIA_MARK, MEDIA_PLAYBACK
 
 pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 

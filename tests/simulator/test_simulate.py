@@ -29,7 +29,7 @@ from telnyx_simulator.script import ScriptLine, parse_script
 from telnyx_simulator.serve import serve
 from telnyx_simulator.signing import WebhookSigner
 from voicetap_cli.embedded_redis import free_port
-from webhook_gateway.app import create_app
+from webhook_gateway.main import build_app
 from webhook_gateway.settings import GatewaySettings
 
 from .stand_in_ingest import StandInIngest
@@ -63,7 +63,7 @@ async def gateway_url(
     settings = GatewaySettings(
         redis_url=redis_url, telnyx_public_key=signer.public_key, voicetap_data_dir=tmp_path
     )
-    async with serve(create_app(settings)) as url:
+    async with serve(build_app(settings)) as url:
         yield url
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from transcript_indexer.main import run
+from telnyx_simulator.serve import serve
+from transcript_indexer.main import build_app
 from transcript_indexer.settings import IndexerSettings
 from voicetap_cli.embedded_redis import free_port
 
@@ -34,20 +35,16 @@ def indexer_settings(
 
 @contextlib.asynccontextmanager
 async def running_indexer(settings: IndexerSettings) -> AsyncIterator[str]:
-    """The whole indexer (consumer, sweeper, API) in this event loop; yields the API's base URL."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run(settings, stop))
-    url = f"http://127.0.0.1:{settings.indexer_port}"
+    """The whole indexer app (consumers, sweeper, API) served in this event loop on
+    ``settings.indexer_port``, ready (its database open); yields the API's base URL."""
     headers = (
         {"authorization": f"Bearer {settings.indexer_api_token.get_secret_value()}"}
         if settings.indexer_api_token
         else {}
     )
-    try:
+    async with serve(build_app(settings), port=settings.indexer_port) as url:
         async with httpx.AsyncClient(base_url=url, headers=headers) as client:
             for _ in range(200):
-                if task.done():
-                    task.result()
                 with contextlib.suppress(httpx.TransportError):
                     if (await client.get("/readyz")).status_code == 200:
                         break
@@ -55,9 +52,6 @@ async def running_indexer(settings: IndexerSettings) -> AsyncIterator[str]:
             else:
                 raise RuntimeError("indexer did not become ready")
         yield url
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
 
 
 async def eventually(

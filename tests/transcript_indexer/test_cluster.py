@@ -5,6 +5,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from redis.asyncio import RedisCluster
 
 from tests.transcript_indexer.harness import eventually, indexer_settings, running_indexer
@@ -13,8 +14,9 @@ from tests.transcript_indexer.test_api import _events
 from tests.transcript_indexer.test_pipeline import _all_handled, _completed, signed_webhooks
 from transcript_indexer.consumer import TOPICS
 from transcript_indexer.live import live_topic
-from voicetap_common.commands import TRANSCRIPTION_COMMANDS
-from voicetap_common.transcript_events import TRANSCRIPT_COMPLETED
+from voicetap_common.topics import TRANSCRIPT_COMPLETED, TRANSCRIPTION_COMMANDS
+
+pytestmark = pytest.mark.slow  # the whole pipeline on a Redis Cluster
 
 
 async def test_webhooks_become_a_searchable_transcript_a_completed_event_and_a_live_feed(

@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 from tests.conftest import API_KEY, Fake
 from tests.transcript_indexer.harness import indexer_settings, running_indexer
 from voicetap_common import codec
-from voicetap_common.commands import COMMAND_RESULTS, TRANSCRIPTION_COMMANDS, TranscriptionStart
+from voicetap_common.commands import TranscriptionStart
+from voicetap_common.topics import COMMAND_RESULTS, TRANSCRIPTION_COMMANDS
 
 VOICETAP = str(Path(sys.executable).with_name("voicetap"))
 

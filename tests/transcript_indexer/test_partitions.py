@@ -16,7 +16,9 @@ from tests.transcript_indexer.test_pipeline import _all_handled, signed_webhooks
 from transcript_indexer.consumer import TOPICS
 from voicetap_common.partitions import stream_for, streams_of
 from voicetap_common.redis_client import RedisClient
-from voicetap_common.transcript_events import TRANSCRIPT_COMPLETED
+from voicetap_common.topics import TRANSCRIPT_COMPLETED
+
+pytestmark = pytest.mark.slow  # the whole pipeline, gateway to indexer
 
 N = 4
 CALLS = [f"v3:partitioned-{i}" for i in range(6)]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from redis.asyncio import Redis
 
 from telnyx_simulator.serve import serve
@@ -19,10 +20,17 @@ from tests.transcript_indexer.indexer_events import (
     transcription,
 )
 from voicetap_common import codec
-from voicetap_common.topics import CALL_HANGUP, CALL_INITIATED, CALL_TRANSCRIPTION, dlq_topic
-from voicetap_common.transcript_events import TRANSCRIPT_COMPLETED
-from webhook_gateway.app import create_app as create_gateway
+from voicetap_common.topics import (
+    CALL_HANGUP,
+    CALL_INITIATED,
+    CALL_TRANSCRIPTION,
+    TRANSCRIPT_COMPLETED,
+    dlq_topic,
+)
+from webhook_gateway.main import build_app as create_gateway
 from webhook_gateway.settings import GatewaySettings
+
+pytestmark = pytest.mark.slow  # the whole pipeline, gateway to indexer
 
 GROUP = "transcript_indexer"
 

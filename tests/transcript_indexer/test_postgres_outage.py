@@ -6,12 +6,15 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 from redis.asyncio import Redis
 
 from tests.transcript_indexer.harness import eventually, indexer_settings, running_indexer
 from tests.transcript_indexer.indexer_events import publish, transcription
 from tests.transcript_indexer.own_postgres import own_postgres
 from voicetap_common.topics import CALL_TRANSCRIPTION
+
+pytestmark = pytest.mark.slow  # a PostgreSQL server stopped and started again
 
 
 def _count(url: str) -> int:

@@ -21,7 +21,6 @@ from tests.transcript_indexer.indexer_events import (
 )
 from transcript_indexer.query import parse_query
 from transcript_indexer.records import build_batch
-from transcript_indexer.settings import IndexerSettings
 from transcript_indexer.storage import create_storage
 from transcript_indexer.storage import postgres as postgres_backend
 from transcript_indexer.storage import sqlite as sqlite_backend
@@ -292,6 +291,11 @@ def _insert_old_calls(url: str) -> None:
             )
 
 
+def _storage_at(url: str) -> Storage:
+    """Another process's storage on the same database (``url`` names the file or server)."""
+    return create_storage(url, Path(), sqlite_busy_timeout_ms=2000, pg_pool_size=4)
+
+
 async def test_an_upgraded_database_keeps_its_completed_calls_at_revision_1(
     empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -300,12 +304,12 @@ async def test_an_upgraded_database_keeps_its_completed_calls_at_revision_1(
     monkeypatch.setattr(
         backend, "MIGRATIONS", backend.MIGRATIONS[:-1]
     )  # the schema before revisions
-    before = create_storage(IndexerSettings(indexer_database_url=url))
+    before = _storage_at(url)
     await before.open()
     await before.close()
     await asyncio.to_thread(_insert_old_calls, url)
     monkeypatch.undo()
-    upgraded = create_storage(IndexerSettings(indexer_database_url=url))
+    upgraded = _storage_at(url)
     await upgraded.open()
     try:
         later = NOW + timedelta(hours=1)
@@ -319,7 +323,7 @@ async def test_an_upgraded_database_keeps_its_completed_calls_at_revision_1(
 
 
 async def test_migrations_apply_once(storage: Storage, database_url: str) -> None:
-    again = create_storage(IndexerSettings(indexer_database_url=database_url))
+    again = _storage_at(database_url)
     await again.open()  # a second process starting on the same database
     await again.close()
     await apply(storage, transcription("m1", "still works", 1.0))

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 from redis.asyncio import Redis
 
 from tests.transcript_indexer.harness import eventually, free_port
 from tests.transcript_indexer.indexer_events import publish, transcription
 from voicetap_common.topics import CALL_TRANSCRIPTION
+
+pytestmark = pytest.mark.slow  # several indexer processes
 
 GROUP = "transcript_indexer"
 

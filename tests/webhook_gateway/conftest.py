@@ -9,7 +9,7 @@ import pytest
 
 from telnyx_simulator.serve import serve
 from telnyx_simulator.signing import WebhookSigner
-from webhook_gateway.app import create_app
+from webhook_gateway.main import build_app
 from webhook_gateway.settings import GatewaySettings
 
 
@@ -62,7 +62,7 @@ async def gateway(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on a real uvicorn-served gateway, with Redis emptied first."""
     async with (
-        serve(create_app(gateway_settings())) as base_url,
+        serve(build_app(gateway_settings())) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=5) as client,
     ):
         yield client

@@ -14,9 +14,9 @@ from redis.asyncio import RedisCluster
 from telnyx_simulator.serve import serve
 from telnyx_simulator.signing import WebhookSigner
 from tests.webhook_gateway.conftest import make_event, signed_post
-from voicetap_common.retention import trim_older_than
 from voicetap_common.topics import telnyx_topic
-from webhook_gateway.app import create_app
+from webhook_gateway.main import build_app
+from webhook_gateway.retention import trim_older_than
 from webhook_gateway.settings import GatewaySettings
 
 PATH = "/webhooks/telnyx"
@@ -35,7 +35,7 @@ async def gateway(
     gateway_settings: Callable[..., GatewaySettings],
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway on the cluster (emptied first), over real HTTP."""
-    app = create_app(gateway_settings(redis_url=redis_cluster_url, redis_cluster=True))
+    app = build_app(gateway_settings(redis_url=redis_cluster_url, redis_cluster=True))
     async with serve(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         yield client
 

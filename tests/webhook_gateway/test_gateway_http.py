@@ -187,16 +187,17 @@ async def test_health_readiness_and_metrics(
     assert "voicetap_gateway_request_seconds_bucket" in text
 
 
+@pytest.mark.slow  # 400 webhooks, one after another, through a served gateway
 async def test_topics_are_trimmed_to_the_bound(
     redis: Redis,
     signer: WebhookSigner,
     gateway_settings,  # type: ignore[no-untyped-def]
 ) -> None:
     from telnyx_simulator.serve import serve
-    from webhook_gateway.app import create_app
+    from webhook_gateway.main import build_app
 
     async with (
-        serve(create_app(gateway_settings(topic_maxlen=10))) as url,
+        serve(build_app(gateway_settings(topic_maxlen=10))) as url,
         httpx.AsyncClient(base_url=url) as client,
     ):
         for i in range(400):
@@ -225,11 +226,11 @@ async def test_the_dedupe_window_is_a_setting(
     redis: Redis, signer: WebhookSigner, gateway_settings
 ) -> None:  # type: ignore[no-untyped-def]
     from telnyx_simulator.serve import serve
-    from webhook_gateway.app import create_app
+    from webhook_gateway.main import build_app
 
     body = make_event("call.answered", "ev-window")
     async with (
-        serve(create_app(gateway_settings(gateway_dedupe_window_seconds=1))) as url,
+        serve(build_app(gateway_settings(gateway_dedupe_window_seconds=1))) as url,
         httpx.AsyncClient(base_url=url) as client,
     ):
         assert (await client.post(PATH, **signed_post(signer, body))).json()["status"] == "stored"

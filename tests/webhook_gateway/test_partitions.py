@@ -16,7 +16,7 @@ from tests.webhook_gateway.conftest import make_event, signed_post
 from voicetap_common.partitions import stream_for, streams_of
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.topics import dedupe_key, telnyx_topic
-from webhook_gateway.app import create_app
+from webhook_gateway.main import build_app
 from webhook_gateway.settings import GatewaySettings
 
 PATH = "/webhooks/telnyx"
@@ -37,7 +37,7 @@ async def gateway(
         if isinstance(any_redis, RedisCluster)
         else {}
     )
-    app = create_app(gateway_settings(topic_partitions=N, **where))
+    app = build_app(gateway_settings(topic_partitions=N, **where))
     async with serve(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=10) as http:
         yield http
 

@@ -19,8 +19,10 @@ from telnyx_simulator.serve import serve
 from telnyx_simulator.signing import WebhookSigner
 from tests.webhook_gateway.conftest import make_event, signed_post
 from voicetap_cli.embedded_redis import EmbeddedRedis
-from webhook_gateway.app import create_app
+from webhook_gateway.main import build_app
 from webhook_gateway.settings import GatewaySettings
+
+pytestmark = pytest.mark.slow  # a Redis server stopped, hung and started again
 
 PATH = "/webhooks/telnyx"
 
@@ -49,7 +51,7 @@ async def gateway(
     restartable: EmbeddedRedis, gateway_settings: Callable[..., GatewaySettings]
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with (
-        serve(create_app(gateway_settings(redis_url=restartable.url))) as base_url,
+        serve(build_app(gateway_settings(redis_url=restartable.url))) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=5) as client,
     ):
         yield client

@@ -9,8 +9,8 @@ import httpx
 from redis.asyncio import Redis
 
 from telnyx_simulator.serve import serve
-from voicetap_common.retention import trim_older_than
-from webhook_gateway.app import create_app
+from webhook_gateway.main import build_app
+from webhook_gateway.retention import trim_older_than
 from webhook_gateway.settings import GatewaySettings
 
 HOUR_MS = 3_600_000
@@ -54,7 +54,7 @@ async def test_the_gateway_sweeps_when_an_age_is_set(
     await _stream_at(redis, "telnyx.call.initiated", now_ms - 2 * HOUR_MS, now_ms)
     counted = 'voicetap_gateway_topic_entries_trimmed_total{topic="telnyx.call.initiated"} 1.0'
     async with (
-        serve(create_app(gateway_settings(topic_max_age_seconds=3600))) as base_url,
+        serve(build_app(gateway_settings(topic_max_age_seconds=3600))) as base_url,
         httpx.AsyncClient(base_url=base_url) as client,
     ):
         for _ in range(100):  # the first sweep runs as the gateway starts
@@ -74,7 +74,7 @@ async def test_without_an_age_nothing_is_trimmed(
     settings = gateway_settings()
     assert settings.topic_max_age_seconds == 0
     async with (
-        serve(create_app(settings)) as base_url,
+        serve(build_app(settings)) as base_url,
         httpx.AsyncClient(base_url=base_url) as client,
     ):
         assert (await client.get("/healthz")).status_code == 200

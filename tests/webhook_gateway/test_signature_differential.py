@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from telnyx_simulator.serve import serve
 from telnyx_simulator.signing import WebhookSigner
-from webhook_gateway.app import create_app
+from webhook_gateway.main import build_app
 from webhook_gateway.settings import GatewaySettings
 from webhook_gateway.signature import (
     InvalidPublicKey,
@@ -190,7 +190,7 @@ async def test_the_http_endpoint_agrees_with_sdk(
     sendable = [(n, h, b) for n, h, b in case_headers() if all(v == v.strip() for v in h.values())]
     assert len(sendable) >= len(case_headers()) - 1
     async with (
-        serve(create_app(gateway_settings(telnyx_public_key=SIGNER.public_key))) as base_url,
+        serve(build_app(gateway_settings(telnyx_public_key=SIGNER.public_key))) as base_url,
         httpx.AsyncClient(base_url=base_url) as client,
     ):
         for name, headers, body in sendable:

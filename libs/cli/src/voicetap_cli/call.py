@@ -8,7 +8,7 @@ import types
 import typing
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,12 +18,12 @@ from voicetap_common import codec
 from voicetap_common.command_line import voicetap_command
 from voicetap_common.commands import (
     COMMAND_MODELS,
-    COMMAND_RESULTS,
     TranscriptionEngine,
     TranscriptionTracks,
     topic_for,
 )
 from voicetap_common.redis_client import SyncRedisClient
+from voicetap_common.topics import COMMAND_RESULTS
 
 _NOT_OPTIONS = {"id", "action", "call_control_id"}
 
@@ -232,7 +232,7 @@ def run_call(
     except ValidationError as exc:
         raise CommandFailed(f"{args.action}: {_invalid(exc)}", status=2) from None
     body = codec.dumps(command.model_dump(mode="json", exclude_none=True))
-    last = redis.xrevrange(COMMAND_RESULTS, count=1)
+    last = cast("list[tuple[bytes, object]]", redis.xrevrange(COMMAND_RESULTS, count=1))
     start = last[0][0] if last else b"0-0"
     redis.xadd(
         topic_for(command.action),
@@ -277,12 +277,16 @@ def _wait_for_result(
     deadline = time.monotonic() + timeout
     cursor = start
     while (remaining := deadline - time.monotonic()) > 0:
-        reply = redis.xread(
-            {COMMAND_RESULTS: cursor}, count=100, block=max(int(min(remaining, 1.0) * 1000), 1)
+        reply = cast(  # the client never decodes (RESP2, bytes); None on time-out
+            "list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None",
+            redis.xread(
+                {COMMAND_RESULTS: cursor}, count=100, block=max(int(min(remaining, 1.0) * 1000), 1)
+            ),
         )
         for _, entries in reply or []:
             for entry_id, fields in entries:
                 cursor = entry_id
                 if fields.get(b"id") == result_id.encode():
-                    return codec.loads(fields[b"event"])
+                    result: dict[str, Any] = codec.loads(fields[b"event"])
+                    return result
     return None

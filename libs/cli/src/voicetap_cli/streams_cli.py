@@ -17,10 +17,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import orjson
 from redis import RedisCluster
 from redis.exceptions import ResponseError
+from redis.typing import KeyT, StreamIdT
 
 from voicetap_cli.failures import CommandFailed
 from voicetap_cli.topics_report import stream_names
@@ -126,23 +128,24 @@ def format_entry(topic: str, entry_id: bytes, fields: dict[bytes, bytes]) -> str
     return "\n".join(lines)
 
 
+def _xread(redis: SyncRedisClient, cursors: dict[str, str], block_ms: int | None) -> Reply:
+    # the client never decodes (RESP2, bytes): [(stream, [(id, fields), ...])], None on time-out
+    streams = cast("dict[KeyT, StreamIdT]", cursors)
+    return cast(Reply, redis.xread(streams, count=100, block=block_ms) or [])
+
+
 def read_after(redis: SyncRedisClient, cursors: dict[str, str], block_ms: int) -> Reply:
     """XREAD of every topic after its cursor. On a cluster one XREAD per hash slot (a cluster
     refuses one across slots), the block time shared between them; once one brought entries, the
     rest do not block."""
     if not isinstance(redis, RedisCluster):
-        return redis.xread(cursors, count=100, block=block_ms) or []
+        return _xread(redis, cursors, block_ms)
     slots = keys_by_slot(redis, cursors)
     share = max(block_ms // len(slots), 1)
     reply: Reply = []
     for streams in slots:
-        reply += (
-            redis.xread(
-                {stream: cursors[stream] for stream in streams},
-                count=100,
-                block=None if reply else share,
-            )
-            or []
+        reply += _xread(
+            redis, {stream: cursors[stream] for stream in streams}, None if reply else share
         )
     return reply
 

@@ -86,7 +86,7 @@ def render(rows: list[TopicRow]) -> str:
 
     table = [("TOPIC", "LENGTH", "FIRST", "LAST", "GROUP", "CONSUMERS", "PENDING", "LAG")]
     for row in rows:
-        groups = row.groups or [None]
+        groups: list[GroupRow | None] = list(row.groups) or [None]
         for i, group in enumerate(groups):
             head = (
                 (row.name, str(row.length), when(row.first), when(row.last))

@@ -133,7 +133,7 @@ def result_for(
     allocated: dict[str, Any] | None = None,
 ) -> CommandResult:
     """The result event of ``command``: ok, or the classified failure of ``error``."""
-    base = dict(
+    base: dict[str, Any] = dict(
         id=f"result:{command.id}",
         command_id=command.id,
         action=command.action,
@@ -144,7 +144,7 @@ def result_for(
         executed_by=executed_by,
     )
     if error is None:
-        return CommandResult(ok=True, **base)  # type: ignore[arg-type]
+        return CommandResult(ok=True, **base)
     kind, detail, errors = classify(error)
     level = logging.INFO if kind == "call_ended" else logging.WARNING
     log.log(
@@ -157,4 +157,4 @@ def result_for(
             "detail": detail,
         },
     )
-    return CommandResult(ok=False, error=kind, detail=detail, telnyx_errors=errors, **base)  # type: ignore[arg-type]
+    return CommandResult(ok=False, error=kind, detail=detail, telnyx_errors=errors, **base)

@@ -28,11 +28,11 @@ from pydantic import ValidationError
 
 from voicetap_common import codec
 from voicetap_common.call_control import result_for
-from voicetap_common.commands import COMMAND_RESULTS, CallCommand, CommandResult, parse_command
+from voicetap_common.commands import CallCommand, CommandResult, parse_command
 from voicetap_common.consumer import RetryLater, Undeliverable
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Entry, Producer
-from voicetap_common.topics import dedupe_key
+from voicetap_common.topics import COMMAND_RESULTS, dedupe_key
 
 log = logging.getLogger("voicetap.commands")
 
@@ -174,7 +174,7 @@ class CommandRunner:
         await self._producer.publish_once(
             COMMAND_RESULTS,
             result.id,
-            "voicetap.command.result",
+            COMMAND_RESULTS,
             body,
             RESULT_WINDOW_SECONDS,
             **extra,

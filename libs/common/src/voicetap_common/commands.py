@@ -26,9 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-MEDIA_COMMANDS = "voicetap.command.media"
-TRANSCRIPTION_COMMANDS = "voicetap.command.transcription"
-COMMAND_RESULTS = "voicetap.command.result"
+from voicetap_common import topics
 
 StreamTrack = Literal["inbound_track", "outbound_track", "both_tracks"]
 StreamCodec = Literal["PCMU", "PCMA", "G722", "OPUS", "AMR-WB", "L16", "default"]
@@ -216,7 +214,7 @@ TRANSCRIPTION_ACTIONS = frozenset(_action(m) for m in TRANSCRIPTION_COMMAND_MODE
 
 
 def topic_for(action: str) -> str:
-    return MEDIA_COMMANDS if action in MEDIA_ACTIONS else TRANSCRIPTION_COMMANDS
+    return topics.MEDIA_COMMANDS if action in MEDIA_ACTIONS else topics.TRANSCRIPTION_COMMANDS
 
 
 def parse_command(body: bytes | str) -> Command:

@@ -39,19 +39,20 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import ResponseError
+from redis.typing import KeyT, StreamIdT
 
 from voicetap_common.backoff import Backoff
 from voicetap_common.partitions import topic_of_streams
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
 from voicetap_common.slot_reads import SlotReads
-from voicetap_common.streams import Entry, Producer, entries_of, stream_entry
+from voicetap_common.streams import Entry, Fields, Producer, entries_of, stream_entry
 from voicetap_common.topics import dlq_topic
 
 log = logging.getLogger("voicetap.consumer")
@@ -336,7 +337,7 @@ class StreamConsumer:
         """XREADGROUP, preceded in the same pipeline by the XACK of ``acks`` (entries already handled)."""
         if self._slot_reads is not None:
             return await self._read_slots(self._slot_reads, acks)
-        streams = {stream: ">" for stream in self._streams}
+        streams: dict[KeyT, StreamIdT] = {stream: ">" for stream in self._streams}
         try:
             if acks:
                 async with self._redis.pipeline(transaction=False) as pipe:
@@ -474,12 +475,12 @@ class StreamConsumer:
                 p["message_id"]: int(p["times_delivered"])
                 for p in pending
                 if not (
-                    p["consumer"].decode() == self._consumer and p["message_id"].decode() in exclude
+                    _text(p["consumer"]) == self._consumer and _text(p["message_id"]) in exclude
                 )
             }
             if not deliveries:
                 continue
-            claimed = await self._redis.xclaim(
+            claimed = await self._redis.xclaim(  # entries, or None for one trimmed away
                 stream,
                 self._options.group,
                 self._consumer,
@@ -489,7 +490,7 @@ class StreamConsumer:
             topic = self._stream_topic[stream]
             alive: list[Entry] = []
             gone: list[bytes] = []
-            for entry_id, fields in claimed:
+            for entry_id, fields in cast("list[tuple[bytes, dict[bytes, bytes] | None]]", claimed):
                 if fields is None:  # trimmed away while pending: nothing left to process
                     gone.append(entry_id)
                     continue
@@ -497,7 +498,7 @@ class StreamConsumer:
                 if deliveries.get(entry_id, 0) >= self._options.max_deliveries:
                     error = await self._redis.get(self._error_key(entry))
                     await self._dead_letter(
-                        entry, deliveries[entry_id], error.decode() if error else "unknown error"
+                        entry, deliveries[entry_id], _text(error) if error else "unknown error"
                     )
                 else:
                     alive.append(entry)
@@ -515,7 +516,7 @@ class StreamConsumer:
 
     async def _dead_letter(self, entry: Entry, deliveries: int | None, error: str) -> None:
         reason = "undeliverable" if deliveries is None else f"failed {deliveries} deliveries"
-        fields: dict[str, bytes | str] = dict(entry.fields)
+        fields: Fields = {name: value for name, value in entry.fields.items()}
         fields.update(
             {
                 "dlq_reason": f"{reason} in group {self._options.group}: {error}",
@@ -539,3 +540,8 @@ class StreamConsumer:
                 "deliveries": deliveries,
             },
         )
+
+
+def _text(value: object) -> str:
+    """A reply field (bytes from a client without decode_responses) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -11,20 +11,13 @@
 
 Entries use the common format (``id``, ``type``, ``event`` JSON) plus ``call_control_id`` (and
 ``leg`` on audio) as routing fields. Audio travels base64 in the JSON, so every field stays UTF-8.
+The topic names are declared in ``voicetap_common.topics``.
 """
 
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-MEDIA_ANALYTICS = "voicetap.media.analytics"
-MEDIA_AUDIO = "voicetap.media.audio"
-RECORDING_COMPLETED = "voicetap.recording.completed"
-MEDIA_ERROR = "voicetap.media.error"
-MEDIA_DTMF = "voicetap.media.dtmf"
-MEDIA_MARK = "voicetap.media.mark"
-MEDIA_PLAYBACK = "voicetap.media.playback"
 
 Leg = Literal["inbound", "outbound"]
 

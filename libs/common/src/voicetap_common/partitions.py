@@ -23,16 +23,17 @@ let every group drain the old streams, then restart everything with the new N.
 import zlib
 from collections.abc import Iterable
 
-from voicetap_common.media_events import (
+from voicetap_common.topics import (
+    DLQ_SUFFIX,
     MEDIA_ANALYTICS,
     MEDIA_AUDIO,
     MEDIA_DTMF,
     MEDIA_ERROR,
     MEDIA_MARK,
     RECORDING_COMPLETED,
+    TELNYX_PREFIX,
+    TRANSCRIPT_COMPLETED,
 )
-from voicetap_common.topics import DLQ_SUFFIX, TELNYX_PREFIX
-from voicetap_common.transcript_events import TRANSCRIPT_COMPLETED
 
 SEPARATOR = ":p"
 

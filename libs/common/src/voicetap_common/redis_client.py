@@ -18,8 +18,6 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
-from voicetap_common.settings import CommonSettings
-
 RedisClient: TypeAlias = Redis | RedisCluster
 """A Redis client, on one server or on a cluster: what every service module takes."""
 
@@ -45,16 +43,19 @@ def keys_by_slot(cluster: RedisCluster | SyncRedisCluster, keys: Iterable[str]) 
     return list(by_slot.values())
 
 
-def connect(settings: CommonSettings, *, blocking_ms: int = 0) -> RedisClient:
-    """A client (not yet connected) bounded by ``settings.redis_timeout_seconds``.
+def connect(
+    url: str, *, cluster: bool, timeout_seconds: float, blocking_ms: int = 0
+) -> RedisClient:
+    """A client (not yet connected: redis-py connects on first use) on ``url`` (``REDIS_URL``, a
+    node of the cluster when ``cluster``), each round trip bounded by ``timeout_seconds``.
 
     ``blocking_ms`` is the longest blocking read (XREADGROUP BLOCK) the client will issue; the
     socket timeout leaves room for it.
     """
-    timeout = settings.redis_timeout_seconds
+    timeout = timeout_seconds
     return client_for(
-        settings.redis_url,
-        cluster=settings.redis_cluster,
+        url,
+        cluster=cluster,
         socket_timeout=timeout + blocking_ms / 1000,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),

@@ -69,8 +69,11 @@ def settings_errors(model: type[BaseSettings], error: ValidationError) -> list[s
     lines = []
     for item in error.errors(include_url=False):
         field = str(item["loc"][0]) if item["loc"] else ""
-        name = env_name(model, field) if field else model.__name__
         message = str(item["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if not field:  # a check across settings: its input is every setting, credentials included
+            lines.append(message)
+            continue
+        name = env_name(model, field)
         if any(word in field for word in _SECRET_WORDS) or item["type"] == "missing":
             lines.append(f"{name}: {message}")
         else:

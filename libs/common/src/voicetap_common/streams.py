@@ -16,16 +16,22 @@ and an :class:`Entry` read from a partition names both its topic and that stream
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from pydantic import BaseModel
+from redis.typing import EncodableT, FieldT
 
 from voicetap_common import codec
 from voicetap_common.partitions import stream_for
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.topics import dedupe_key
 
-Fields = Mapping[str | bytes, bytes | str | int | float]
+Fields: TypeAlias = dict[FieldT, EncodableT]
+"""An entry's fields as XADD takes them."""
+
+RawEntries: TypeAlias = list[tuple[bytes, dict[bytes, bytes]]]
+"""What XRANGE, XREVRANGE or one stream of an XREAD answers. Every client here leaves replies
+undecoded, so ids, names and values are bytes; redis-py's own types allow ``str`` as well."""
 
 # An XREAD/XREADGROUP answer: (stream, [(entry id, fields), ...]) per stream that had entries.
 Reply = Sequence[tuple[bytes, Sequence[tuple[bytes, Mapping[bytes, bytes]]]]]
@@ -124,10 +130,8 @@ def entries_of(reply: Reply | None, topic_of: Mapping[str, str] | None = None) -
     return entries
 
 
-def entry_fields(
-    event_id: str, event_type: str, body: bytes, **extra: str | bytes
-) -> dict[str, bytes | str]:
-    fields: dict[str, bytes | str] = {"id": event_id, "type": event_type, "event": body}
+def entry_fields(event_id: str, event_type: str, body: bytes, **extra: str | bytes) -> Fields:
+    fields: Fields = {"id": event_id, "type": event_type, "event": body}
     fields.update({k: v for k, v in extra.items() if v is not None})
     return fields
 
@@ -171,9 +175,7 @@ class Producer:
     async def publish_raw(self, topic: str, fields: Fields) -> str:
         """Append ``fields`` as they are to the stream ``topic`` itself, never a partition (dead
         letters: they keep the original entry's fields, one dead-letter topic per topic)."""
-        entry_id = await self._redis.xadd(
-            topic, dict(fields), maxlen=self._maxlen, approximate=True
-        )
+        entry_id = await self._redis.xadd(topic, fields, maxlen=self._maxlen, approximate=True)
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     async def publish_once(
@@ -188,7 +190,7 @@ class Producer:
         """Publish unless ``event_id`` was published on ``topic`` within the window; None when it was.
         With partitions the de-duplication key is the call's partition's: a repeat of the event, of
         the same call, meets it there."""
-        flat: list[bytes | str] = []
+        flat: list[EncodableT] = []
         for name, value in entry_fields(event_id, event_type, body, **extra).items():
             flat += [name, value]
         stream = self.stream(topic, extra.get("call_control_id"))

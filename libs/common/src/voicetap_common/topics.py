@@ -1,25 +1,46 @@
-"""Topic names: the public contract, named in one place.
+"""Topic names: the public contract, each declared here and nowhere else.
 
 A topic is one Redis Stream. Telnyx webhooks go to ``telnyx.<event_type>``; voicetap's own
-events use the ``voicetap.`` prefix; dead letters go to ``<topic>.dlq``.
+events use the ``voicetap.`` prefix; dead letters go to ``<topic>.dlq``. The names are ``Final``,
+so a model can use one as the default of its ``Literal`` event type.
 """
 
-TELNYX_PREFIX = "telnyx."
-VOICETAP_PREFIX = "voicetap."
-DLQ_SUFFIX = ".dlq"
+from typing import Final
+
+TELNYX_PREFIX: Final = "telnyx."
+VOICETAP_PREFIX: Final = "voicetap."
+DLQ_SUFFIX: Final = ".dlq"
 
 # Signed webhooks whose body is not a usable event (not JSON, no data.id/event_type).
-WEBHOOK_DEAD_LETTERS = "voicetap.webhooks.dlq"
+WEBHOOK_DEAD_LETTERS: Final = "voicetap.webhooks.dlq"
 
-CALL_INITIATED = "telnyx.call.initiated"
-CALL_ANSWERED = "telnyx.call.answered"
-CALL_HANGUP = "telnyx.call.hangup"
-CALL_TRANSCRIPTION = "telnyx.call.transcription"
-CALL_FORK_STARTED = "telnyx.call.fork.started"
-CALL_FORK_STOPPED = "telnyx.call.fork.stopped"
-STREAMING_STARTED = "telnyx.streaming.started"
-STREAMING_STOPPED = "telnyx.streaming.stopped"
-STREAMING_FAILED = "telnyx.streaming.failed"
+# Telnyx webhooks voicetap's services read (any other event type still gets its own topic).
+CALL_INITIATED: Final = "telnyx.call.initiated"
+CALL_ANSWERED: Final = "telnyx.call.answered"
+CALL_HANGUP: Final = "telnyx.call.hangup"
+CALL_TRANSCRIPTION: Final = "telnyx.call.transcription"
+CALL_FORK_STARTED: Final = "telnyx.call.fork.started"
+CALL_FORK_STOPPED: Final = "telnyx.call.fork.stopped"
+STREAMING_STARTED: Final = "telnyx.streaming.started"
+STREAMING_STOPPED: Final = "telnyx.streaming.stopped"
+STREAMING_FAILED: Final = "telnyx.streaming.failed"
+
+# Call Control commands (``voicetap_common.commands``) and their outcomes.
+MEDIA_COMMANDS: Final = "voicetap.command.media"
+TRANSCRIPTION_COMMANDS: Final = "voicetap.command.transcription"
+COMMAND_RESULTS: Final = "voicetap.command.result"
+
+# Media events (``voicetap_common.media_events``), written by media_ingest but playback.
+MEDIA_ANALYTICS: Final = "voicetap.media.analytics"
+MEDIA_AUDIO: Final = "voicetap.media.audio"
+RECORDING_COMPLETED: Final = "voicetap.recording.completed"
+MEDIA_ERROR: Final = "voicetap.media.error"
+MEDIA_DTMF: Final = "voicetap.media.dtmf"
+MEDIA_MARK: Final = "voicetap.media.mark"
+MEDIA_PLAYBACK: Final = "voicetap.media.playback"
+
+# Transcript events (``voicetap_common.transcript_events``), written by transcript_indexer.
+TRANSCRIPT_COMPLETED: Final = "voicetap.transcript.completed"
 
 
 def is_internal(stream: str) -> bool:

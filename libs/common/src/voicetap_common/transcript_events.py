@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-TRANSCRIPT_COMPLETED = "voicetap.transcript.completed"
+from voicetap_common.topics import TRANSCRIPT_COMPLETED
 
 
 class TranscriptSegment(BaseModel):

@@ -66,7 +66,12 @@ def build_service(settings: IngestSettings, client: "AsyncTelnyx | None" = None)
     owns_client = client is None and settings.telnyx_api_key is not None
     return IngestService(
         ingest_config(settings),
-        redis=connect(settings, blocking_ms=BLOCK_MS),
+        redis=connect(
+            settings.redis_url,
+            cluster=settings.redis_cluster,
+            timeout_seconds=settings.redis_timeout_seconds,
+            blocking_ms=BLOCK_MS,
+        ),
         client=telnyx_client(settings) if owns_client else client,
         owns_client=owns_client,
     )

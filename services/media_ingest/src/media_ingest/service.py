@@ -44,11 +44,11 @@ from media_ingest.timers import heartbeat, tick
 from media_ingest.tokens import StreamTokens
 from media_ingest.transports.playback import PlaybackRouter
 from voicetap_common.command_runner import CommandRunner
-from voicetap_common.commands import MEDIA_ACTIONS, MEDIA_COMMANDS
+from voicetap_common.commands import MEDIA_ACTIONS
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
-from voicetap_common.media_events import MEDIA_ANALYTICS, MEDIA_AUDIO
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient, ping
 from voicetap_common.streams import Producer
+from voicetap_common.topics import MEDIA_ANALYTICS, MEDIA_AUDIO, MEDIA_COMMANDS
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx

@@ -12,7 +12,7 @@ import struct
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import quote
 
 import httpx
@@ -23,9 +23,10 @@ from telnyx_simulator.rtp import FRAME_SECONDS
 from telnyx_simulator.state import FakeTelnyxState
 from telnyx_simulator.webhooks import Delivery
 from voicetap_common import codec
-from voicetap_common.media_events import RECORDING_COMPLETED
 from voicetap_common.partitions import stream_for, streams_of
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
+from voicetap_common.streams import RawEntries
+from voicetap_common.topics import RECORDING_COMPLETED
 
 MEDIA_ACTIONS = ("fork_start", "streaming_start")
 DURATION_TOLERANCE = 0.5  # seconds a recording may differ from the audio sent
@@ -108,7 +109,7 @@ async def _entries_since(redis: RedisClient, topic: str, since_ms: int) -> list[
     found: list[dict[bytes, bytes]] = []
     start = f"{since_ms}-0"
     while True:
-        batch = await redis.xrange(topic, min=start, max="+", count=_XRANGE_BATCH)
+        batch = cast(RawEntries, await redis.xrange(topic, min=start, max="+", count=_XRANGE_BATCH))
         found.extend(fields for _, fields in batch)
         if len(batch) < _XRANGE_BATCH:
             return found

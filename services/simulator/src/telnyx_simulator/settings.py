@@ -10,6 +10,8 @@ from voicetap_common.settings import CommonSettings
 
 
 class SimulatorSettings(CommonSettings):
+    # Optional here, unlike in the services (unset: the embedded Redis of `voicetap up`); mypy
+    # refuses a subclass widening a field's type.
     redis_url: str | None = Field(  # type: ignore[assignment]
         default=None,
         description="The stack's Redis, for the topic checks; unset: the embedded one of `voicetap up`.",

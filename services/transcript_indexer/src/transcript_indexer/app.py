@@ -1,20 +1,63 @@
-"""The query API as a Starlette app: the routes, the operational routes, and the bearer token."""
+"""The indexer as one ASGI app: the query API, and in its lifespan the group's consumers, the
+command consumer and the completion sweeper.
+
+``create_app`` takes plain, typed arguments (``main`` reads them from the settings) and builds
+every object without I/O. The lifespan starts one task in a ``TaskGroup`` with one stop event:
+it opens the database (waiting out an outage, so that a stop is never held up by it; meanwhile
+``/readyz`` says the database is down and the API answers 503), then runs the loops. At shutdown
+the loops get ``STOP_GRACE_SECONDS`` to finish their batch; one still waiting (for a database
+that is down) is cancelled, its batch left unacknowledged for redelivery.
+"""
 
 import asyncio
+import contextlib
+import dataclasses
 import hmac
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from transcript_indexer.completion import Completer
+from transcript_indexer.consumer import Indexer, consumer_names
+from transcript_indexer.control import EXECUTED_BY, TelnyxCommands, TranscriptionStarter
+from transcript_indexer.live import LiveFeed
 from transcript_indexer.routes import api_routes
-from transcript_indexer.settings import IndexerSettings
+from transcript_indexer.storage import open_when_available
 from transcript_indexer.storage.base import Storage
+from voicetap_common.command_runner import CommandRunner
+from voicetap_common.commands import (
+    TRANSCRIPTION_ACTIONS,
+    TranscriptionEngine,
+    TranscriptionTracks,
+)
+from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.http import operational_routes
-from voicetap_common.redis_client import RedisClient, ping
+from voicetap_common.redis_client import connect, ping
+from voicetap_common.streams import Producer
+from voicetap_common.topics import TRANSCRIPTION_COMMANDS
+
+if TYPE_CHECKING:
+    from telnyx import AsyncTelnyx
+
+log = logging.getLogger("voicetap.transcript_indexer")
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapers carry no token
+STOP_GRACE_SECONDS = 5.0
+COMMAND_BATCH_SIZE = 50
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AutoTranscription:
+    """``INDEXER_AUTO_TRANSCRIBE``: what ``transcription_start`` asks for on every answered call."""
+
+    engine: TranscriptionEngine
+    tracks: TranscriptionTracks
 
 
 class BearerToken:
@@ -39,28 +82,133 @@ class BearerToken:
 
 
 def create_app(
-    settings: IndexerSettings, storage: Storage, redis: RedisClient, registry: CollectorRegistry
-) -> ASGIApp:
-    """The API over an opened ``storage``; ``redis`` must allow blocking reads of the keep-alive length."""
+    *,
+    storage: Storage,
+    redis_url: str,
+    redis_cluster: bool,
+    redis_timeout_seconds: float,
+    reading: ConsumerOptions,
+    consumers: int,
+    topic_maxlen: int,
+    settle_seconds: float,
+    live_maxlen: int,
+    live_ttl_seconds: int,
+    sse_keepalive_seconds: float,
+    telnyx_client: Callable[[], "AsyncTelnyx"],
+    auto_transcription: AutoTranscription | None,
+    api_token: str | None,
+    registry: CollectorRegistry | None = None,
+) -> Starlette:
+    """The indexer over ``storage`` (not yet opened).
 
-    bound = settings.redis_timeout_seconds
+    ``reading`` is how the group reads the topics, its ``consumer`` the process's consumer name
+    (``consumers`` of them, see :func:`~transcript_indexer.consumer.consumer_names`);
+    ``telnyx_client`` makes the SDK client on the first command.
+    """
+    registry = registry or CollectorRegistry()
+    keepalive_ms = int(sse_keepalive_seconds * 1000)
+    redis = connect(
+        redis_url,
+        cluster=redis_cluster,
+        timeout_seconds=redis_timeout_seconds,
+        blocking_ms=max(reading.block_ms, keepalive_ms),
+    )
+    partitions = reading.partitions
+    producer = Producer(redis, topic_maxlen, partitions)
+    live = LiveFeed(redis, live_maxlen, live_ttl_seconds)
+    commands = TelnyxCommands(telnyx_client, registry)
+    starter = (
+        TranscriptionStarter(
+            commands, redis, producer, auto_transcription.engine, auto_transcription.tracks
+        )
+        if auto_transcription is not None
+        else None
+    )
+    indexer = Indexer(storage, live, starter, registry)
+    consumer_metrics = ConsumerMetrics(registry)
+    names = consumer_names(reading.consumer, consumers)
+    group_consumers = [
+        StreamConsumer(
+            redis,
+            producer,
+            dataclasses.replace(reading, consumer=name),
+            indexer.handle,
+            consumer_metrics,
+        )
+        for name in names
+    ]
+    runner = CommandRunner(
+        redis, producer, commands.execute, executed_by=EXECUTED_BY, actions=TRANSCRIPTION_ACTIONS
+    )
+    command_consumer = StreamConsumer(
+        redis,
+        producer,
+        dataclasses.replace(
+            reading,
+            topics=[TRANSCRIPTION_COMMANDS],
+            consumer=names[0],
+            start="beginning",
+            batch_size=COMMAND_BATCH_SIZE,
+        ),
+        runner.handle,
+        consumer_metrics,
+    )
+    completer = Completer(storage, redis, live, settle_seconds, topic_maxlen, partitions, registry)
+
+    opened = asyncio.Event()  # the database is open and migrated
+
+    async def work(stop: asyncio.Event) -> None:
+        if not await open_when_available(storage, stop):
+            return
+        opened.set()
+        async with asyncio.TaskGroup() as loops:
+            for consumer in group_consumers:
+                loops.create_task(consumer.run(stop))
+            loops.create_task(command_consumer.run(stop))
+            loops.create_task(completer.run(stop))
 
     async def database_answers() -> bool:
+        if not opened.is_set():
+            return False
         try:
-            return await asyncio.wait_for(storage.ping(), bound)
+            return await asyncio.wait_for(storage.ping(), redis_timeout_seconds)
         except TimeoutError:
             return False
 
     async def readiness() -> dict[str, bool]:
-        database, redis_ok = await asyncio.gather(database_answers(), ping(redis, bound))
+        database, redis_ok = await asyncio.gather(
+            database_answers(), ping(redis, redis_timeout_seconds)
+        )
         return {"database": database, "redis": redis_ok}
 
-    keepalive_ms = int(settings.indexer_sse_keepalive_seconds * 1000)
-    app = Starlette(
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        log.info(
+            "transcript indexer starting",
+            extra={"consumer": names[0], "auto_transcribe": starter is not None},
+        )
+        stop = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as group:
+                running = group.create_task(work(stop))
+                try:
+                    yield
+                finally:
+                    stop.set()
+                    if opened.is_set():  # else no batch is in flight, only the opening
+                        await asyncio.wait([running], timeout=STOP_GRACE_SECONDS)
+                    running.cancel()  # e.g. a batch waiting for a database that is down
+        finally:
+            await commands.close()
+            await redis.aclose()
+            await storage.close()
+            log.info("transcript indexer stopped")
+
+    return Starlette(
         routes=[
             *api_routes(storage, redis, registry, keepalive_ms),
             *operational_routes(registry, readiness),
-        ]
+        ],
+        middleware=[Middleware(BearerToken, token=api_token)] if api_token is not None else [],
+        lifespan=lifespan,
     )
-    token = settings.indexer_api_token
-    return BearerToken(app, token.get_secret_value()) if token is not None else app

@@ -20,18 +20,19 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter
+from redis.typing import EncodableT
 
 from transcript_indexer.formats import as_text
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.storage.base import DueCompletion, Storage, StorageUnavailable
 from voicetap_common import codec
+from voicetap_common.backoff import Backoff
 from voicetap_common.partitions import stream_for
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.serving import sleep_or_stop
 from voicetap_common.streams import entry_fields
-from voicetap_common.topics import dedupe_key
+from voicetap_common.topics import TRANSCRIPT_COMPLETED, dedupe_key
 from voicetap_common.transcript_events import (
-    TRANSCRIPT_COMPLETED,
     TranscriptCompleted,
     TranscriptCompletedPayload,
     TranscriptSegment,
@@ -87,11 +88,14 @@ class Completer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep until ``stop``; outages of the database or Redis are logged and waited out."""
+        backoff = Backoff("database or redis", log, first=self.interval_seconds, cap=10.0)
         while not stop.is_set():
             try:
                 await self.sweep()
             except Exception as exc:  # the next sweep tries again; nothing is lost meanwhile
-                log.warning("completion sweep failed", extra={"error": repr(exc)})
+                await backoff.failed(exc, stop)
+                continue
+            backoff.succeeded()
             await sleep_or_stop(stop, self.interval_seconds)
 
     async def sweep(self) -> int:
@@ -135,7 +139,7 @@ class Completer:
             codec.dumps(event.model_dump(mode="json")),
             call_control_id=call_control_id,
         )
-        args: list[str | bytes | int] = [PUBLISHED_TTL_SECONDS, self._maxlen, due.segment_seq]
+        args: list[EncodableT] = [PUBLISHED_TTL_SECONDS, self._maxlen, due.segment_seq]
         for name, value in fields.items():
             args.extend((name, value))
         stream = stream_for(TRANSCRIPT_COMPLETED, call_control_id, self._partitions)

@@ -17,10 +17,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from transcript_indexer.control import TranscriptionStarter
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.records import build_batch
-from transcript_indexer.settings import IndexerSettings
 from transcript_indexer.storage.base import Storage, StorageUnavailable
 from voicetap_common import topics
-from voicetap_common.consumer import ConsumerOptions, RetryLater, default_consumer_name
+from voicetap_common.consumer import RetryLater
 from voicetap_common.streams import Entry
 
 GROUP = "transcript_indexer"
@@ -32,21 +31,10 @@ TOPICS = (
 )
 
 
-def consumer_options(settings: IndexerSettings, index: int = 0) -> ConsumerOptions:
-    """Options of the process's ``index``-th consumer of the group."""
-    name = settings.indexer_consumer_name or default_consumer_name()
-    return ConsumerOptions(
-        group=GROUP,
-        topics=TOPICS,
-        consumer=name if settings.indexer_consumers == 1 else f"{name}-{index}",
-        start=settings.indexer_start,
-        batch_size=settings.indexer_batch_size,
-        block_ms=settings.indexer_block_ms,
-        claim_idle_ms=settings.indexer_claim_idle_ms,
-        claim_interval_s=settings.indexer_claim_interval_seconds,
-        max_deliveries=settings.indexer_max_deliveries,
-        partitions=settings.topic_partitions,
-    )
+def consumer_names(name: str, count: int) -> list[str]:
+    """The names of the process's ``count`` consumers of the group: ``name`` alone, or
+    ``<name>-<n>`` when there are several."""
+    return [name] if count == 1 else [f"{name}-{n}" for n in range(count)]
 
 
 class Indexer:

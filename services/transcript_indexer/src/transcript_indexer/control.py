@@ -21,22 +21,24 @@ ended is logged at info, not as an error.
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter
 
 from voicetap_common import codec
-from voicetap_common.call_control import (
-    TelnyxApiSettings,
-    classify,
-    result_for,
-    send,
-    telnyx_client,
-)
+from voicetap_common.call_control import classify, result_for, send
 from voicetap_common.command_runner import RESULT_WINDOW_SECONDS
-from voicetap_common.commands import COMMAND_RESULTS, CallCommand, ErrorKind, TranscriptionStart
+from voicetap_common.commands import (
+    CallCommand,
+    ErrorKind,
+    TranscriptionEngine,
+    TranscriptionStart,
+    TranscriptionTracks,
+)
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Producer
+from voicetap_common.topics import COMMAND_RESULTS
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx
@@ -58,10 +60,11 @@ class StartDeferred(Exception):
 
 
 class TelnyxCommands:
-    """Sends transcription commands; the SDK client is made (and ``telnyx`` imported) on first use."""
+    """Sends transcription commands; the SDK client is made by ``connect`` (which imports
+    ``telnyx``) on first use."""
 
-    def __init__(self, settings: TelnyxApiSettings, registry: CollectorRegistry) -> None:
-        self._settings = settings
+    def __init__(self, connect: Callable[[], "AsyncTelnyx"], registry: CollectorRegistry) -> None:
+        self._connect = connect
         self._client: AsyncTelnyx | None = None
         self._outcomes = Counter(
             "voicetap_indexer_commands_total",
@@ -73,7 +76,7 @@ class TelnyxCommands:
     async def execute(self, command: CallCommand) -> dict[str, Any] | None:
         """The executor of :class:`CommandRunner`: raises the SDK's error on failure."""
         if self._client is None:
-            self._client = telnyx_client(self._settings)
+            self._client = self._connect()
         try:
             await send(self._client, command)
         except Exception:
@@ -95,8 +98,8 @@ class TranscriptionStarter:
         commands: TelnyxCommands,
         redis: RedisClient,
         producer: Producer,
-        engine: str,
-        tracks: str,
+        engine: TranscriptionEngine,
+        tracks: TranscriptionTracks,
     ) -> None:
         self._commands = commands
         self._redis = redis
@@ -122,8 +125,8 @@ class TranscriptionStarter:
         command = TranscriptionStart(
             id=f"auto:{event_id}",
             call_control_id=call_control_id,
-            transcription_engine=self._engine,  # type: ignore[arg-type]
-            transcription_tracks=self._tracks,  # type: ignore[arg-type]
+            transcription_engine=self._engine,
+            transcription_tracks=self._tracks,
         )
         try:
             await self._commands.execute(command)
@@ -145,7 +148,7 @@ class TranscriptionStarter:
         await self._producer.publish_once(
             COMMAND_RESULTS,
             result.id,
-            "voicetap.command.result",
+            COMMAND_RESULTS,
             body,
             RESULT_WINDOW_SECONDS,
             call_control_id=call_control_id,

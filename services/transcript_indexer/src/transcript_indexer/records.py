@@ -12,6 +12,7 @@ the same stored result:
 
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -84,7 +85,7 @@ _FIRST_WINS = tuple(
 
 def merge_calls(first: CallUpdate, then: CallUpdate) -> CallUpdate:
     """``first`` then ``then`` applied to one call, exactly as the database applies two updates."""
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         name: getattr(first, name) if getattr(first, name) is not None else getattr(then, name)
         for name in _FIRST_WINS
     }
@@ -94,7 +95,7 @@ def merge_calls(first: CallUpdate, then: CallUpdate) -> CallUpdate:
         event_at=min(first.event_at, then.event_at),
         state=newer.state,
         state_rank=newer.state_rank,
-        **values,  # type: ignore[arg-type]
+        **values,
     )
 
 
@@ -198,41 +199,41 @@ def build_batch(entries: list[Entry]) -> Batch:
                 )
             )
         elif isinstance(event, CallAnsweredEvent):
-            p = event.payload
+            answered = event.payload
             batch.add_call(
                 CallUpdate(
                     call_id,
                     at,
-                    p.call_session_id,
-                    p.call_leg_id,
-                    p.from_,
-                    p.to,
+                    answered.call_session_id,
+                    answered.call_leg_id,
+                    answered.from_,
+                    answered.to,
                     None,
                     "answered",
                     STATE_RANK["answered"],
-                    p.start_time,
+                    answered.start_time,
                     answered_at=at,
                 )
             )
             batch.answered.append((call_id, event.id))
         elif isinstance(event, CallHangupEvent):
-            p = event.payload
+            hangup = event.payload
             batch.add_call(
                 CallUpdate(
                     call_id,
                     at,
-                    p.call_session_id,
-                    p.call_leg_id,
-                    p.from_,
-                    p.to,
+                    hangup.call_session_id,
+                    hangup.call_leg_id,
+                    hangup.from_,
+                    hangup.to,
                     None,
                     "hangup",
                     STATE_RANK["hangup"],
-                    p.start_time,
+                    hangup.start_time,
                     ended_at=at,
-                    hangup_cause=p.hangup_cause,
-                    hangup_source=p.hangup_source,
-                    sip_hangup_cause=p.sip_hangup_cause,
+                    hangup_cause=hangup.hangup_cause,
+                    hangup_source=hangup.hangup_source,
+                    sip_hangup_cause=hangup.sip_hangup_cause,
                 )
             )
         else:

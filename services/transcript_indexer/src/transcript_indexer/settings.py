@@ -3,9 +3,11 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from transcript_indexer.storage import sqlite_path
 from voicetap_common.call_control import TelnyxApiSettings
+from voicetap_common.commands import TranscriptionEngine, TranscriptionTracks
 from voicetap_common.settings import CommonSettings
 
 
@@ -26,11 +28,11 @@ class IndexerSettings(CommonSettings, TelnyxApiSettings):
     indexer_auto_transcribe: bool = Field(
         default=False, description="Start Telnyx transcription on every `call.answered`."
     )
-    indexer_transcription_engine: str = Field(
+    indexer_transcription_engine: TranscriptionEngine = Field(
         default="Telnyx",
         description="`transcription_engine` of `transcription_start` (Google, Telnyx, Deepgram, A, B, ...).",
     )
-    indexer_transcription_tracks: Literal["inbound", "outbound", "both"] = Field(
+    indexer_transcription_tracks: TranscriptionTracks = Field(
         default="both", description="`transcription_tracks` of `transcription_start`."
     )
     indexer_settle_seconds: float = Field(
@@ -89,15 +91,16 @@ class IndexerSettings(CommonSettings, TelnyxApiSettings):
         default=15.0, gt=0, description="Comment sent on a quiet live stream."
     )
 
-    def sqlite_path(self) -> Path | None:
-        """The SQLite file to use, or ``None`` when the database is PostgreSQL."""
-        url = self.indexer_database_url
-        if url.startswith(("postgresql://", "postgres://")):
-            return None
-        if url.startswith("sqlite:///"):
-            return Path(url.removeprefix("sqlite:///"))
-        if url:
+    @field_validator("indexer_database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        sqlite_path(url, Path())  # raises ValueError naming the accepted forms
+        return url
+
+    @model_validator(mode="after")
+    def _key_for_auto_transcribe(self) -> "IndexerSettings":
+        if self.indexer_auto_transcribe and self.telnyx_api_key is None:
             raise ValueError(
-                f"INDEXER_DATABASE_URL must be postgresql://... or sqlite:///..., not {url!r}"
+                "INDEXER_AUTO_TRANSCRIBE needs TELNYX_API_KEY (set the key, or turn it off)"
             )
-        return self.voicetap_data_dir / "transcripts.sqlite3"
+        return self

@@ -11,11 +11,13 @@ transcript is completed.
 
 import re
 from collections.abc import AsyncIterator
+from typing import cast
 
 from transcript_indexer.live import live_topic
 from transcript_indexer.storage.base import Transcript
 from voicetap_common import codec
 from voicetap_common.redis_client import RedisClient
+from voicetap_common.streams import RawEntries
 
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
@@ -32,7 +34,7 @@ def resume_position(last_event_id: str | None) -> str | None:
 
 
 async def stream_position(redis: RedisClient, call_control_id: str) -> str:
-    newest = await redis.xrevrange(live_topic(call_control_id), count=1)
+    newest = cast(RawEntries, await redis.xrevrange(live_topic(call_control_id), count=1))
     return newest[0][0].decode() if newest else "0-0"
 
 
@@ -63,7 +65,10 @@ async def live_events(
             return
     topic = live_topic(call_control_id)
     while True:
-        reply = await redis.xread({topic: position}, count=200, block=keepalive_ms)
+        reply = cast(
+            "list[tuple[bytes, RawEntries]]",
+            await redis.xread({topic: position}, count=200, block=keepalive_ms),
+        )
         if not reply:
             yield b": keepalive\n\n"
             continue

@@ -1,4 +1,10 @@
-"""The gateway's ASGI app: the webhook endpoint on its hot path, Starlette for the rest."""
+"""The gateway's ASGI app: the webhook endpoint on its hot path, Starlette for the rest.
+
+``create_app`` takes plain, typed arguments (``main`` reads them from the settings) and builds
+every object; the lifespan starts the one long-running loop (retention, when an age is set) in a
+``TaskGroup`` with one stop event, and closes Redis after it. The Redis client connects on first
+use, so building the app does no I/O.
+"""
 
 import asyncio
 import contextlib
@@ -11,12 +17,11 @@ from starlette.types import Receive, Scope, Send
 
 from voicetap_common import redis_client
 from voicetap_common.http import operational_routes
-from voicetap_common.retention import RetentionSweeper
 from voicetap_common.streams import Producer
 from webhook_gateway.metrics import GatewayMetrics
 from webhook_gateway.publisher import PublishBatcher
-from webhook_gateway.settings import GatewaySettings
-from webhook_gateway.signature import SignatureVerifier, load_public_key
+from webhook_gateway.retention import RetentionSweeper
+from webhook_gateway.signature import SignatureVerifier
 from webhook_gateway.webhook import WebhookEndpoint
 
 log = logging.getLogger("voicetap.gateway")
@@ -38,35 +43,48 @@ class GatewayApp:
             await self._rest(scope, receive, send)
 
 
-def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = None) -> GatewayApp:
+def create_app(
+    *,
+    verifier: SignatureVerifier | None,
+    redis_url: str,
+    redis_cluster: bool,
+    redis_timeout_seconds: float,
+    topic_maxlen: int,
+    topic_partitions: int,
+    topic_max_age_seconds: int,
+    dedupe_window_seconds: int,
+    max_body_bytes: int,
+    answer_deadline_seconds: float,
+    registry: CollectorRegistry | None = None,
+) -> GatewayApp:
+    """The gateway; ``verifier`` None accepts unsigned webhooks (development only, logged loudly)."""
     registry = registry or CollectorRegistry()
     metrics = GatewayMetrics(registry)
-    verifier = (
-        None
-        if settings.gateway_insecure_skip_verification
-        else SignatureVerifier(
-            load_public_key(settings.telnyx_public_key or ""),
-            settings.gateway_signature_tolerance_seconds,
-        )
+    redis = redis_client.connect(
+        redis_url, cluster=redis_cluster, timeout_seconds=redis_timeout_seconds
     )
-    redis = redis_client.connect(settings)
     webhook = WebhookEndpoint(
         verifier=verifier,
         batcher=PublishBatcher(
             redis,
-            dedupe_window_seconds=settings.gateway_dedupe_window_seconds,
-            maxlen=settings.topic_maxlen,
-            timeout_seconds=settings.redis_timeout_seconds,
+            dedupe_window_seconds=dedupe_window_seconds,
+            maxlen=topic_maxlen,
+            timeout_seconds=redis_timeout_seconds,
         ),
-        dead_letters=Producer(redis, settings.topic_maxlen),
+        dead_letters=Producer(redis, topic_maxlen),
         metrics=metrics,
-        max_body_bytes=settings.gateway_max_body_bytes,
-        answer_deadline_seconds=settings.gateway_answer_deadline_seconds,
-        partitions=settings.topic_partitions,
+        max_body_bytes=max_body_bytes,
+        answer_deadline_seconds=answer_deadline_seconds,
+        partitions=topic_partitions,
+    )
+    sweeper = (
+        RetentionSweeper(redis, topic_max_age_seconds, on_trimmed=metrics.count_trimmed)
+        if topic_max_age_seconds
+        else None
     )
 
     async def readiness() -> dict[str, bool]:
-        return {"redis": await redis_client.ping(redis, settings.redis_timeout_seconds)}
+        return {"redis": await redis_client.ping(redis, redis_timeout_seconds)}
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -75,24 +93,17 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
                 "SIGNATURE VERIFICATION IS DISABLED (GATEWAY_INSECURE_SKIP_VERIFICATION=true): anyone can inject events. "
                 "Development only."
             )
-        log.info(
-            "gateway ready",
-            extra={"path": WEBHOOK_PATH, "redis": settings.redis_url.split("@")[-1]},
-        )
+        log.info("gateway ready", extra={"path": WEBHOOK_PATH, "redis": redis_url.split("@")[-1]})
         stop = asyncio.Event()
-        sweeper = None
-        if settings.topic_max_age_seconds:
-            sweeper = asyncio.create_task(
-                RetentionSweeper(
-                    redis, settings.topic_max_age_seconds, on_trimmed=metrics.count_trimmed
-                ).run(stop)
-            )
         try:
-            yield
+            async with asyncio.TaskGroup() as group:
+                if sweeper is not None:
+                    group.create_task(sweeper.run(stop))
+                try:
+                    yield
+                finally:
+                    stop.set()
         finally:
-            stop.set()
-            if sweeper is not None:
-                await sweeper
             await redis.aclose()
 
     return GatewayApp(

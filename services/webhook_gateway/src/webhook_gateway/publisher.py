@@ -92,23 +92,25 @@ class PublishBatcher:
     async def _send(self, publications: list[Publication]) -> list[bytes | None | Exception]:
         if self._sha is None:
             self._sha = await self._redis.script_load(PUBLISH_ONCE)
-        results = await self._pipeline(publications)
+        results = await self._pipeline(self._sha, publications)
         lost = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
         if lost:  # Redis (or a node of the cluster) restarted and lost its script cache
             self._sha = await self._redis.script_load(PUBLISH_ONCE)
-            retried = await self._pipeline([publications[i] for i in lost])
+            retried = await self._pipeline(self._sha, [publications[i] for i in lost])
             for i, result in zip(lost, retried, strict=True):
                 results[i] = result
         return results
 
-    async def _pipeline(self, publications: list[Publication]) -> list[bytes | None | Exception]:
+    async def _pipeline(
+        self, sha: str, publications: list[Publication]
+    ) -> list[bytes | None | Exception]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for p in publications:
                 # The raw command, which is what ``pipe.evalsha`` sends: redis-py's cluster pipeline
                 # refuses that method, as a node may lack the script; ``_send`` handles NOSCRIPT.
                 pipe.execute_command(
                     "EVALSHA",
-                    self._sha,
+                    sha,
                     2,
                     p.stream,
                     dedupe_key(p.stream, p.event_id),

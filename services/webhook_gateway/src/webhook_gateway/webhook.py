@@ -20,7 +20,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from voicetap_common.partitions import stream_for
-from voicetap_common.streams import Producer
+from voicetap_common.streams import Fields, Producer
 from voicetap_common.topics import WEBHOOK_DEAD_LETTERS, telnyx_topic
 from webhook_gateway.envelope import EventKey, MalformedEvent, read_event_key
 from webhook_gateway.metrics import GatewayMetrics
@@ -160,7 +160,7 @@ class WebhookEndpoint:
 
     async def _dead_letter(self, body: bytes, reason: str, timestamp: str | None) -> None:
         """Keep a signed but unusable body: it came from Telnyx, and nothing from Telnyx is lost."""
-        fields = {
+        fields: Fields = {
             "reason": reason,
             "body": body,
             "telnyx_timestamp": timestamp or "",

@@ -39,7 +39,7 @@ class CallInfo:
     def as_json(self) -> dict[str, object]:
         return {
             name: value.isoformat() if isinstance(value, datetime) else value
-            for name, value in ((name, getattr(self, name)) for name in self.__slots__)  # type: ignore[attr-defined]
+            for name, value in ((name, getattr(self, name)) for name in self.__slots__)
         }
 
 

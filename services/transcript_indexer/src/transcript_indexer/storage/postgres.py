@@ -105,21 +105,31 @@ def _same(value: datetime | None) -> datetime | None:
 
 class PostgresStorage:
     def __init__(self, url: str, pool_size: int = 4, timeout: float = 2.0) -> None:
-        """``timeout`` bounds the wait for a connection: past it the database counts as unavailable."""
-        self._pool = AsyncConnectionPool(
-            url,
+        """``timeout`` bounds the wait for a connection (and one attempt to open): past it the
+        database counts as unavailable."""
+        self._url = url
+        self._pool_size = pool_size
+        self._timeout = timeout
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> AsyncConnectionPool[Any]:
+        return AsyncConnectionPool(
+            self._url,
             min_size=1,
-            max_size=pool_size,
+            max_size=self._pool_size,
             open=False,
-            timeout=timeout,
-            kwargs={"options": "-c TimeZone=UTC", "connect_timeout": max(1, int(timeout))},
+            timeout=self._timeout,
+            kwargs={"options": "-c TimeZone=UTC", "connect_timeout": max(1, int(self._timeout))},
             check=AsyncConnectionPool.check_connection,
         )
 
     async def open(self) -> None:
         try:
-            await self._pool.open(wait=True)
+            await self._pool.open(wait=True, timeout=self._timeout)
         except psycopg.OperationalError as exc:
+            # A pool that timed out opening has closed itself for good: the next attempt needs a new one.
+            await self._pool.close()
+            self._pool = self._new_pool()
             raise StorageUnavailable(f"postgresql: {exc}") from exc
         await self._transaction(self._migrate)
 

@@ -146,7 +146,9 @@ def partial_params(row: Segment, ts: Callable[[datetime | None], Any]) -> tuple[
 
 
 def call_from_row(row: Sequence[Any], dt: Callable[[Any], datetime | None]) -> CallInfo:
-    values = [dt(value) if index in _CALL_TIMES else value for index, value in enumerate(row)]
+    values: list[Any] = [
+        dt(value) if index in _CALL_TIMES else value for index, value in enumerate(row)
+    ]
     return CallInfo(*values)
 
 

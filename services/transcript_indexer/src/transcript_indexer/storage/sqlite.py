@@ -168,7 +168,8 @@ class SqliteStorage:
         self._writer = self._reader = None
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        assert self._writer is not None, "storage not open"
+        if self._writer is None:
+            raise StorageUnavailable("sqlite: not open (yet)")
         with self._write_lock:
             conn = self._writer
             try:
@@ -185,7 +186,8 @@ class SqliteStorage:
                 raise StorageUnavailable(f"sqlite: {exc}") from exc
 
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        assert self._reader is not None, "storage not open"
+        if self._reader is None:
+            raise StorageUnavailable("sqlite: not open (yet)")
         with self._read_lock:
             try:
                 return work(self._reader)

@@ -1,8 +1,8 @@
 """The AsyncAPI 3.0 document of every topic, generated from the topic catalogue.
 
-    python -m voicetap_common.asyncapi                       # print it
-    python -m voicetap_common.asyncapi --write docs/asyncapi.json
-    python -m voicetap_common.asyncapi --check docs/asyncapi.json   # exit 1 when stale
+    .venv/bin/python -m docs.asyncapi                       # print it
+    .venv/bin/python -m docs.asyncapi --write docs/asyncapi.json
+    .venv/bin/python -m docs.asyncapi --check docs/asyncapi.json   # exit 1 when stale
 
 One channel per topic (its address is the stream's name), one message per channel whose payload
 is the JSON in the entry's ``event`` field (schema from the pydantic model, its ``$defs`` moved to
@@ -21,9 +21,10 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from voicetap_common import catalog, events, partitions, topics
+from docs import catalog
+from voicetap_common import events, partitions, topics
 
-REGENERATE = "python -m voicetap_common.asyncapi --write docs/asyncapi.json"
+REGENERATE = ".venv/bin/python -m docs.asyncapi --write docs/asyncapi.json"
 SCHEMAS = "#/components/schemas/"
 # Telnyx event types voicetap has no model for yet still get a topic of their own.
 OTHER_TELNYX_CHANNEL = "telnyx.other_event_types"
@@ -158,7 +159,9 @@ def _message_schemas(
     refs, defs = models_json_schema(
         [(m, "validation") for m in models], ref_template=SCHEMAS + "{model}"
     )
-    return {model: ref for (model, _), ref in refs.items()}, _asyncapi_schema(defs.get("$defs", {}))
+    return {model: refs[(model, "validation")] for model in models}, _asyncapi_schema(
+        defs.get("$defs", {})
+    )
 
 
 def _asyncapi_schema(node: Any) -> Any:
@@ -187,7 +190,7 @@ def _channel(
 
 def build_document() -> dict[str, Any]:
     specs = sorted(catalog.all_topics(), key=lambda s: s.name)
-    other_model: type[BaseModel] = events.TelnyxWebhook[events.GenericEvent]  # type: ignore[index]
+    other_model: type[BaseModel] = events.TelnyxWebhook[events.GenericEvent]
     models = list(dict.fromkeys([spec.message for spec in specs] + [other_model]))
     payload_refs, schemas = _message_schemas(models)
     schemas.update(
@@ -340,7 +343,7 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m voicetap_common.asyncapi",
+        prog="python -m docs.asyncapi",
         description="The AsyncAPI 3.0 document of every topic.",
     )
     mode = parser.add_mutually_exclusive_group()

@@ -1,7 +1,9 @@
 """Every topic voicetap writes, with its message model, writer and reading groups.
 
-The AsyncAPI document (docs/asyncapi.json) is generated from this catalogue, so a subscriber
-never has to read the source; a service that adds a topic adds it here.
+The AsyncAPI document (docs/asyncapi.json) and the README's topics table are generated from this
+catalogue, so a subscriber never has to read the source; a service that adds a topic declares its
+name in ``voicetap_common.topics`` and describes it here. Documentation tooling, not runtime: no
+service imports it.
 """
 
 from dataclasses import dataclass
@@ -31,7 +33,9 @@ def _telnyx(
     return TopicSpec(
         name=topics.telnyx_topic(event_type),
         summary=summary,
-        message=events.TelnyxWebhook[model],  # type: ignore[index]
+        # A generic model parametrised at run time (pydantic builds the class); mypy only takes
+        # a class written out as a type argument.
+        message=events.TelnyxWebhook[model],  # type: ignore[valid-type]
         written_by="webhook_gateway",
         read_by=read_by,
     )
@@ -97,21 +101,21 @@ TELNYX_TOPICS: tuple[TopicSpec, ...] = (
 
 COMMAND_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
-        name=commands.MEDIA_COMMANDS,
+        name=topics.MEDIA_COMMANDS,
         summary="Fork and streaming commands (fork_start/stop, streaming_start/stop) from any consumer; executed once.",
         message=commands.CommandMessage,
         written_by="any consumer, `voicetap call`",
         read_by=("media_ingest",),
     ),
     TopicSpec(
-        name=commands.TRANSCRIPTION_COMMANDS,
+        name=topics.TRANSCRIPTION_COMMANDS,
         summary="Transcription commands (transcription_start/stop) from any consumer; executed once.",
         message=commands.CommandMessage,
         written_by="any consumer, `voicetap call`",
         read_by=("transcript_indexer",),
     ),
     TopicSpec(
-        name=commands.COMMAND_RESULTS,
+        name=topics.COMMAND_RESULTS,
         summary="The outcome of every command: ok, or the failure with Telnyx's own error detail.",
         message=commands.CommandResult,
         written_by="media_ingest, transcript_indexer",
@@ -121,43 +125,43 @@ COMMAND_TOPICS: tuple[TopicSpec, ...] = (
 
 MEDIA_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
-        name=media_events.MEDIA_ANALYTICS,
+        name=topics.MEDIA_ANALYTICS,
         summary="About once a second per active call: per-leg level, voice activity, talk and silence, over-talk. Bounded by `INGEST_ANALYTICS_MAXLEN`.",
         message=media_events.MediaAnalytics,
         written_by="media_ingest",
     ),
     TopicSpec(
-        name=media_events.MEDIA_AUDIO,
+        name=topics.MEDIA_AUDIO,
         summary="When `INGEST_PUBLISH_AUDIO`: one leg's PCM chunk (s16le, rate and channels in the event). Bounded by `INGEST_AUDIO_MAXLEN`.",
         message=media_events.MediaAudio,
         written_by="media_ingest",
     ),
     TopicSpec(
-        name=media_events.RECORDING_COMPLETED,
+        name=topics.RECORDING_COMPLETED,
         summary="Once per call: the stereo WAV (left = inbound caller, right = outbound), duration, codec, paused intervals, per-leg statistics.",
         message=media_events.RecordingCompleted,
         written_by="media_ingest",
     ),
     TopicSpec(
-        name=media_events.MEDIA_ERROR,
+        name=topics.MEDIA_ERROR,
         summary="A media failure: ports exhausted, unsupported codec, refused or failed stream, Call Control error.",
         message=media_events.MediaError,
         written_by="media_ingest",
     ),
     TopicSpec(
-        name=media_events.MEDIA_DTMF,
+        name=topics.MEDIA_DTMF,
         summary="A DTMF digit received on a call's media stream.",
         message=media_events.MediaDtmf,
         written_by="media_ingest",
     ),
     TopicSpec(
-        name=media_events.MEDIA_MARK,
+        name=topics.MEDIA_MARK,
         summary="A playback mark echoed by Telnyx: the audio sent before it has played (or was cleared).",
         message=media_events.MediaMark,
         written_by="media_ingest",
     ),
     TopicSpec(
-        name=media_events.MEDIA_PLAYBACK,
+        name=topics.MEDIA_PLAYBACK,
         summary="Audio, `clear` or `mark` to send into a streamed call; every media_ingest instance tails it (XREAD, no group) and the one holding the call's WebSocket sends it.",
         message=media_events.PlaybackRequest,
         written_by="any consumer",
@@ -167,7 +171,7 @@ MEDIA_TOPICS: tuple[TopicSpec, ...] = (
 
 TRANSCRIPT_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
-        name=transcript_events.TRANSCRIPT_COMPLETED,
+        name=topics.TRANSCRIPT_COMPLETED,
         summary="Once per call, when its hang-up was seen and no new segment came for `INDEXER_SETTLE_SECONDS`: "
         "the assembled transcript (final segments in order, with tracks and confidence) and the call's metadata, "
         "with `revision` 1. A final segment stored later brings revision 2, 3, ... (the whole transcript again, "

@@ -15,12 +15,14 @@ import logging
 import time
 from collections.abc import Callable
 
+from voicetap_common.backoff import Backoff
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
 from voicetap_common.serving import sleep_or_stop
+from voicetap_common.topics import TELNYX_PREFIX, VOICETAP_PREFIX
 
-log = logging.getLogger("voicetap.retention")
+log = logging.getLogger("voicetap.gateway.retention")
 
-TOPIC_PREFIXES = (b"telnyx.", b"voicetap.")
+TOPIC_PREFIXES = (TELNYX_PREFIX.encode(), VOICETAP_PREFIX.encode())
 
 
 async def trim_older_than(
@@ -43,8 +45,9 @@ async def trim_older_than(
 
 
 class RetentionSweeper:
-    """Runs :func:`trim_older_than` at start and then every ``interval_seconds``; a Redis error
-    is logged and the next sweep tries again."""
+    """Runs :func:`trim_older_than` at start and then every ``interval_seconds``; while Redis
+    fails, sweeps are retried with :class:`~voicetap_common.backoff.Backoff` pauses (up to the
+    interval), the outage logged when it starts and when it ends."""
 
     def __init__(
         self,
@@ -59,20 +62,21 @@ class RetentionSweeper:
         self._on_trimmed = on_trimmed
 
     async def run(self, stop: asyncio.Event) -> None:
+        backoff = Backoff(
+            "redis", log, first=1.0, cap=self._interval, context={"task": "retention"}
+        )
         while not stop.is_set():
             try:
                 trimmed = await trim_older_than(self._redis, self._max_age)
             except REDIS_UNAVAILABLE as exc:
-                log.warning(
-                    "topic trim by age failed; retrying at the next sweep",
-                    extra={"error": str(exc)},
+                await backoff.failed(exc, stop)
+                continue
+            backoff.succeeded()
+            if trimmed:
+                if self._on_trimmed is not None:
+                    self._on_trimmed(trimmed)
+                log.info(
+                    "topics trimmed by age",
+                    extra={"max_age_seconds": self._max_age, "trimmed": trimmed},
                 )
-            else:
-                if trimmed:
-                    if self._on_trimmed is not None:
-                        self._on_trimmed(trimmed)
-                    log.info(
-                        "topics trimmed by age",
-                        extra={"max_age_seconds": self._max_age, "trimmed": trimmed},
-                    )
             await sleep_or_stop(stop, self._interval)
