@@ -165,7 +165,8 @@ def test_a_service_that_cannot_start_stops_the_stack_with_its_own_error(
     cannot = [line for line in err.splitlines() if "cannot start" in line]
     assert len(cannot) == 1, err
     assert cannot[0].endswith(
-        f"indexer cannot start (exit code 1): NotADirectoryError: [Errno 20] Not a directory: "
+        "indexer cannot start (exit code 1): voicetap indexer: stopped after a failure: "
+        f"NotADirectoryError: [Errno 20] Not a directory: "
         f"'{tmp_path}/a-file/db'; stopping the stack"
     ), cannot[0]
     assert "stack stopped" in err.splitlines()[-1]

@@ -22,6 +22,7 @@ from telnyx_simulator.serve import serve
 from tests.conftest import API_KEY
 from tests.media_ingest.test_ports import free_range
 from voicetap_common import codec
+from voicetap_common.serving import WorkFailure
 from voicetap_common.streams import Producer
 from voicetap_common.topics import (
     COMMAND_RESULTS,
@@ -57,9 +58,11 @@ async def running(
 ) -> AsyncIterator[tuple[IngestService, str]]:
     """An instance, started, with its HTTP/WebSocket app served on a free port (base URL yielded)."""
     service = build_service(settings, client)
-    async with serve(create_app(service)) as url:  # its lifespan runs the instance
+    failure = WorkFailure()
+    async with serve(create_app(service, failure)) as url:  # its lifespan runs the instance
         await asyncio.wait_for(service.playback_ready.wait(), 5)
         yield service, url
+    assert failure.error is None, failure.message("the instance's background work")
 
 
 async def wait_for(

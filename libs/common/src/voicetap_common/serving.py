@@ -16,12 +16,21 @@ class Server(Protocol):
     async def serve(self) -> None: ...
 
 
-async def serve_until(server: Server, stop: asyncio.Event) -> None:
-    """Serve until the server returns by itself (uvicorn catches SIGTERM/SIGINT while serving) or
-    ``stop`` is set."""
+async def serve_until(
+    server: Server, stop: asyncio.Event, failure: "WorkFailure | None" = None
+) -> None:
+    """Serve until the server returns by itself (uvicorn catches SIGTERM/SIGINT while serving),
+    ``stop`` is set, or background work records a ``failure``."""
 
     async def exit_on_stop() -> None:
-        await stop.wait()
+        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
+        if failure is not None:
+            waits.append(asyncio.ensure_future(failure.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
         server.should_exit = True
 
     watcher = asyncio.create_task(exit_on_stop())
@@ -46,3 +55,43 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     its process's shutdown."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+class WorkFailure:
+    """Where a service's background work reports that it failed for good.
+
+    uvicorn only logs an exception raised after the lifespan started and goes on serving, so a
+    process whose consumers died would answer probes forever. ``guarded`` work records its failure
+    here instead; ``serve_until`` then stops the server as a signal would, and ``main`` exits
+    non-zero with ``message``.
+    """
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self._event = asyncio.Event()
+
+    def fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    def message(self, program: str) -> str:
+        error = self.error
+        text = (
+            str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
+        )
+        name = type(error).__name__
+        return (
+            f"{program}: stopped after a failure: {name}: {text}" if text else f"{program}: {name}"
+        )
+
+
+async def guarded(work: Awaitable[None], failure: WorkFailure) -> None:
+    """Run ``work``; an exception it raises is recorded in ``failure`` (and stops the process)."""
+    try:
+        await work
+    except Exception as exc:
+        failure.fail(exc)

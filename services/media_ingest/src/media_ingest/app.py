@@ -19,12 +19,13 @@ from media_ingest.recordings_http import recording_route
 from media_ingest.service import IngestService
 from media_ingest.transports.stream_endpoint import stream_endpoint
 from voicetap_common.http import operational_routes
+from voicetap_common.serving import WorkFailure
 
 
-def create_app(service: IngestService) -> Starlette:
+def create_app(service: IngestService, failure: WorkFailure) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with service.running():
+        async with service.running(failure):
             yield
 
     return Starlette(

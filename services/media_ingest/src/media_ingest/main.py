@@ -25,7 +25,7 @@ from voicetap_common.call_control import telnyx_client
 from voicetap_common.consumer import default_consumer_name
 from voicetap_common.logs import configure_logging
 from voicetap_common.redis_client import connect
-from voicetap_common.serving import serve_until, until_signalled
+from voicetap_common.serving import WorkFailure, serve_until, until_signalled
 from voicetap_common.settings import load_settings
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ def main() -> None:
     configure_logging("media_ingest", settings.log_level, settings.log_format)
 
     async def run(stop: asyncio.Event) -> None:
-        app = create_app(build_service(settings))  # in the loop: its clients belong to it
+        failure = WorkFailure()
+        app = create_app(build_service(settings), failure)  # in the loop: its clients belong to it
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -53,7 +54,9 @@ def main() -> None:
                 timeout_graceful_shutdown=3,
             )
         )
-        await serve_until(server, stop)
+        await serve_until(server, stop, failure)
+        if failure.error is not None:
+            sys.exit(failure.message("voicetap ingest"))
         if not server.started:  # the lifespan failed (logged by uvicorn): not a clean exit
             sys.exit("voicetap ingest: could not start (see the error above)")
 

@@ -47,6 +47,7 @@ from voicetap_common.command_runner import CommandRunner
 from voicetap_common.commands import MEDIA_ACTIONS
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient, ping
+from voicetap_common.serving import WorkFailure, guarded
 from voicetap_common.streams import Producer
 from voicetap_common.topics import MEDIA_ANALYTICS, MEDIA_AUDIO, MEDIA_COMMANDS
 
@@ -214,19 +215,29 @@ class IngestService:
         return {"redis": await ping(self.redis, self._config.redis_timeout)}
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        """Start (recovery first), run every loop until the block exits, then stop cleanly."""
+    async def running(self, failure: WorkFailure) -> AsyncIterator[None]:
+        """Start (recovery first), run every loop until the block exits, then stop cleanly; a loop
+        that fails for good is reported to ``failure`` (which stops the process)."""
         try:
             await self._start()
             consuming = asyncio.Event()  # set: stop taking work
             async with asyncio.TaskGroup() as group:
-                publishing = group.create_task(self.publisher.run(self._publishing_stop))
+                publishing = group.create_task(
+                    guarded(self.publisher.run(self._publishing_stop), failure)
+                )
                 loops = [
-                    group.create_task(self.consumer.run(consuming)),
-                    group.create_task(self.playback.run(consuming, self.playback_ready)),
-                    group.create_task(tick(self.calls, self.endings, consuming)),
+                    group.create_task(guarded(self.consumer.run(consuming), failure)),
                     group.create_task(
-                        heartbeat(self.ownership, self.recovery, consuming, self._heartbeat_period)
+                        guarded(self.playback.run(consuming, self.playback_ready), failure)
+                    ),
+                    group.create_task(guarded(tick(self.calls, self.endings, consuming), failure)),
+                    group.create_task(
+                        guarded(
+                            heartbeat(
+                                self.ownership, self.recovery, consuming, self._heartbeat_period
+                            ),
+                            failure,
+                        )
                     ),
                 ]
                 try:

@@ -39,6 +39,7 @@ from voicetap_common.commands import (
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.http import operational_routes
 from voicetap_common.redis_client import connect, ping
+from voicetap_common.serving import WorkFailure, guarded
 from voicetap_common.streams import Producer
 from voicetap_common.topics import TRANSCRIPTION_COMMANDS
 
@@ -97,6 +98,7 @@ def create_app(
     telnyx_client: Callable[[], "AsyncTelnyx"],
     auto_transcription: AutoTranscription | None,
     api_token: str | None,
+    failure: WorkFailure,
     registry: CollectorRegistry | None = None,
 ) -> Starlette:
     """The indexer over ``storage`` (not yet opened).
@@ -190,7 +192,7 @@ def create_app(
         stop = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:
-                running = group.create_task(work(stop))
+                running = group.create_task(guarded(work(stop), failure))
                 try:
                     yield
                 finally:

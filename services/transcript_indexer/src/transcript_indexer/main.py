@@ -5,6 +5,7 @@ third of the CPU on asyncio), and stops cleanly on SIGTERM or SIGINT: the API st
 the lifespan lets the loops finish (or abandon, unacknowledged) their batch, connections close.
 """
 
+import sys
 from functools import partial
 
 import uvicorn
@@ -18,12 +19,13 @@ from transcript_indexer.storage import create_storage
 from voicetap_common.call_control import telnyx_client
 from voicetap_common.consumer import ConsumerOptions, default_consumer_name
 from voicetap_common.logs import configure_logging
-from voicetap_common.serving import serve_until, until_signalled
+from voicetap_common.serving import WorkFailure, serve_until, until_signalled
 from voicetap_common.settings import load_settings
 
 
-def build_app(settings: IndexerSettings) -> Starlette:
-    """The app, its arguments taken from ``settings`` (the only place that reads them)."""
+def build_app(settings: IndexerSettings, failure: WorkFailure | None = None) -> Starlette:
+    """The app, its arguments taken from ``settings`` (the only place that reads them); its
+    background work reports a failure for good to ``failure``."""
     token = settings.indexer_api_token
     return create_app(
         storage=create_storage(
@@ -60,15 +62,17 @@ def build_app(settings: IndexerSettings) -> Starlette:
         if settings.indexer_auto_transcribe
         else None,
         api_token=token.get_secret_value() if token is not None else None,
+        failure=failure or WorkFailure(),
     )
 
 
 def main() -> None:
     settings = load_settings(IndexerSettings, "voicetap indexer")
     configure_logging("transcript_indexer", settings.log_level, settings.log_format)
+    failure = WorkFailure()
     server = uvicorn.Server(
         uvicorn.Config(
-            build_app(settings),
+            build_app(settings, failure),
             host=settings.indexer_host,
             port=settings.indexer_port,
             lifespan="on",
@@ -78,7 +82,9 @@ def main() -> None:
         )
     )
     # Signals set one stop event (uvicorn re-raises the one it caught), so SIGTERM exits 0.
-    uvloop.run(until_signalled(partial(serve_until, server)))
+    uvloop.run(until_signalled(partial(serve_until, server, failure=failure)))
+    if failure.error is not None:
+        sys.exit(failure.message("voicetap indexer"))
 
 
 if __name__ == "__main__":
