@@ -16,7 +16,6 @@ from redis import Redis
 
 from telnyx_simulator.signing import WebhookSigner
 from tests.webhook_gateway.conftest import make_event
-from voicetap_cli.embedded_redis import free_port
 
 VOICETAP = str(Path(sys.executable).with_name("voicetap"))
 
@@ -43,20 +42,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-@pytest.fixture
-def stack_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "TELNYX_PUBLIC_KEY"}}
-    env.update(
-        VOICETAP_DATA_DIR=str(tmp_path / "data"),
-        VOICETAP_EMBEDDED_REDIS_PORT=str(free_port()),
-        GATEWAY_PORT=str(free_port()),
-        GATEWAY_HOST="127.0.0.1",
-        INGEST_PORT=str(free_port()),
-        INDEXER_PORT=str(free_port()),
-    )
-    return env
 
 
 def wait_for_block(out: Path, process: subprocess.Popen[bytes], timeout: float = 60) -> str:

@@ -61,10 +61,14 @@ async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
     messages = [r.getMessage() for r in lines]
     unavailable = [m for m in messages if "unavailable" in m]
     assert len(unavailable) == 1, messages
-    assert unavailable[0].startswith("redis unavailable, retrying until it is back: "), messages
-    back = [m for m in messages if m.startswith("redis back after")]
+    assert unavailable[0].startswith(
+        "redis (group g, consumer c1, test.outage) unavailable, retrying until it is back: "
+    ), messages
+    back = [
+        m for m in messages if m.startswith("redis (group g, consumer c1, test.outage) back after")
+    ]
     assert len(back) == 1, messages
-    assert float(back[0].split()[3]) >= OUTAGE_SECONDS - 0.5
+    assert float(back[0].split()[8]) >= OUTAGE_SECONDS - 0.5
     assert not [r for r in lines if r.exc_info], "no traceback for an outage"
 
 

@@ -185,6 +185,11 @@ class StreamConsumer:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
+    def _topics_label(self) -> str:
+        topics = self._options.topics
+        more = f" +{len(topics) - 1}" if len(topics) > 1 else ""
+        return f"{topics[0]}{more}" if topics else "no topic"
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; Redis outages are waited out, never fatal.
 
@@ -192,7 +197,7 @@ class StreamConsumer:
         before this returns; cancelled instead, the read in flight is abandoned (what it read
         stays pending, to be claimed)."""
         backoff = Backoff(
-            "redis",
+            f"redis (group {self._options.group}, consumer {self._consumer}, {self._topics_label()})",
             log,
             first=0.2,
             cap=self._options.retry_backoff_max_s,
