@@ -5,13 +5,19 @@ third of the CPU on asyncio), and stops cleanly on SIGTERM or SIGINT: the API st
 the lifespan lets the loops finish (or abandon, unacknowledged) their batch, connections close.
 """
 
+from datetime import timedelta
 from functools import partial
 
 import uvicorn
 import uvloop
 from starlette.applications import Starlette
 
-from transcript_indexer.app import STOP_GRACE_SECONDS, AutoTranscription, create_app
+from transcript_indexer.app import (
+    STOP_GRACE_SECONDS,
+    AutoTranscription,
+    ErasureOptions,
+    create_app,
+)
 from transcript_indexer.consumer import GROUP, TOPICS
 from transcript_indexer.settings import IndexerSettings
 from transcript_indexer.storage import create_storage
@@ -60,6 +66,15 @@ def build_app(settings: IndexerSettings) -> Starlette:
         if settings.indexer_auto_transcribe
         else None,
         api_token=token.get_secret_value() if token is not None else None,
+        erasure=ErasureOptions(
+            tombstone_seconds=settings.voicetap_tombstone_seconds,
+            timeout_seconds=settings.indexer_erasure_timeout_seconds,
+            retention=timedelta(days=settings.voicetap_retention_days)
+            if settings.voicetap_retention_days is not None
+            else None,
+            retention_interval_seconds=settings.indexer_retention_interval_seconds,
+            retention_batch_size=settings.indexer_retention_batch_size,
+        ),
     )
 
 
