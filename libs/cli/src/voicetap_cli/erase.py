@@ -68,7 +68,7 @@ def erasure_request(args: argparse.Namespace) -> ErasureRequest:
 
 def render(outcome: ErasureOutcome) -> str:
     """What went, one line per kind, then the calls."""
-    lines = [f"erasure {outcome.request_id}: {len(outcome.call_control_ids)} call(s)"]
+    lines = [f"request {outcome.request_id}: {len(outcome.call_control_ids)} call(s)"]
     kinds = [*KINDS, *sorted(set(outcome.removed) - set(KINDS))]
     lines += [f"  {kind:<20} {outcome.removed.get(kind, 0)}" for kind in kinds]
     lines += [f"  call {call_id}" for call_id in outcome.call_control_ids]
