@@ -86,10 +86,10 @@ class CallEndings:
 
     async def erase(self, call: Call) -> None:
         """Stop a live call that is being erased: its media dropped from now on, its ports and
-        stream released, its partial recording deleted, no completed event; events of it still
-        queued are dropped."""
+        stream released, no completed event; events of it still queued are dropped. Its partial
+        recording is left to the eraser, which deletes it with the rest."""
         allocation = call.end()
-        self._registry.discard(call)
+        self._registry.drop(call)
         if call.stream is not None:
             call.stream.close()
         self._publisher.forget(call.call_control_id)
