@@ -103,13 +103,18 @@ async def test_a_finished_and_a_live_call_lose_their_recordings(
         finally:
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)
+        # a late call.answered (Telnyx does not order webhooks) must not start recording again
+        await publish_webhook(redis, "call.answered", live, state="answered", handled=True)
+        await asyncio.sleep(0.3)
+        assert len(fake.state.requests_for(live, "fork_start")) == 1
+        assert live not in service.calls
         await publish_webhook(redis, "call.hangup", live, handled=True)
         await asyncio.sleep(0.5)
         assert service.allocator.in_use == 0
         assert not wav.exists()
-        # only the late hang-up written straight to its topic here (the gateway would have refused
-        # it): read and ignored; no media event of the call is left, none came after the erasure
-        assert await mentions(redis, live) == {"telnyx.call.hangup": 1}
+        # only the late webhooks written straight to their topics here (the gateway would have
+        # refused them): read and ignored; no media event of the call is left, none came after the erasure
+        assert await mentions(redis, live) == {"telnyx.call.hangup": 1, "telnyx.call.answered": 1}
         assert not [
             e
             for e in await topic_events(redis, RECORDING_COMPLETED)
