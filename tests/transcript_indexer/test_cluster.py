@@ -115,7 +115,7 @@ async def test_an_erasure_through_the_gateway_on_a_cluster_with_partitions(
         await asyncio.sleep(0.5)
         assert (await api.get(f"/calls/{call}")).status_code == 404
         assert (await api.get("/search", params={"q": "pin"})).json()["items"] == []
-        assert await erased_events(redis_cluster, call) == 1  # type: ignore[arg-type]
+        assert await erased_events(redis_cluster, call) == 1
         async for raw in redis_cluster.scan_iter(_type="stream"):
             name = raw.decode()
             if name.startswith(("voicetap.erasure.", "voicetap.call.")):

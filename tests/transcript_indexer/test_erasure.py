@@ -12,7 +12,7 @@ from typing import cast
 
 import httpx
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from tests.transcript_indexer.harness import eventually, indexer_settings, running_indexer
 from tests.transcript_indexer.indexer_events import (
@@ -51,7 +51,7 @@ async def voicetap_erase(redis_url: str, *args: str) -> tuple[int, str, str]:
     return process.returncode or 0, out.decode(), err.decode()
 
 
-async def mentions(redis: Redis, call_id: str) -> dict[str, int]:
+async def mentions(redis: Redis | RedisCluster, call_id: str) -> dict[str, int]:
     """Entries about ``call_id`` in every stream but the erasure's own (ids only), per stream."""
     found: dict[str, int] = {}
     async for raw in redis.scan_iter(_type="stream"):
@@ -70,7 +70,7 @@ async def mentions(redis: Redis, call_id: str) -> dict[str, int]:
     return found
 
 
-async def erased_events(redis: Redis, call_id: str) -> int:
+async def erased_events(redis: Redis | RedisCluster, call_id: str) -> int:
     entries = cast(RawEntries, await redis.xrange(CALL_ERASED))
     return sum(1 for _, fields in entries if fields.get(b"call_control_id") == call_id.encode())
 
