@@ -72,7 +72,6 @@ def create_app(
             timeout_seconds=redis_timeout_seconds,
         ),
         dead_letters=Producer(redis, topic_maxlen),
-        tombstones=redis,
         metrics=metrics,
         max_body_bytes=max_body_bytes,
         answer_deadline_seconds=answer_deadline_seconds,

@@ -12,13 +12,12 @@ same call id, so it meets the key on the same partition. The answer names the to
 is the partition's, which the call id tells.
 
 A webhook about an erased call (its tombstone set, ``voicetap_common.erasure``) is answered 200 and
-not stored: Telnyx delivers late and retries. The tombstone is checked with its own EXISTS before
-the append (on a cluster it lives in another slot than the stream, so one script cannot do both);
-an erasure that starts between the two is covered by its consumers, which ignore events of a
+not stored: Telnyx delivers late and retries. The tombstone is checked by the publisher just before
+the append, not inside the same script (on a cluster it lives in another slot than the stream); an
+erasure that starts between the two is covered by its consumers, which ignore events of a
 tombstoned call, and by the erasure's sweep of the topics, which runs after its tombstone is set.
 """
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -26,14 +25,12 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from voicetap_common.erasure import tombstone_key
 from voicetap_common.partitions import stream_for
-from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Fields, Producer
 from voicetap_common.topics import WEBHOOK_DEAD_LETTERS, telnyx_topic
 from webhook_gateway.envelope import EventKey, MalformedEvent, read_event_key
 from webhook_gateway.metrics import GatewayMetrics
-from webhook_gateway.publisher import Publication, PublishBatcher
+from webhook_gateway.publisher import ERASED, Publication, PublishBatcher
 from webhook_gateway.signature import SignatureError, SignatureVerifier
 
 log = logging.getLogger("voicetap.gateway")
@@ -55,7 +52,6 @@ class WebhookEndpoint:
         verifier: SignatureVerifier | None,
         batcher: PublishBatcher,
         dead_letters: Producer,
-        tombstones: RedisClient,
         metrics: GatewayMetrics,
         max_body_bytes: int,
         answer_deadline_seconds: float,
@@ -64,7 +60,6 @@ class WebhookEndpoint:
         self._verifier = verifier
         self._batcher = batcher
         self._dead_letters = dead_letters
-        self._tombstones = tombstones
         self._metrics = metrics
         self._max_body = max_body_bytes
         self._deadline = answer_deadline_seconds
@@ -124,16 +119,6 @@ class WebhookEndpoint:
         return await self._publish(key, body)
 
     async def _publish(self, key: EventKey, body: bytes) -> tuple[int, dict[str, Any]]:
-        if key.call_control_id:
-            try:
-                erased = await asyncio.wait_for(
-                    self._tombstones.exists(tombstone_key(key.call_control_id)), self._deadline
-                )
-            except Exception as exc:  # noqa: BLE001 - whatever it is, Telnyx should retry
-                return self._unavailable(exc, key)
-            if erased:
-                self._outcomes["erased"].inc()
-                return 200, {"status": "erased", "id": key.event_id}
         topic = telnyx_topic(key.event_type)
         stream = (
             topic
@@ -156,12 +141,22 @@ class WebhookEndpoint:
             fields += ["attempt", key.attempt]
         try:
             entry_id = await self._batcher.publish(
-                Publication(stream, key.event_id, tuple(fields)), self._deadline
+                Publication(stream, key.event_id, tuple(fields), key.call_control_id),
+                self._deadline,
             )
         except Exception as exc:  # noqa: BLE001 - any failure to store means: Telnyx, retry
-            return self._unavailable(exc, key)
+            self._outcomes["unavailable"].inc()
+            self._metrics.redis_up.set(0)
+            log.error(
+                "redis did not store the webhook; answering 503 so Telnyx retries",
+                extra={"error": repr(exc), "event_id": key.event_id},
+            )
+            return 503, {"error": "event store unavailable, retry later"}
         self._metrics.redis_up.set(1)
         self._metrics.batch_size.set(self._batcher.last_batch_size)
+        if entry_id is ERASED:
+            self._outcomes["erased"].inc()
+            return 200, {"status": "erased", "id": key.event_id}
         if entry_id is None:
             self._outcomes["duplicate"].inc()
             return 200, {"status": "duplicate", "id": key.event_id}
@@ -173,15 +168,6 @@ class WebhookEndpoint:
             )
         counter.inc()
         return 200, {"status": "stored", "id": key.event_id, "topic": topic, "entry": entry_id}
-
-    def _unavailable(self, exc: Exception, key: EventKey) -> tuple[int, dict[str, Any]]:
-        self._outcomes["unavailable"].inc()
-        self._metrics.redis_up.set(0)
-        log.error(
-            "redis did not store the webhook; answering 503 so Telnyx retries",
-            extra={"error": repr(exc), "event_id": key.event_id},
-        )
-        return 503, {"error": "event store unavailable, retry later"}
 
     async def _dead_letter(self, body: bytes, reason: str, timestamp: str | None) -> None:
         """Keep a signed but unusable body: it came from Telnyx, and nothing from Telnyx is lost."""
