@@ -120,3 +120,28 @@ async def test_a_finished_and_a_live_call_lose_their_recordings(
             for e in await topic_events(redis, RECORDING_COMPLETED)
             if e["call_control_id"] == live
         ]
+
+
+async def test_an_instance_that_was_down_deletes_what_was_erased_meanwhile(
+    redis: Redis, redis_url: str, fake, tmp_path: Path
+) -> None:
+    """A finished recording and an orphan (its writer died: sidecar still there) of calls erased
+    while no instance ran are deleted at start; the orphan is not repaired nor announced."""
+    from voicetap_common.erasure import set_tombstones
+
+    settings = ingest_settings(tmp_path, redis_url, fake.url)
+    finished = recording_path(tmp_path, "v3:erased-finished")
+    orphan = recording_path(tmp_path, "v3:erased-orphan")
+    kept = recording_path(tmp_path, "v3:kept")
+    finished.parent.mkdir(parents=True)
+    for wav in (finished, orphan, kept):
+        wav.write_bytes(b"RIFF")
+    orphan.with_suffix(".json").write_text(
+        '{"call_control_id": "v3:erased-orphan", "instance": "dead-one"}'
+    )
+    await set_tombstones(redis, ["v3:erased-finished", "v3:erased-orphan"], 60)
+    async with running(settings):
+        assert not finished.exists() and not orphan.exists()
+        assert not orphan.with_suffix(".json").exists()
+        assert kept.exists()
+    assert await topic_events(redis, RECORDING_COMPLETED) == []
