@@ -202,3 +202,28 @@ async def test_a_number_that_is_not_e164_is_one_line(redis_url: str) -> None:
     assert err.strip() == (
         "voicetap erase: --number '555-1234' is not an E.164 number; write it like +15551230000"
     )
+
+
+async def test_delete_answers_504_naming_the_instance_that_did_not_answer(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    from voicetap_common.erasure import participant_key
+
+    settings = indexer_settings(
+        redis_url,
+        f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        tmp_path,
+        indexer_erasure_timeout_seconds=1.0,
+    )
+    # an ingest instance that says it takes part, and never answers
+    await redis.set(participant_key("media_ingest.erasure:silent"), b"1", ex=60)
+    async with (
+        running_indexer(settings) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        response = await client.delete("/calls/any-call")
+    assert response.status_code == 504
+    body = response.json()
+    assert body["missing"] == ["media_ingest.erasure:silent"]
+    assert body["answered"] == ["transcript_indexer"]
+    assert "media_ingest.erasure:silent" in body["error"]
