@@ -10,7 +10,15 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from voicetap_common import commands, events, media_events, partitions, topics, transcript_events
+from voicetap_common import (
+    commands,
+    erasure,
+    events,
+    media_events,
+    partitions,
+    topics,
+    transcript_events,
+)
 
 
 @dataclass(frozen=True)
@@ -182,5 +190,38 @@ TRANSCRIPT_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
+ERASURE_TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(
+        name=topics.ERASURE_REQUESTED,
+        summary="Erase one call (`call_control_id`) or every call from or to a `number`; reason `requested` "
+        "(`voicetap erase`, `DELETE /calls/{id}`) or `expired` (`VOICETAP_RETENTION_DAYS`). Ids only.",
+        message=erasure.ErasureRequest,
+        written_by="`voicetap erase`, transcript_indexer (`DELETE /calls/{id}`, retention)",
+        read_by=("transcript_indexer.erasure",),
+    ),
+    TopicSpec(
+        name=topics.ERASURE_PROGRESS,
+        summary="One service's part of an erasure, done: the call ids it covered and what it removed, counted per "
+        "kind. The indexer's part names the calls; each media_ingest instance follows it with its own "
+        "(group `media_ingest.erasure:<instance>`).",
+        message=erasure.ErasureProgress,
+        written_by="transcript_indexer, media_ingest",
+        read_by=("media_ingest",),
+    ),
+    TopicSpec(
+        name=topics.CALL_ERASED,
+        summary="Once per erased call, ids only: erase what you derived from it.",
+        message=erasure.CallGone,
+        written_by="transcript_indexer",
+    ),
+    TopicSpec(
+        name=topics.CALL_EXPIRED,
+        summary="Once per call past `VOICETAP_RETENTION_DAYS`, removed everywhere; ids only.",
+        message=erasure.CallGone,
+        written_by="transcript_indexer",
+    ),
+)
+
+
 def all_topics() -> tuple[TopicSpec, ...]:
-    return TELNYX_TOPICS + COMMAND_TOPICS + MEDIA_TOPICS + TRANSCRIPT_TOPICS
+    return TELNYX_TOPICS + COMMAND_TOPICS + MEDIA_TOPICS + TRANSCRIPT_TOPICS + ERASURE_TOPICS

@@ -75,3 +75,50 @@ async def test_webhooks_become_a_searchable_transcript_a_completed_event_and_a_l
         assert await _all_handled(redis_cluster, *TOPICS)
     live = [fields[b"type"] for _, fields in await redis_cluster.xrange(live_topic(call))]
     assert live == [b"segment", b"segment", b"completed"]
+
+
+async def test_an_erasure_through_the_gateway_on_a_cluster_with_partitions(
+    redis_cluster: RedisCluster, redis_cluster_url: str, tmp_path: Path
+) -> None:
+    """Every node and every partition holds some of the call; after the erasure none does, and a
+    late transcription through the gateway is answered and not stored."""
+    from tests.transcript_indexer.test_erasure import erased_events
+
+    call = "v3:cluster-erased"
+    settings = indexer_settings(
+        redis_cluster_url,
+        f"sqlite:///{tmp_path / 'transcripts.sqlite3'}",
+        tmp_path,
+        redis_cluster=True,
+        topic_partitions=4,
+    )
+    async with (
+        signed_webhooks(
+            redis_cluster_url, tmp_path, redis_cluster=True, topic_partitions=4
+        ) as deliver,
+        running_indexer(settings) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as api,
+    ):
+        await deliver(
+            initiated(call), transcription(call, "my pin is 1234", 2.5), hangup(call, 10.0)
+        )
+
+        async def stored() -> bool:
+            return (await api.get(f"/calls/{call}")).json().get("counts", {}).get("segments") == 1
+
+        await eventually(stored, message="segment stored")
+        response = await api.delete(f"/calls/{call}")
+        assert response.status_code == 200, response.text
+        assert response.json()["removed"]["calls"] == 1
+        assert response.json()["removed"]["topic_entries"] >= 3
+        await deliver(transcription(call, "my pin is 1234 again", 20.0))
+        await asyncio.sleep(0.5)
+        assert (await api.get(f"/calls/{call}")).status_code == 404
+        assert (await api.get("/search", params={"q": "pin"})).json()["items"] == []
+        assert await erased_events(redis_cluster, call) == 1
+        async for raw in redis_cluster.scan_iter(_type="stream"):
+            name = raw.decode()
+            if name.startswith(("voicetap.erasure.", "voicetap.call.")):
+                continue
+            for _, fields in await redis_cluster.xrange(name):
+                assert fields.get(b"call_control_id") != call.encode(), name

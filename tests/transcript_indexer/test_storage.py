@@ -301,9 +301,12 @@ async def test_an_upgraded_database_keeps_its_completed_calls_at_revision_1(
 ) -> None:
     url = empty_database_url
     backend = sqlite_backend if url.startswith("sqlite:///") else postgres_backend
-    monkeypatch.setattr(
-        backend, "MIGRATIONS", backend.MIGRATIONS[:-1]
-    )  # the schema before revisions
+    revisions = next(  # the migration that brought revisions; the schema before it
+        n
+        for n, (_, statements) in enumerate(backend.MIGRATIONS)
+        if any("completed_revision" in statement for statement in statements)
+    )
+    monkeypatch.setattr(backend, "MIGRATIONS", backend.MIGRATIONS[:revisions])
     before = _storage_at(url)
     await before.open()
     await before.close()

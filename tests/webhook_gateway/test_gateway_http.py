@@ -245,3 +245,35 @@ async def test_other_methods_are_refused_405(gateway: httpx.AsyncClient) -> None
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     assert (await gateway.get("/nope")).status_code == 404
+
+
+async def test_a_late_webhook_about_an_erased_call_is_acknowledged_and_not_stored(
+    gateway: httpx.AsyncClient, signer: WebhookSigner, redis: Redis
+) -> None:
+    from voicetap_common.erasure import tombstone_key
+
+    await redis.set(tombstone_key("v3:ctrl-1"), b"1", ex=60)
+    late = make_event(
+        "call.transcription", "ev-late", transcription_data={"transcript": "x", "is_final": True}
+    )
+    response = await gateway.post(PATH, **signed_post(signer, late))
+    assert response.status_code == 200
+    assert response.json() == {"status": "erased", "id": "ev-late"}
+    other = make_event("call.hangup", "ev-other", call_control_id="v3:ctrl-2")
+    assert (await gateway.post(PATH, **signed_post(signer, other))).json()["status"] == "stored"
+    assert await redis.xlen("telnyx.call.transcription") == 0
+    assert await redis.xlen("telnyx.call.hangup") == 1
+
+
+def test_tombstones_must_outlast_the_dedupe_window(redis_url: str) -> None:
+    from pydantic import ValidationError
+
+    from webhook_gateway.settings import GatewaySettings
+
+    with pytest.raises(ValidationError, match="VOICETAP_TOMBSTONE_SECONDS .* is shorter than"):
+        GatewaySettings(
+            redis_url=redis_url,
+            gateway_insecure_skip_verification=True,
+            voicetap_tombstone_seconds=60,
+            gateway_dedupe_window_seconds=3600,
+        )

@@ -13,6 +13,7 @@ from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from voicetap_cli.call import add_call_parser
+from voicetap_cli.erase import add_erase_parser
 from voicetap_cli.failures import CommandFailed
 from voicetap_cli.settings import CliSettings
 from voicetap_cli.streams_cli import add_stream_parsers
@@ -107,6 +108,21 @@ def cmd_replay(args: argparse.Namespace, settings: CliSettings) -> int:
         return run_replay(args, redis, settings.topic_partitions)
 
 
+def cmd_erase(args: argparse.Namespace, settings: CliSettings) -> int:
+    from voicetap_cli.erase import run_erase
+
+    with _redis(settings):  # a malformed REDIS_URL is one line, before anything is asked
+        pass
+    return run_erase(
+        args,
+        _redis_url(settings),
+        cluster=settings.redis_cluster,
+        redis_timeout_seconds=settings.redis_timeout_seconds,
+        tombstone_seconds=settings.voicetap_tombstone_seconds,
+        topic_maxlen=settings.topic_maxlen,
+    )
+
+
 class _Parser(argparse.ArgumentParser):
     """Reports a usage error in one line, naming where the help is, and exits 2."""
 
@@ -160,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.choices["replay"].set_defaults(func=cmd_replay)
     add_call_parser(sub)
     sub.choices["call"].set_defaults(func=cmd_call)
+    add_erase_parser(sub)
+    sub.choices["erase"].set_defaults(func=cmd_erase)
     return parser
 
 

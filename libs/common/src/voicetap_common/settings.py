@@ -44,6 +44,12 @@ class CommonSettings(BaseSettings):
         "streams `<topic>:p<k>`, k = crc32(call_control_id) mod N, so one topic's load spreads over a cluster's nodes "
         "(`TOPIC_MAXLEN` bounds each). The same for every process of a deployment; drain the topics before changing it.",
     )
+    voicetap_tombstone_seconds: int = Field(
+        default=30 * 86_400,
+        gt=0,
+        description="How long an erased call's tombstone lasts: meanwhile a late webhook or transcription about it "
+        "is acknowledged and not stored. At least `GATEWAY_DEDUPE_WINDOW_SECONDS` (Telnyx retries within it).",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: Literal["json", "console"] = Field(
         default="json", description="`json` (one object per line) or `console` (human-readable)."

@@ -42,6 +42,13 @@ MEDIA_PLAYBACK: Final = "voicetap.media.playback"
 # Transcript events (``voicetap_common.transcript_events``), written by transcript_indexer.
 TRANSCRIPT_COMPLETED: Final = "voicetap.transcript.completed"
 
+# Retention and erasure (``voicetap_common.erasure``): requests, each service's part of one, and
+# the calls gone (ids only, never content).
+ERASURE_REQUESTED: Final = "voicetap.erasure.requested"
+ERASURE_PROGRESS: Final = "voicetap.erasure.progress"
+CALL_ERASED: Final = "voicetap.call.erased"
+CALL_EXPIRED: Final = "voicetap.call.expired"
+
 
 def is_internal(stream: str) -> bool:
     """A stream voicetap keeps for itself (a call's live transcript, an ingest instance's inbox),

@@ -13,22 +13,30 @@ from media_ingest.lifecycle import Lifecycle
 from media_ingest.routing import Router, entry_call
 from voicetap_common.command_runner import CommandRunner
 from voicetap_common.consumer import Undeliverable
+from voicetap_common.erasure import erased_among
+from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import Entry
 from voicetap_common.topics import MEDIA_COMMANDS
 
 
 class Dispatcher:
-    def __init__(self, router: Router, lifecycle: Lifecycle, runner: CommandRunner) -> None:
+    def __init__(
+        self, redis: RedisClient, router: Router, lifecycle: Lifecycle, runner: CommandRunner
+    ) -> None:
+        self._redis = redis
         self._router = router
         self._lifecycle = lifecycle
         self._runner = runner
 
     async def handle(self, entries: list[Entry]) -> None:
-        """The StreamConsumer's handler."""
+        """The StreamConsumer's handler. Entries of erased calls (tombstoned) are acknowledged and
+        not acted on: a late ``call.answered`` never starts a recording again."""
         by_call: dict[str, list[Entry]] = defaultdict(list)
         for entry in entries:
             key = entry.fields.get("call_control_id", b"").decode() or entry.entry_id
             by_call[key].append(entry)
+        for call_control_id in await erased_among(self._redis, by_call):
+            del by_call[call_control_id]
         results = await asyncio.gather(
             *(self._handle_call(group) for group in by_call.values()), return_exceptions=True
         )

@@ -84,6 +84,19 @@ class CallEndings:
         self._registry.discard(call)
         await self._ownership.drop_discarded(call.call_control_id)
 
+    async def erase(self, call: Call) -> None:
+        """Stop a live call that is being erased: its media dropped from now on, its ports and
+        stream released, no completed event; events of it still queued are dropped. Its partial
+        recording is left to the eraser, which deletes it with the rest."""
+        allocation = call.end()
+        self._registry.drop(call)
+        if call.stream is not None:
+            call.stream.close()
+        self._publisher.forget(call.call_control_id)
+        self._metrics.calls_finished.labels("erased").inc()
+        await self.release(allocation)
+        await self._ownership.drop_ended(call.call_control_id)
+
     async def expire_idle(self, now: float) -> None:
         for call in self._registry.calls():
             if call.stopped_at is not None:

@@ -80,6 +80,14 @@ class EventPublisher:
         self._wake.set()
         return True
 
+    def forget(self, call_control_id: str) -> int:
+        """Drop the queued events of an erased call; how many there were."""
+        before = len(self._queue)
+        self._queue = deque(
+            item for item in self._queue if item[2].get("call_control_id") != call_control_id
+        )
+        return before - len(self._queue)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Drain the queue to Redis until ``stop`` is set and the queue is empty."""
         backoff = Backoff("redis", log, first=0.1, cap=5.0, context={"for": "media events"})

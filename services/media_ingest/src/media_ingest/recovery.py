@@ -9,8 +9,10 @@ from media_ingest.events import EventPublisher
 from media_ingest.keys import INSTANCE_PREFIX, REPAIR_PREFIX
 from media_ingest.ports import PortAllocator
 from media_ingest.protocol.wav import read_header, repair_wav
+from media_ingest.recording.deletion import delete_recording
 from media_ingest.recording.recovered import recovered_recording
 from media_ingest.recording.sidecar import Orphan, find_orphans
+from voicetap_common.erasure import erased_among
 from voicetap_common.media_events import RecordingCompleted
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.topics import RECORDING_COMPLETED
@@ -46,7 +48,12 @@ class Recovery:
     async def recover_orphans(self) -> list[RecordingCompleted]:
         """Repair WAVs left by dead instances (or an earlier life of this one) and announce them."""
         recovered = []
-        for orphan in find_orphans(self._data_dir):
+        orphans = find_orphans(self._data_dir)
+        erased = await erased_among(self._redis, (orphan.call_control_id for orphan in orphans))
+        for orphan in orphans:
+            if orphan.call_control_id in erased:  # erased while its writer was dead: no repair
+                delete_recording(self._data_dir, orphan.call_control_id)
+                continue
             if await self._ours_to_repair(orphan):
                 event = await self._recover(orphan)
                 if event is not None:

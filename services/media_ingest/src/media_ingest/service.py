@@ -8,7 +8,9 @@ this instance (or a dead neighbour sharing the data directory) left, then runs i
   this instance's inbox (``dispatch``), handling the entries of different calls concurrently;
 - the event publisher (bounded queue to Redis), the playback tail;
 - the ticker (each call about once per ``INGEST_ANALYTICS_INTERVAL_SECONDS``; idle calls closed);
-- the heartbeat (port leases, holder keys, orphan sweep) every third of the lease.
+- the heartbeat (port leases, holder keys, orphan sweep) every third of the lease;
+- the erasure consumer (group ``media_ingest.erasure:<instance>``, ``erasure``) and the key that
+  tells requesters this instance takes part.
 
 On the way out it stops taking work, finishes every call (recordings completed, ports released)
 and flushes the events.
@@ -29,6 +31,7 @@ from media_ingest.commands import MediaCommands
 from media_ingest.config import IngestConfig
 from media_ingest.dispatch import Dispatcher
 from media_ingest.endings import CallEndings
+from media_ingest.erasure import RecordingEraser
 from media_ingest.events import ErrorReporter, EventPublisher
 from media_ingest.keys import GROUP, LIFECYCLE_TOPICS, inbox
 from media_ingest.lifecycle import Lifecycle
@@ -49,7 +52,7 @@ from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamCon
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient, ping
 from voicetap_common.serving import WorkFailure, guarded
 from voicetap_common.streams import Producer
-from voicetap_common.topics import MEDIA_ANALYTICS, MEDIA_AUDIO, MEDIA_COMMANDS
+from voicetap_common.topics import ERASURE_PROGRESS, MEDIA_ANALYTICS, MEDIA_AUDIO, MEDIA_COMMANDS
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx
@@ -59,6 +62,7 @@ log = logging.getLogger("voicetap.media_ingest")
 BLOCK_MS = 1000
 STOP_SECONDS = 5.0  # for the loops to finish their batch, then for the events to flush
 SHUTDOWN_SECONDS = 10.0  # for every call to be finished
+ERASURE_BATCH_SIZE = 10
 
 
 class IngestService:
@@ -160,6 +164,7 @@ class IngestService:
             mode=c.mode,
         )
         self.dispatcher = Dispatcher(
+            self.redis,
             Router(
                 self.redis,
                 metrics,
@@ -189,6 +194,29 @@ class IngestService:
             self.calls, tokens, self.ownership, locks, self.playback, payload_types,
             self.publisher, errors, metrics,
         )  # fmt: skip
+        consumer_metrics = ConsumerMetrics(self.prometheus)
+        self.eraser = RecordingEraser(
+            self.redis,
+            producer,
+            self.calls,
+            self.endings,
+            data_dir=c.data_dir,
+            instance=self.instance,
+        )
+        self.erasure_consumer = StreamConsumer(
+            self.redis,
+            producer,
+            ConsumerOptions(
+                group=self.eraser.part,
+                topics=(ERASURE_PROGRESS,),
+                consumer=self.instance,
+                start="now",
+                batch_size=ERASURE_BATCH_SIZE,
+                block_ms=BLOCK_MS,
+            ),
+            self.eraser.handle,
+            consumer_metrics,
+        )
         self.consumer = StreamConsumer(
             self.redis,
             producer,
@@ -200,7 +228,7 @@ class IngestService:
                 partitions=c.topics.partitions,
             ),
             self.dispatcher.handle,
-            ConsumerMetrics(self.prometheus),
+            consumer_metrics,
         )
         self.prometheus.register(
             MediaCollector(
@@ -239,6 +267,10 @@ class IngestService:
                             failure,
                         )
                     ),
+                    group.create_task(guarded(self.erasure_consumer.run(consuming), failure)),
+                    group.create_task(
+                        guarded(self.eraser.attend(consuming, self._heartbeat_period), failure)
+                    ),
                 ]
                 try:
                     yield
@@ -259,6 +291,8 @@ class IngestService:
         reclaimed = await self.recovery.reclaim_own_leases()
         await self.ownership.heartbeat()
         recovered = await self.recovery.recover_orphans()
+        await self.erasure_consumer.ensure_groups()  # before the participant key says "wait for me"
+        erased = await self.eraser.sweep_tombstoned()
         log.info(
             "media ingest starting",
             extra={
@@ -267,6 +301,7 @@ class IngestService:
                 "ports": f"{self._config.ports.ports.start}-{self._config.ports.ports.stop - 1}",
                 "reclaimed_port_pairs": reclaimed,
                 "recovered_recordings": len(recovered),
+                "erased_recordings": erased,
             },
         )
 
@@ -278,6 +313,7 @@ class IngestService:
         ) in pending:  # e.g. a batch waiting on the Telnyx API: left unacknowledged, claimed later
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
+        await self.eraser.leave()
         try:
             await asyncio.wait_for(self.endings.shutdown(), SHUTDOWN_SECONDS)
         except REDIS_UNAVAILABLE as exc:

@@ -1,5 +1,6 @@
 """The indexer as one ASGI app: the query API, and in its lifespan the group's consumers, the
-command consumer and the completion sweeper.
+command consumer, the completion sweeper, the erasure consumer and (with
+``VOICETAP_RETENTION_DAYS``) the retention sweeper.
 
 ``create_app`` takes plain, typed arguments (``main`` reads them from the settings) and builds
 every object without I/O. The lifespan starts one task in a ``TaskGroup`` with one stop event:
@@ -15,6 +16,7 @@ import dataclasses
 import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -26,7 +28,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from transcript_indexer.completion import Completer
 from transcript_indexer.consumer import Indexer, consumer_names
 from transcript_indexer.control import EXECUTED_BY, TelnyxCommands, TranscriptionStarter
+from transcript_indexer.erasure import GROUP as ERASURE_GROUP
+from transcript_indexer.erasure import TOPICS as ERASURE_TOPICS
+from transcript_indexer.erasure import Eraser
 from transcript_indexer.live import LiveFeed
+from transcript_indexer.retention import RetentionSweeper
 from transcript_indexer.routes import api_routes
 from transcript_indexer.storage import open_when_available
 from transcript_indexer.storage.base import Storage
@@ -37,6 +43,12 @@ from voicetap_common.commands import (
     TranscriptionTracks,
 )
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
+from voicetap_common.erasure import (
+    ErasureOutcome,
+    ErasureRequest,
+    new_request_id,
+    request_erasure,
+)
 from voicetap_common.http import operational_routes
 from voicetap_common.redis_client import connect, ping
 from voicetap_common.serving import WorkFailure, guarded
@@ -51,6 +63,19 @@ log = logging.getLogger("voicetap.transcript_indexer")
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapers carry no token
 STOP_GRACE_SECONDS = 5.0
 COMMAND_BATCH_SIZE = 50
+ERASURE_BATCH_SIZE = 10
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ErasureOptions:
+    """Erasure and retention: the tombstones' lifetime, how long ``DELETE /calls/{id}`` waits, and
+    ``VOICETAP_RETENTION_DAYS`` (None: keep forever) with its sweep's interval and batch."""
+
+    tombstone_seconds: int = 30 * 86_400
+    timeout_seconds: float = 30.0
+    retention: timedelta | None = None
+    retention_interval_seconds: float = 60.0
+    retention_batch_size: int = 100
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,6 +124,7 @@ def create_app(
     auto_transcription: AutoTranscription | None,
     api_token: str | None,
     failure: WorkFailure,
+    erasure: ErasureOptions | None = None,
     registry: CollectorRegistry | None = None,
 ) -> Starlette:
     """The indexer over ``storage`` (not yet opened).
@@ -126,7 +152,7 @@ def create_app(
         if auto_transcription is not None
         else None
     )
-    indexer = Indexer(storage, live, starter, registry)
+    indexer = Indexer(storage, redis, live, starter, registry)
     consumer_metrics = ConsumerMetrics(registry)
     names = consumer_names(reading.consumer, consumers)
     group_consumers = [
@@ -156,6 +182,49 @@ def create_app(
         consumer_metrics,
     )
     completer = Completer(storage, redis, live, settle_seconds, topic_maxlen, partitions, registry)
+    erasure = erasure or ErasureOptions()
+    eraser = Eraser(storage, redis, live, producer, erasure.tombstone_seconds, registry)
+    erasure_consumer = StreamConsumer(
+        redis,
+        producer,
+        dataclasses.replace(
+            reading,
+            group=ERASURE_GROUP,
+            topics=ERASURE_TOPICS,
+            consumer=names[0],
+            start="beginning",
+            batch_size=ERASURE_BATCH_SIZE,
+        ),
+        eraser.handle,
+        consumer_metrics,
+    )
+    sweeper = (
+        RetentionSweeper(
+            storage,
+            redis,
+            producer,
+            retention=erasure.retention,
+            interval_seconds=erasure.retention_interval_seconds,
+            batch_size=erasure.retention_batch_size,
+            holder=names[0],
+            request_window_seconds=erasure.tombstone_seconds,
+            registry=registry,
+        )
+        if erasure.retention is not None
+        else None
+    )
+
+    async def erase_call(call_control_id: str) -> ErasureOutcome:
+        request = ErasureRequest(
+            id=new_request_id(), occurred_at=datetime.now(UTC), call_control_id=call_control_id
+        )
+        return await request_erasure(
+            redis,
+            producer,
+            request,
+            tombstone_seconds=erasure.tombstone_seconds,
+            timeout_seconds=erasure.timeout_seconds,
+        )
 
     opened = asyncio.Event()  # the database is open and migrated
 
@@ -168,6 +237,9 @@ def create_app(
                 loops.create_task(consumer.run(stop))
             loops.create_task(command_consumer.run(stop))
             loops.create_task(completer.run(stop))
+            loops.create_task(erasure_consumer.run(stop))
+            if sweeper is not None:
+                loops.create_task(sweeper.run(stop))
 
     async def database_answers() -> bool:
         if not opened.is_set():
@@ -208,7 +280,7 @@ def create_app(
 
     return Starlette(
         routes=[
-            *api_routes(storage, redis, registry, keepalive_ms),
+            *api_routes(storage, redis, registry, keepalive_ms, erase_call),
             *operational_routes(registry, readiness),
         ],
         middleware=[Middleware(BearerToken, token=api_token)] if api_token is not None else [],

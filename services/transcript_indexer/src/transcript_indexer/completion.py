@@ -13,6 +13,10 @@ partition of it with ``TOPIC_PARTITIONS`` above 1), so two processes can never b
 revision. The database is marked afterwards, with the sequence the published
 revision covers; a crash in between only means the next sweep finds the key set and marks the
 call with the sequence stored in it, so a segment stored meanwhile still gets its revision.
+
+A call erased while its transcript was assembled (``voicetap_common.erasure``) is not announced:
+the publication is checked against the call's tombstone afterwards and deleted again, since the
+erasure's sweep of the topics may have passed before it.
 """
 
 import asyncio
@@ -24,9 +28,10 @@ from redis.typing import EncodableT
 
 from transcript_indexer.formats import as_text
 from transcript_indexer.live import LiveFeed
-from transcript_indexer.storage.base import DueCompletion, Storage, StorageUnavailable
+from transcript_indexer.storage.base import DueCompletion, Storage
 from voicetap_common import codec
 from voicetap_common.backoff import Backoff
+from voicetap_common.erasure import erased_among
 from voicetap_common.partitions import stream_for
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.serving import sleep_or_stop
@@ -109,8 +114,8 @@ class Completer:
     async def complete(self, due: DueCompletion) -> bool:
         call_control_id = due.call_control_id
         transcript = await self._storage.transcript(call_control_id)
-        if transcript is None:
-            raise StorageUnavailable(f"call {call_control_id} vanished")
+        if transcript is None:  # erased since it was found due
+            return False
         now = datetime.now(UTC)
         event_id = completed_event_id(call_control_id, due.revision)
         event = TranscriptCompleted(
@@ -146,6 +151,10 @@ class Completer:
         published, value = await self._script(
             keys=[dedupe_key(stream, event_id), stream], args=args
         )
+        if published and await erased_among(self._redis, [call_control_id]):
+            # erased while this was assembled: the erasure's sweep may have run before the append
+            await self._redis.xdel(stream, value)
+            return False
         covered = due.segment_seq if published else int(value)
         await self._storage.mark_completed(call_control_id, due.revision, covered, now)
         await self._live.publish_completed(

@@ -6,13 +6,19 @@ the lifespan lets the loops finish (or abandon, unacknowledged) their batch, con
 """
 
 import sys
+from datetime import timedelta
 from functools import partial
 
 import uvicorn
 import uvloop
 from starlette.applications import Starlette
 
-from transcript_indexer.app import STOP_GRACE_SECONDS, AutoTranscription, create_app
+from transcript_indexer.app import (
+    STOP_GRACE_SECONDS,
+    AutoTranscription,
+    ErasureOptions,
+    create_app,
+)
 from transcript_indexer.consumer import GROUP, TOPICS
 from transcript_indexer.settings import IndexerSettings
 from transcript_indexer.storage import create_storage
@@ -63,6 +69,15 @@ def build_app(settings: IndexerSettings, failure: WorkFailure | None = None) -> 
         else None,
         api_token=token.get_secret_value() if token is not None else None,
         failure=failure or WorkFailure(),
+        erasure=ErasureOptions(
+            tombstone_seconds=settings.voicetap_tombstone_seconds,
+            timeout_seconds=settings.indexer_erasure_timeout_seconds,
+            retention=timedelta(days=settings.voicetap_retention_days)
+            if settings.voicetap_retention_days is not None
+            else None,
+            retention_interval_seconds=settings.indexer_retention_interval_seconds,
+            retention_batch_size=settings.indexer_retention_batch_size,
+        ),
     )
 
 

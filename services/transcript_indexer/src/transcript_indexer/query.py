@@ -199,3 +199,12 @@ def to_tsquery(node: Node) -> str:
     for excluded in node.exclude:
         expression += " & !" + to_tsquery(excluded)
     return "(" + expression + ")"
+
+
+def number_spellings(number: str) -> tuple[str, ...]:
+    """A phone number as stored (E.164, ``+`` optional); anything else (a SIP URI) as typed."""
+    compact = re.sub(r"[\s().-]", "", number)
+    if re.fullmatch(r"\+?\d+", compact):
+        digits = compact.lstrip("+")
+        return ("+" + digits, digits)
+    return (number,)

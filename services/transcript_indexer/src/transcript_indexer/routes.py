@@ -1,7 +1,6 @@
 """The query API's routes: calls, transcripts in four formats, search, and the live transcript."""
 
 import html
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -11,7 +10,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from transcript_indexer import formats
-from transcript_indexer.query import QuerySyntaxError, parse_query
+from transcript_indexer.query import QuerySyntaxError, number_spellings, parse_query
 from transcript_indexer.sse import live_events, resume_position, stream_position
 from transcript_indexer.storage.base import (
     MARK_END,
@@ -21,6 +20,7 @@ from transcript_indexer.storage.base import (
     Storage,
     StorageUnavailable,
 )
+from voicetap_common.erasure import ErasureOutcome
 from voicetap_common.redis_client import RedisClient
 
 MAX_LIMIT = 200
@@ -56,15 +56,6 @@ def _time(request: Request, name: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def number_spellings(number: str) -> tuple[str, ...]:
-    """A phone number as stored (E.164, ``+`` optional); anything else (a SIP URI) as typed."""
-    compact = re.sub(r"[\s().-]", "", number)
-    if re.fullmatch(r"\+?\d+", compact):
-        digits = compact.lstrip("+")
-        return ("+" + digits, digits)
-    return (number,)
-
-
 def highlighted(snippet: str) -> str:
     """The snippet as HTML: its text escaped, its highlights as ``<mark>``."""
     return (
@@ -98,8 +89,14 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def api_routes(
-    storage: Storage, redis: RedisClient, registry: CollectorRegistry, keepalive_ms: int
+    storage: Storage,
+    redis: RedisClient,
+    registry: CollectorRegistry,
+    keepalive_ms: int,
+    erase_call: Callable[[str], Awaitable[ErasureOutcome]],
 ) -> list[Route]:
+    """``erase_call``: requests a call's erasure and waits for every part
+    (``voicetap_common.erasure.request_erasure``)."""
     live_clients = Gauge(
         "voicetap_indexer_live_clients", "Open live transcript streams", registry=registry
     )
@@ -124,6 +121,30 @@ def api_routes(
         if call is None:
             return _error(404, f"no call {call_control_id}")
         return JSONResponse({**call.as_json(), "counts": await storage.counts(call_control_id)})
+
+    async def erase(request: Request) -> Response:
+        """Erase everything voicetap holds about the call, known or not (erasing twice is no error):
+        200 with what went per kind, or 504 naming the parts that did not answer in time."""
+        call_control_id = request.path_params["call_control_id"]
+        outcome = await erase_call(call_control_id)
+        body: dict[str, object] = {
+            "call_control_id": call_control_id,
+            "request_id": outcome.request_id,
+            "removed": outcome.removed,
+            "answered": outcome.answered,
+        }
+        if outcome.missing:
+            missing = ", ".join(outcome.missing)
+            return JSONResponse(
+                {
+                    **body,
+                    "missing": outcome.missing,
+                    "error": f"no answer from {missing} in time; the erasure goes on when it runs "
+                    "(the call is tombstoned already)",
+                },
+                status_code=504,
+            )
+        return JSONResponse(body)
 
     async def transcript(request: Request) -> Response:
         call_control_id = request.path_params["call_control_id"]
@@ -176,6 +197,7 @@ def api_routes(
     return [
         Route("/calls", _guarded(list_calls), methods=["GET"]),
         Route("/calls/{call_control_id:str}", _guarded(get_call), methods=["GET"]),
+        Route("/calls/{call_control_id:str}", _guarded(erase), methods=["DELETE"]),
         Route("/calls/{call_control_id:str}/transcript", _guarded(transcript), methods=["GET"]),
         Route("/calls/{call_control_id:str}/transcript/live", _guarded(live), methods=["GET"]),
         Route("/search", _guarded(search), methods=["GET"]),

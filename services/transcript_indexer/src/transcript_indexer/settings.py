@@ -91,6 +91,26 @@ class IndexerSettings(CommonSettings, TelnyxApiSettings):
         default=15.0, gt=0, description="Comment sent on a quiet live stream."
     )
 
+    voicetap_retention_days: int | None = Field(
+        default=None,
+        gt=0,
+        description="Calls that ended longer ago lose their recording, transcript, search entries, live stream and "
+        "topic entries (`voicetap.call.expired` per call). Unset: keep forever.",
+    )
+    indexer_retention_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often one indexer process (under a Redis lease) looks for calls past the retention.",
+    )
+    indexer_retention_batch_size: int = Field(
+        default=100, gt=0, description="Calls sent to erasure per batch of a retention sweep."
+    )
+    indexer_erasure_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long `DELETE /calls/{id}` waits for every service's part of the erasure.",
+    )
+
     @field_validator("indexer_database_url")
     @classmethod
     def _known_database(cls, url: str) -> str:

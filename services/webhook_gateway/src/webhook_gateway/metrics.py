@@ -7,7 +7,7 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.webhooks = Counter(
             "voicetap_gateway_webhooks_total",
-            "Webhooks by outcome: published, duplicate, or the refusal (unauthorized, too_large, malformed, unavailable)",
+            "Webhooks by outcome: published, duplicate, erased (a late event of an erased call), or the refusal (unauthorized, too_large, malformed, unavailable)",
             ["outcome"],
             registry=registry,
         )

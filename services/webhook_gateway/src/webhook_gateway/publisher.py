@@ -6,6 +6,11 @@ keys share the stream's hash slot, so this holds on Redis Cluster too). Requests
 arrive while a pipeline is in flight wait for the next one, so under load many webhooks share a
 single round trip, and with one request at a time nothing waits.
 
+A webhook about an erased call (``voicetap_common.erasure``) is not appended: the tombstones of a
+batch's calls are read first, in one pipeline of EXISTS (on a cluster a tombstone lives in its own
+slot, not the stream's, so the script cannot read it), and only the others go on to the script.
+Two round trips per batch, whatever its size.
+
 On Redis Cluster the pipeline is split by node (one round trip to each node, concurrently), and
 SCRIPT LOAD goes to every primary. A node that restarted has lost its script cache while the
 others have not: only the publications that met NOSCRIPT are sent again, after the load, so one
@@ -13,10 +18,12 @@ that was stored is never run a second time (it would read as a duplicate).
 """
 
 import asyncio
+import enum
 from dataclasses import dataclass
 
 from redis.exceptions import NoScriptError
 
+from voicetap_common.erasure import tombstone_key
 from voicetap_common.redis_client import RedisClient
 from voicetap_common.streams import PUBLISH_ONCE
 from voicetap_common.topics import dedupe_key
@@ -27,6 +34,16 @@ class Publication:
     stream: str  # the topic, or the call's partition of it; the de-duplication key shares its slot
     event_id: str
     fields: tuple[bytes | str, ...]  # flattened field/value pairs
+    call_control_id: str | None = None  # its tombstone is checked first
+
+
+class Erased(enum.Enum):
+    """The outcome of a publication about an erased call: acknowledged, not stored."""
+
+    ERASED = "erased"
+
+
+ERASED = Erased.ERASED
 
 
 class PublishBatcher:
@@ -40,18 +57,21 @@ class PublishBatcher:
         self._maxlen = maxlen
         self._timeout = timeout_seconds
         self._sha: str | None = None
-        self._queue: list[tuple[Publication, asyncio.Future[str | None]]] = []
+        self._queue: list[tuple[Publication, asyncio.Future[str | Erased | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.last_batch_size = 0
 
-    async def publish(self, publication: Publication, deadline_seconds: float) -> str | None:
-        """The new entry id, or None when ``publication.event_id`` was already published.
+    async def publish(
+        self, publication: Publication, deadline_seconds: float
+    ) -> str | Erased | None:
+        """The new entry id, None when ``publication.event_id`` was already published, or
+        :data:`ERASED` when its call is erased.
 
         Raises ``TimeoutError`` when Redis did not confirm within ``deadline_seconds``, and the
         Redis error when it failed; either way it may still be stored, which a re-delivery then
         finds as a duplicate.
         """
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[str | Erased | None] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve_exception)
         self._queue.append((publication, future))
         if self._flusher is None or self._flusher.done():
@@ -86,10 +106,36 @@ class PublishBatcher:
                     continue
                 if isinstance(result, Exception):
                     future.set_exception(result)
+                elif result is ERASED:
+                    future.set_result(ERASED)
                 else:
                     future.set_result(result.decode() if isinstance(result, bytes) else None)
 
-    async def _send(self, publications: list[Publication]) -> list[bytes | None | Exception]:
+    async def _send(
+        self, publications: list[Publication]
+    ) -> list[bytes | Erased | None | Exception]:
+        erased = await self._erased(publications)
+        kept = [i for i in range(len(publications)) if i not in erased]
+        stored = await self._store([publications[i] for i in kept])
+        results: list[bytes | Erased | None | Exception] = [ERASED] * len(publications)
+        for i, result in zip(kept, stored, strict=True):
+            results[i] = result
+        return results
+
+    async def _erased(self, publications: list[Publication]) -> set[int]:
+        """The positions of the publications whose call is tombstoned."""
+        about = [(i, p.call_control_id) for i, p in enumerate(publications) if p.call_control_id]
+        if not about:
+            return set()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for _, call_control_id in about:
+                pipe.exists(tombstone_key(call_control_id))
+            found = await pipe.execute()
+        return {i for (i, _), exists in zip(about, found, strict=True) if exists}
+
+    async def _store(self, publications: list[Publication]) -> list[bytes | None | Exception]:
+        if not publications:
+            return []
         if self._sha is None:
             self._sha = await self._redis.script_load(PUBLISH_ONCE)
         results = await self._pipeline(self._sha, publications)
@@ -121,7 +167,7 @@ class PublishBatcher:
             return await pipe.execute(raise_on_error=False)
 
 
-def _retrieve_exception(future: asyncio.Future[str | None]) -> None:
+def _retrieve_exception(future: asyncio.Future[str | Erased | None]) -> None:
     """Mark an outcome nobody waits for any more (its request already answered 503) as seen."""
     if not future.cancelled():
         future.exception()

@@ -69,3 +69,13 @@ class GatewaySettings(CommonSettings):
                 "(set it to the account's public key; `voicetap keys` makes a development pair)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _tombstones_outlast_dedupe(self) -> "GatewaySettings":
+        if self.voicetap_tombstone_seconds < self.gateway_dedupe_window_seconds:
+            raise ValueError(
+                f"VOICETAP_TOMBSTONE_SECONDS ({self.voicetap_tombstone_seconds}) is shorter than "
+                f"GATEWAY_DEDUPE_WINDOW_SECONDS ({self.gateway_dedupe_window_seconds}): a webhook Telnyx "
+                "re-delivers after an erasure could bring the call back (raise the first or lower the second)"
+            )
+        return self

@@ -10,6 +10,12 @@ With ``TOPIC_PARTITIONS`` above 1 the event goes to its call's partition of the 
 (``voicetap_common.partitions``), and so does its de-duplication key: a re-delivery carries the
 same call id, so it meets the key on the same partition. The answer names the topic; the entry id
 is the partition's, which the call id tells.
+
+A webhook about an erased call (its tombstone set, ``voicetap_common.erasure``) is answered 200 and
+not stored: Telnyx delivers late and retries. The tombstone is checked by the publisher just before
+the append, not inside the same script (on a cluster it lives in another slot than the stream); an
+erasure that starts between the two is covered by its consumers, which ignore events of a
+tombstoned call, and by the erasure's sweep of the topics, which runs after its tombstone is set.
 """
 
 import logging
@@ -24,7 +30,7 @@ from voicetap_common.streams import Fields, Producer
 from voicetap_common.topics import WEBHOOK_DEAD_LETTERS, telnyx_topic
 from webhook_gateway.envelope import EventKey, MalformedEvent, read_event_key
 from webhook_gateway.metrics import GatewayMetrics
-from webhook_gateway.publisher import Publication, PublishBatcher
+from webhook_gateway.publisher import ERASED, Publication, PublishBatcher
 from webhook_gateway.signature import SignatureError, SignatureVerifier
 
 log = logging.getLogger("voicetap.gateway")
@@ -65,6 +71,7 @@ class WebhookEndpoint:
             for name in (
                 "published",
                 "duplicate",
+                "erased",
                 "unauthorized",
                 "too_large",
                 "malformed",
@@ -134,7 +141,8 @@ class WebhookEndpoint:
             fields += ["attempt", key.attempt]
         try:
             entry_id = await self._batcher.publish(
-                Publication(stream, key.event_id, tuple(fields)), self._deadline
+                Publication(stream, key.event_id, tuple(fields), key.call_control_id),
+                self._deadline,
             )
         except Exception as exc:  # noqa: BLE001 - any failure to store means: Telnyx, retry
             self._outcomes["unavailable"].inc()
@@ -146,6 +154,9 @@ class WebhookEndpoint:
             return 503, {"error": "event store unavailable, retry later"}
         self._metrics.redis_up.set(1)
         self._metrics.batch_size.set(self._batcher.last_batch_size)
+        if entry_id is ERASED:
+            self._outcomes["erased"].inc()
+            return 200, {"status": "erased", "id": key.event_id}
         if entry_id is None:
             self._outcomes["duplicate"].inc()
             return 200, {"status": "duplicate", "id": key.event_id}

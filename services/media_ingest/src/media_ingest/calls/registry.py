@@ -148,10 +148,15 @@ class CallRegistry:
 
     def discard(self, call: Call) -> None:
         """Forget a call whose media never started: its files go too."""
-        self._calls.pop(call.call_control_id, None)
-        call.end()
+        self.drop(call)
         call.path.unlink(missing_ok=True)
         call.sidecar.remove()
+
+    def drop(self, call: Call) -> None:
+        """Forget a call at once (erased): no more ticks, no completed event; its files stay for
+        whoever deletes them (``recording.deletion``)."""
+        self._calls.pop(call.call_control_id, None)
+        call.end()
 
     def finish(self, call: Call, reason: str) -> RecordingCompleted:
         """End the call's recording (``call.end()`` done): the rest of the audio written, its

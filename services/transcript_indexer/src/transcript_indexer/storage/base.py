@@ -115,3 +115,14 @@ class Storage(Protocol):
         self, call_control_id: str, revision: int, segment_seq: int, now: datetime
     ) -> None:
         """``revision``, covering segments up to ``segment_seq``, is published (no-op when a later one is)."""
+
+    async def calls_of_numbers(self, numbers: tuple[str, ...]) -> list[str]:
+        """Every call from or to one of ``numbers`` (spellings of one number)."""
+
+    async def ended_before(self, before: datetime, limit: int) -> list[str]:
+        """Calls that ended before ``before``, oldest end first (retention)."""
+
+    async def erase_calls(self, call_control_ids: list[str]) -> dict[str, int]:
+        """Delete the calls, their segments (full-text entries with them) and partials in one
+        transaction; counts per kind (``calls``, ``transcript_segments``, ``partials``). Deleting
+        what is already gone counts 0: erasing twice ends in the same state."""

@@ -73,6 +73,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             sql.DUE_INDEX,
         ],
     ),
+    (3, [sql.ENDED_INDEX]),
 ]
 
 _P = {
@@ -87,6 +88,7 @@ PARTIAL_UPSERT = sql.PARTIAL_UPSERT.format(**_P)
 TOUCH_CALLS = sql.TOUCH_CALLS.format(**_P) + " = ANY(%s)"
 DUE_COMPLETIONS = sql.DUE_COMPLETIONS.format(**_P)
 MARK_COMPLETED = sql.MARK_COMPLETED.format(**_P)
+ENDED_BEFORE = sql.ENDED_BEFORE.format(**_P)
 SEGMENTS_INSERT = f"""
 INSERT INTO segments ({sql.SEGMENT_COLUMNS})
 SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::float8[])
@@ -321,3 +323,30 @@ class PostgresStorage:
             )
 
         await self._transaction(work)
+
+    async def calls_of_numbers(self, numbers: tuple[str, ...]) -> list[str]:
+        clause, values = sql.numbers_clause(numbers, "%s")
+        statement = f"SELECT call_control_id FROM calls WHERE {clause} ORDER BY call_control_id"
+        return [row[0] for row in await self._fetch(statement, values)]
+
+    async def ended_before(self, before: datetime, limit: int) -> list[str]:
+        return [row[0] for row in await self._fetch(ENDED_BEFORE, (before, limit))]
+
+    async def erase_calls(self, call_control_ids: list[str]) -> dict[str, int]:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> dict[str, int]:
+            counts = {kind: 0 for kind, _ in sql.ERASE_STATEMENTS}
+            if not call_control_ids:
+                return counts
+            # the calls' rows first, in sorted order: the lock order of a batch's upsert
+            await conn.execute(
+                "SELECT 1 FROM calls WHERE call_control_id = ANY(%s) ORDER BY call_control_id FOR UPDATE",
+                (sorted(call_control_ids),),
+            )
+            for kind, statement in sql.ERASE_STATEMENTS:
+                cursor = await conn.execute(
+                    statement.format(ids="SELECT unnest(%s::text[])"), (call_control_ids,)
+                )
+                counts[kind] = cursor.rowcount
+            return counts
+
+        return await self._transaction(work)

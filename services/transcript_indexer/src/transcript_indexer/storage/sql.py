@@ -162,3 +162,18 @@ def segment_from_row(row: Sequence[Any], dt: Callable[[Any], datetime | None]) -
 def numbers_clause(numbers: Sequence[str], p: str) -> tuple[str, list[str]]:
     marks = ", ".join([p] * len(numbers))
     return f"(from_number IN ({marks}) OR to_number IN ({marks}))", [*numbers, *numbers]
+
+
+# Retention: calls ended before a time, oldest first (served by the calls_ended index).
+ENDED_BEFORE = (
+    "SELECT call_control_id FROM calls WHERE ended_at IS NOT NULL AND ended_at < {p}"
+    " ORDER BY ended_at LIMIT {p}"
+)
+ENDED_INDEX = "CREATE INDEX calls_ended ON calls (ended_at) WHERE ended_at IS NOT NULL"
+
+# Erasure, in this order in one transaction; each takes the list of call ids.
+ERASE_STATEMENTS = (
+    ("transcript_segments", "DELETE FROM segments WHERE call_control_id IN ({ids})"),
+    ("partials", "DELETE FROM partials WHERE call_control_id IN ({ids})"),
+    ("calls", "DELETE FROM calls WHERE call_control_id IN ({ids})"),
+)

@@ -79,6 +79,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             sql.DUE_INDEX,
         ],
     ),
+    (4, [sql.ENDED_INDEX]),
 ]
 
 _P = {"p": "?", "greatest": "MAX", "least": "MIN", "ts": "INTEGER", "real": "REAL"}
@@ -88,6 +89,7 @@ PARTIALS_SUPERSEDED = sql.PARTIALS_SUPERSEDED.format(**_P)
 TOUCH_CALL = sql.TOUCH_CALL.format(**_P)
 DUE_COMPLETIONS = sql.DUE_COMPLETIONS.format(**_P)
 MARK_COMPLETED = sql.MARK_COMPLETED.format(**_P)
+ENDED_BEFORE = sql.ENDED_BEFORE.format(**_P)
 SEGMENT_INSERT = f"INSERT INTO segments ({sql.SEGMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 FTS_INDEX_NEW = "INSERT INTO segments_fts (rowid, text) SELECT id, text FROM segments WHERE id > ?"
 
@@ -353,6 +355,31 @@ class SqliteStorage:
                 MARK_COMPLETED, (_ts(now), revision, segment_seq, call_control_id, revision)
             ),
         )
+
+    async def calls_of_numbers(self, numbers: tuple[str, ...]) -> list[str]:
+        clause, values = sql.numbers_clause(numbers, "?")
+        statement = f"SELECT call_control_id FROM calls WHERE {clause} ORDER BY call_control_id"
+        rows = await _run(self._read, lambda conn: conn.execute(statement, values).fetchall())
+        return [row[0] for row in rows]
+
+    async def ended_before(self, before: datetime, limit: int) -> list[str]:
+        rows = await _run(
+            self._read, lambda conn: conn.execute(ENDED_BEFORE, (_ts(before), limit)).fetchall()
+        )
+        return [row[0] for row in rows]
+
+    async def erase_calls(self, call_control_ids: list[str]) -> dict[str, int]:
+        def work(conn: sqlite3.Connection) -> dict[str, int]:
+            counts = {kind: 0 for kind, _ in sql.ERASE_STATEMENTS}
+            for start in range(0, len(call_control_ids), 500):
+                chunk = call_control_ids[start : start + 500]
+                ids = ", ".join("?" * len(chunk))
+                for kind, statement in sql.ERASE_STATEMENTS:
+                    # the segments_fts_delete trigger takes each segment out of the full-text index
+                    counts[kind] += conn.execute(statement.format(ids=ids), chunk).rowcount
+            return counts
+
+        return await _run(self._write, work)
 
 
 async def _run(function: Callable[..., T], *args: Any) -> T:
