@@ -73,7 +73,10 @@ def create_app(
             log.info("console stopped")
 
     async def readiness() -> dict[str, bool]:
-        return {"redis": await ping(redis, redis_timeout_s)}
+        return {
+            "redis": await ping(redis, redis_timeout_s),
+            "topics_read_back": hub.caught_up.is_set(),
+        }
 
     static = Path(str(files("voicetap_console") / "static"))
     return Starlette(

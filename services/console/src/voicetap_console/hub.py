@@ -7,7 +7,8 @@ falls too far behind is cut off; its ``EventSource`` reconnects and starts from 
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from voicetap_console.timing import line_span
 
 QUEUE_LIMIT = 500
 RECONNECT_MS = 1000
+CATCH_UP_WAIT_S = 5.0
 
 
 def sse_event(event: str, data: Any) -> bytes:
@@ -39,6 +41,7 @@ class Hub:
         self.board = board
         self._subscribers: set[Subscriber] = set()
         self._dirty: dict[str, Call] = {}
+        self.caught_up = asyncio.Event()  # set once the reader has read back the history
 
     @property
     def subscribers(self) -> int:
@@ -78,11 +81,14 @@ class Hub:
         self._subscribers.clear()
 
     async def stream(
-        self, sub: Subscriber, first: bytes, keepalive_s: float
+        self, sub: Subscriber, first: Callable[[], bytes], keepalive_s: float
     ) -> AsyncIterator[bytes]:
-        """What the subscriber's browser reads: ``first`` (its snapshot), then each event."""
+        """What the subscriber's browser reads: ``first()`` (its snapshot, made once the history is
+        read back, or after ``CATCH_UP_WAIT_S`` at most), then each event."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.caught_up.wait(), CATCH_UP_WAIT_S)
         try:
-            yield f"retry: {RECONNECT_MS}\n\n".encode() + first
+            yield f"retry: {RECONNECT_MS}\n\n".encode() + first()
             while True:
                 try:
                     chunk = await asyncio.wait_for(sub.queue.get(), keepalive_s)

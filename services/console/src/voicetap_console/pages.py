@@ -64,7 +64,10 @@ class Pages:
 
     async def calls_events(self, request: Request) -> Response:
         sub = self._hub.subscribe(None)
-        first = sse_event("snapshot", self._hub.board.snapshot())
+
+        def first() -> bytes:
+            return sse_event("snapshot", self._hub.board.snapshot())
+
         return StreamingResponse(
             self._hub.stream(sub, first, KEEPALIVE_S),
             media_type="text/event-stream",
@@ -96,8 +99,11 @@ class Pages:
     async def call_events(self, request: Request) -> Response:
         ccid = request.path_params["call_control_id"]
         sub = self._hub.subscribe(ccid)
-        live = self._hub.board.get(ccid)
-        first = sse_event("snapshot", {"call": live.as_json() if live is not None else None})
+
+        def first() -> bytes:
+            live = self._hub.board.get(ccid)
+            return sse_event("snapshot", {"call": live.as_json() if live is not None else None})
+
         return StreamingResponse(
             self._hub.stream(sub, first, KEEPALIVE_S),
             media_type="text/event-stream",

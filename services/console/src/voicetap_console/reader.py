@@ -69,12 +69,11 @@ class TopicReader:
         self._backoff = Backoff("redis", log)
         self.malformed = 0
 
-    async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
         positions = await self._catch_up(stop)
         if positions is None:
             return
-        if started is not None:
-            started.set()
+        self._hub.caught_up.set()
         streams = list(self._topic_of)
         groups = (
             keys_by_slot(self._redis, streams)
