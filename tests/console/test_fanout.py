@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import Browser
 from redis.asyncio import Redis
 
 from telnyx_simulator.serve import serve
@@ -136,3 +137,43 @@ async def open_streams(
     finally:
         for response in responses:
             await response.aclose()
+
+
+FRAME_GAPS = """() => {
+  window.maxGap = 0;
+  let last = performance.now();
+  const tick = (now) => { window.maxGap = Math.max(window.maxGap, now - last); last = now; requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+}"""
+
+
+@pytest.mark.slow
+async def test_two_hundred_live_calls_keep_the_list_page_responsive(
+    browser: Browser, console: Console, redis: Redis
+) -> None:
+    producer = Producer(redis, 100_000)
+    calls = [f"busy-{n}" for n in range(200)]
+    async with console() as url:
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await context.new_page()
+        try:
+            await page.goto(url + "/")
+            for ccid in calls:
+                await webhook(producer, "call.answered", ccid, **{"from": "+15550000"})
+            await page.wait_for_function(
+                "document.querySelectorAll('#active-calls tr[data-call]').length === 200",
+                timeout=10_000,
+            )
+            await page.evaluate(FRAME_GAPS)
+            for second in range(1, 4):
+                for n, ccid in enumerate(calls):
+                    await analytics(producer, ccid, second, -55.0 + (n + 7 * second) % 40)
+                await asyncio.sleep(1)
+            await page.wait_for_function(
+                "[...document.querySelectorAll('#active-calls .lvl-in')].every((m) => m.value > -60)",
+                timeout=5_000,
+            )
+            gap = await page.evaluate("window.maxGap")
+        finally:
+            await context.close()
+    assert gap < 250, f"the page froze for {gap:.0f} ms while 200 calls updated"
