@@ -6,7 +6,6 @@ media_ingest and answers ``Range`` requests (206) whether or not the ingest does
 element can only seek in a resource it may ask ranges of.
 """
 
-import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,8 +16,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from voicetap_console.ranges import Unsatisfiable, byte_range
-
-log = logging.getLogger("voicetap.console.upstream")
 
 # The indexer routes a page reads; the live transcript is not among them (the console has its own).
 API_PATHS = re.compile(r"^(calls|search|calls/[^/]+|calls/[^/]+/transcript)$")
