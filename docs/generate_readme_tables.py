@@ -26,6 +26,7 @@ SETTINGS = [
     ("voicetap_common.call_control:TelnyxApiSettings", "ingest, indexer (Call Control)"),
     ("media_ingest.settings:IngestSettings", "ingest"),
     ("transcript_indexer.settings:IndexerSettings", "indexer"),
+    ("voicetap_console.settings:ConsoleSettings", "console"),
 ]
 
 

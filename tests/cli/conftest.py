@@ -18,5 +18,6 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         GATEWAY_HOST="127.0.0.1",
         INGEST_PORT=str(free_port()),
         INDEXER_PORT=str(free_port()),
+        CONSOLE_PORT=str(free_port()),
     )
     return env

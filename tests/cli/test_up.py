@@ -72,14 +72,17 @@ def test_up_runs_the_stack_and_leaves_nothing_behind(
         gateway = f"http://127.0.0.1:{stack_env['GATEWAY_PORT']}"
         ingest = f"http://127.0.0.1:{stack_env['INGEST_PORT']}"
         indexer = f"http://127.0.0.1:{stack_env['INDEXER_PORT']}"
+        console = f"http://127.0.0.1:{stack_env['CONSOLE_PORT']}"
         block = wait_for_block(out, process)
         # Printed only once every service answers: each one is ready the moment it appears.
-        for base in (gateway, ingest, indexer):
+        for base in (console, gateway, ingest, indexer):
             assert httpx.get(base + "/readyz", timeout=2).status_code == 200, base
         lines = block.splitlines()
         assert lines[0] == "voicetap is ready:" and lines[-1] == "Ctrl-C stops everything."
         urls = {line.split()[0]: line.split()[1] for line in lines[1:-1]}
+        assert lines[1].split()[:2] == ["console", console + "/"], "the console comes first"
         assert urls == {
+            "console": console + "/",
             "webhooks": gateway + "/webhooks/telnyx",
             "recordings": ingest + "/calls/<call_control_id>/recording.wav",
             "calls": indexer + "/calls",
@@ -88,7 +91,7 @@ def test_up_runs_the_stack_and_leaves_nothing_behind(
             "topics": f"redis://127.0.0.1:{stack_env['VOICETAP_EMBEDDED_REDIS_PORT']}/0",
         }
         assert [line.split()[1] for line in lines if line.split()[0] == "metrics"] == [
-            base + "/metrics" for base in (gateway, ingest, indexer)
+            base + "/metrics" for base in (console, gateway, ingest, indexer)
         ]
         spawned = descendants(process.pid)
         assert len(spawned) >= 2, "the embedded Redis and the gateway run as children"

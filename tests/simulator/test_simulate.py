@@ -157,7 +157,8 @@ async def test_the_demo_requires_every_installed_service(
     )
     assert code == 1, out
     assert "FAIL  ingest" in out and "FAIL  indexer" in out and "(required)" in out, out
-    assert "SKIP" not in out and "result: FAIL (2 checks failed)" in out, out
+    assert "FAIL  console" in out, out
+    assert "SKIP" not in out and "result: FAIL (3 checks failed)" in out, out
 
 
 async def test_an_ingest_that_asks_for_no_media_fails_the_recordings_check(
@@ -297,6 +298,7 @@ def test_simulate_with_its_own_stack_checks_recordings_and_transcripts_of_requir
         "GATEWAY_PORT",
         "INGEST_PORT",
         "INDEXER_PORT",
+        "CONSOLE_PORT",
         "SIMULATOR_API_PORT",
     )
     temporary = tmp_path / "tmp"  # where the run makes its stack's directory (no --data-dir)
@@ -324,11 +326,11 @@ def test_simulate_with_its_own_stack_checks_recordings_and_transcripts_of_requir
     assert kept == [], "a passing run removes its temporary stack directory"
     summary = json.loads(out)
     assert summary["ok"] and {name: s["required"] for name, s in summary["services"].items()} == {
-        "gateway": False, "ingest": True, "indexer": True,
+        "gateway": False, "ingest": True, "indexer": True, "console": True,
     }, out  # fmt: skip
     assert checks_of(summary) == {
-        "gateway": "pass", "ingest": "pass", "indexer": "pass", "webhooks": "pass", "topics": "pass",
-        "media": "pass", "recordings": "pass", "transcripts": "pass",
+        "gateway": "pass", "ingest": "pass", "indexer": "pass", "console": "pass", "webhooks": "pass",
+        "topics": "pass", "media": "pass", "recordings": "pass", "transcripts": "pass",
     }, out  # fmt: skip
     assert len(summary["calls"]) == 2
     for call in summary["calls"]:
@@ -355,6 +357,7 @@ def test_demo_plays_a_call_prints_where_to_look_and_the_stack_stops_on_ctrl_c(
             "GATEWAY_PORT",
             "INGEST_PORT",
             "INDEXER_PORT",
+            "CONSOLE_PORT",
             "SIMULATOR_API_PORT",
         )
     }
@@ -389,9 +392,10 @@ def test_demo_plays_a_call_prints_where_to_look_and_the_stack_stops_on_ctrl_c(
         text = "".join(output)
         ingest, indexer = (f"http://127.0.0.1:{ports[p]}" for p in ("INGEST_PORT", "INDEXER_PORT"))
         assert "simulator finished with exit code 0" in text and "result: PASS" in text, text
-        for name in ("gateway", "ingest", "indexer"):  # every service the stack runs takes part
+        for name in ("gateway", "ingest", "indexer", "console"):  # every service the stack runs
             assert re.search(rf"^  {name} .* running \(required\)$", text, re.MULTILINE), text
         assert "Where to look:" in text
+        assert f"console      http://127.0.0.1:{ports['CONSOLE_PORT']}/calls/v3:" in text
         assert f"{ingest}/calls/v3:" in text and "/recording.wav" in text
         assert f"{indexer}/calls/v3:" in text and "/transcript?format=txt" in text
         assert f"{indexer}/search?q=" in text

@@ -8,8 +8,9 @@ from importlib.metadata import EntryPoint, entry_points
 from importlib.util import find_spec
 
 GROUP = "voicetap.services"
-# Start order of `voicetap up`: the gateway first, so webhooks are taken as soon as possible.
-ORDER = ("gateway", "ingest", "indexer")
+# Start order of `voicetap up`: the console first (its URL prints first), then the gateway, so
+# webhooks are taken as soon as possible.
+ORDER = ("console", "gateway", "ingest", "indexer")
 
 
 def installed_services() -> dict[str, EntryPoint]:

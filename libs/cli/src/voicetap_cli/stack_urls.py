@@ -24,6 +24,11 @@ class _Served:
 
 
 _SERVED = {
+    "console": _Served(
+        "console_host",
+        "console_port",
+        (("console", "/", "live calls, each call's recording and transcript, search, operations"),),
+    ),
     "gateway": _Served(
         "gateway_host",
         "gateway_port",

@@ -23,7 +23,7 @@ from voicetap_cli.preflight import (
 from voicetap_cli.services import installed_services
 from voicetap_cli.settings import CliSettings
 from voicetap_cli.stack_lock import StackLock, StackRunning
-from voicetap_cli.stack_urls import endpoints, readiness_url, ready_block
+from voicetap_cli.stack_urls import base_url, endpoints, readiness_url, ready_block
 from voicetap_cli.supervisor import ChildSpec, Supervisor, child_env
 
 log = logging.getLogger("voicetap.up")
@@ -100,6 +100,7 @@ def _checked_run(settings: CliSettings, demo: bool) -> int:
     if problems:
         refuse(*(f"invalid setting {line}" for line in problems))
         return 2
+    env.update(console_targets(service_settings, env))
     wanted = listeners(service_settings)
     if embedded is not None:
         wanted.insert(0, Listener(PORT_SETTING, "127.0.0.1", embedded.port))
@@ -126,6 +127,25 @@ def _checked_run(settings: CliSettings, demo: bool) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def console_targets(
+    service_settings: dict[str, BaseSettings], env: dict[str, str]
+) -> dict[str, str]:
+    """The console reads the other services: point it at them where they really listen (a port
+    set by the user included), unless its own setting says otherwise."""
+    if "console" not in service_settings:
+        return {}
+    targets = {}
+    for service, variable in (
+        ("indexer", "CONSOLE_INDEXER_URL"),
+        ("ingest", "CONSOLE_INGEST_URL"),
+        ("gateway", "CONSOLE_GATEWAY_URL"),
+    ):
+        url = base_url(service, service_settings[service]) if service in service_settings else None
+        if url is not None and variable not in env:
+            targets[variable] = url
+    return targets
 
 
 def _supervise(

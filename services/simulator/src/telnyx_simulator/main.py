@@ -61,7 +61,7 @@ log = logging.getLogger("voicetap.simulator")
 
 SAMPLE_AUDIO = "sample-call.wav"
 SAMPLE_SCRIPT = "sample-call.txt"
-OPTIONAL_SERVICES = ("ingest", "indexer")
+OPTIONAL_SERVICES = ("ingest", "indexer", "console")
 DEMO_TAIL = 0.5  # the demo call lasts this much longer than the sample, so every line is final
 WEBHOOK_PATH = "/webhooks/telnyx"
 SINCE_MARGIN_MS = (
@@ -87,6 +87,7 @@ class Options:
     gateway_url: str
     ingest_url: str
     indexer_url: str
+    console_url: str
     indexer_token: str | None
     api_port: int
     api_key: str | None
@@ -125,7 +126,7 @@ def _services(text: str) -> frozenset[str]:
     unknown = names - {"gateway", *OPTIONAL_SERVICES}
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown service {', '.join(sorted(unknown))} (choose from gateway, ingest, indexer)"
+            f"unknown service {', '.join(sorted(unknown))} (choose from gateway, ingest, indexer, console)"
         )
     return names
 
@@ -194,6 +195,11 @@ def build_parser(settings: SimulatorSettings) -> argparse.ArgumentParser:
         "--indexer-url",
         default=f"{local}:{settings.indexer_port}",
         help="default from INDEXER_PORT",
+    )
+    stack.add_argument(
+        "--console-url",
+        default=f"{local}:{settings.console_port}",
+        help="default from CONSOLE_PORT",
     )
     stack.add_argument(
         "--indexer-token", default=settings.indexer_api_token, help="default INDEXER_API_TOKEN"
@@ -276,6 +282,7 @@ def options_from(args: argparse.Namespace, settings: SimulatorSettings) -> Optio
         gateway_url=args.gateway_url.rstrip("/"),
         ingest_url=args.ingest_url.rstrip("/"),
         indexer_url=args.indexer_url.rstrip("/"),
+        console_url=args.console_url.rstrip("/"),
         indexer_token=args.indexer_token,
         api_port=args.api_port,
         api_key=args.api_key,
@@ -381,7 +388,12 @@ async def discover(
     if opts.demo or stack is not None:
         required |= installed_services() & set(OPTIONAL_SERVICES)
     expected = required | {"gateway"}
-    urls = {"gateway": opts.gateway_url, "ingest": opts.ingest_url, "indexer": opts.indexer_url}
+    urls = {
+        "gateway": opts.gateway_url,
+        "ingest": opts.ingest_url,
+        "indexer": opts.indexer_url,
+        "console": opts.console_url,
+    }
 
     async def one(name: str) -> ServiceState:
         url = urls[name]
@@ -520,6 +532,7 @@ async def simulate(opts: Options) -> Summary:
                     gateway_port=_port(opts.gateway_url),
                     ingest_port=_port(opts.ingest_url),
                     indexer_port=_port(opts.indexer_url),
+                    console_port=_port(opts.console_url),
                     api_port=api_port,
                 ),
             )
@@ -653,6 +666,7 @@ def where_to_look(summary: Summary) -> str:
     if call is None:
         return "\n".join([*lines, "  (no call was played)"])
     ingest, indexer = summary.service("ingest"), summary.service("indexer")
+    console = summary.service("console")
 
     def note(service: ServiceState | None, name: str) -> str:
         return "" if service is not None and service.running else f"   ({name} is not running)"
@@ -660,7 +674,9 @@ def where_to_look(summary: Summary) -> str:
     ingest_url = ingest.url if ingest else "http://127.0.0.1:8001"
     indexer_url = indexer.url if indexer else "http://127.0.0.1:8002"
     word = call.search_word or "order"
+    console_url = console.url if console else "http://127.0.0.1:8080"
     lines += [
+        f"  console      {console_url}/calls/{call.call_control_id}{note(console, 'console')}",
         f"  call         {call.call_control_id}",
         f"  recording    {checks.recording_url(ingest_url, call.call_control_id)}{note(ingest, 'media_ingest')}",
         f"  transcript   {checks.transcript_url(indexer_url, call.call_control_id)}{note(indexer, 'transcript_indexer')}",

@@ -22,6 +22,7 @@ class SimulatorSettings(CommonSettings):
     gateway_port: int = Field(default=8000, description="Port of the gateway on 127.0.0.1.")
     ingest_port: int = Field(default=8001, description="Port of media_ingest on 127.0.0.1.")
     indexer_port: int = Field(default=8002, description="Port of transcript_indexer on 127.0.0.1.")
+    console_port: int = Field(default=8080, description="Port of the console on 127.0.0.1.")
     simulator_api_port: int = Field(default=8090, description="Port the fake Telnyx API serves on.")
     telnyx_api_key: str | None = Field(
         default=None, description="The key the fake API accepts; unset: the local development key."

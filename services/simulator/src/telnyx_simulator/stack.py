@@ -189,6 +189,7 @@ def env_for_started_stack(
     gateway_port: int,
     ingest_port: int,
     indexer_port: int,
+    console_port: int,
     api_port: int,
 ) -> dict[str, str]:
     """The environment of a started stack: the simulator's ports, so both sides agree."""
@@ -197,6 +198,7 @@ def env_for_started_stack(
         GATEWAY_PORT=str(gateway_port),
         INGEST_PORT=str(ingest_port),
         INDEXER_PORT=str(indexer_port),
+        CONSOLE_PORT=str(console_port),
         SIMULATOR_API_PORT=str(api_port),
         PYTHONUNBUFFERED="1",
     )

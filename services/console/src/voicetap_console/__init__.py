@@ -1,0 +1,1 @@
+"""voicetap console: live calls, one call (recording, transcript, analytics), search and ops in a browser."""

@@ -1,0 +1,99 @@
+"""The console as a Starlette app: pages, event streams, the proxied API and recordings.
+
+The lifespan runs the topic reader and the hub's flush loop in one task group, stopped together by
+one event when the server shuts down; the Redis and HTTP clients close after them.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib.resources import files
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Gauge
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from voicetap_common.http import operational_routes
+from voicetap_common.redis_client import RedisClient, ping
+from voicetap_common.serving import sleep_or_stop
+from voicetap_console.board import Board
+from voicetap_console.hub import Hub
+from voicetap_console.pages import Pages, templates
+from voicetap_console.reader import TopicReader
+from voicetap_console.upstream import Upstreams
+
+log = logging.getLogger("voicetap.console")
+
+
+async def _flush(hub: Hub, every_s: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        await sleep_or_stop(stop, every_s)
+        hub.flush()
+
+
+def create_app(
+    *,
+    redis: RedisClient,
+    upstreams: Upstreams,
+    service_urls: dict[str, str],
+    partitions: int,
+    recent_calls: int,
+    history_seconds: float,
+    redis_timeout_s: float,
+    flush_seconds: float = 0.25,
+) -> Starlette:
+    """The console over a Redis client and upstream clients not yet connected; it closes them."""
+    hub = Hub(Board(recent_calls))
+    reader = TopicReader(redis, hub, partitions=partitions, history_seconds=history_seconds)
+    pages = Pages(templates(), hub, upstreams, redis, service_urls)
+    registry = CollectorRegistry()
+    Gauge("voicetap_console_streams", "Open browser event streams", registry=registry).set_function(
+        lambda: hub.subscribers
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(reader.run(stop))
+                tasks.create_task(_flush(hub, flush_seconds, stop))
+                log.info("console started")
+                try:
+                    yield
+                finally:
+                    stop.set()
+                    hub.close()
+        finally:
+            await upstreams.aclose()
+            await redis.aclose()
+            log.info("console stopped")
+
+    async def readiness() -> dict[str, bool]:
+        return {
+            "redis": await ping(redis, redis_timeout_s),
+            "topics_read_back": hub.caught_up.is_set(),
+        }
+
+    static = Path(str(files("voicetap_console") / "static"))
+    return Starlette(
+        routes=[
+            Route("/", pages.calls, methods=["GET"]),
+            Route("/events/calls", pages.calls_events, methods=["GET"]),
+            Route("/events/calls/{call_control_id:str}", pages.call_events, methods=["GET"]),
+            Route("/calls/{call_control_id:str}", pages.call, methods=["GET"]),
+            Route(
+                "/calls/{call_control_id:str}/transcript.json", pages.transcript, methods=["GET"]
+            ),
+            Route("/recordings/{call_control_id:str}.wav", upstreams.recording, methods=["GET"]),
+            Route("/api/{path:path}", upstreams.api, methods=["GET"]),
+            Route("/search", pages.search, methods=["GET"]),
+            Route("/ops", pages.ops, methods=["GET"]),
+            Mount("/static", StaticFiles(directory=static), name="static"),
+            *operational_routes(registry, readiness),
+        ],
+        lifespan=lifespan,
+    )
