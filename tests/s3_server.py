@@ -5,6 +5,7 @@ same ports and data (storage outages)."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -97,9 +98,19 @@ class SeaweedServer:
                 raise RuntimeError(f"SeaweedFS S3 did not answer within {START_SECONDS} s")
             time.sleep(0.2)
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections open, nothing answered, until :meth:`resume`."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self._process is None:
             return
+        self._process.send_signal(signal.SIGCONT)  # a paused one could not stop
         self._process.terminate()
         try:
             self._process.wait(10)

@@ -88,7 +88,7 @@ class IngestSettings(CommonSettings, TelnyxApiSettings, RecordingsStoreSettings)
     )
     ingest_spool_max_recordings: int = Field(
         default=1000,
-        gt=0,
+        ge=0,
         description="Finished recordings waiting in the local spool for the store (`VOICETAP_RECORDINGS_URL` down) "
         "above which `/readyz` says not ready; none is dropped.",
     )

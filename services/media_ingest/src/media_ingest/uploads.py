@@ -53,7 +53,7 @@ class Uploads:
         self._bound = spool_bound
         self._wake = asyncio.Event()
         self._backoff = Backoff(
-            "recordings store", log, first=0.5, cap=30.0, context={"store": store.url}
+            "recordings store", log, first=0.5, cap=10.0, context={"store": store.url}
         )
 
     def submit(self, event: RecordingCompleted, wav: Path) -> None:
