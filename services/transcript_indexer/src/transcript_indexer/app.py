@@ -14,13 +14,15 @@ import contextlib
 import dataclasses
 import hmac
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from transcript_indexer.completion import Completer
@@ -38,6 +40,8 @@ from voicetap_common.commands import (
 )
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
 from voicetap_common.http import operational_routes
+from voicetap_common.recordings_http import RecordingHandler, stored_recording
+from voicetap_common.recordings_store import RecordingsStore
 from voicetap_common.redis_client import connect, ping
 from voicetap_common.streams import Producer
 from voicetap_common.topics import TRANSCRIPTION_COMMANDS
@@ -81,6 +85,13 @@ class BearerToken:
         await self._app(scope, receive, send)
 
 
+def recording_route(stored: RecordingHandler) -> Callable[[Request], Awaitable[Response]]:
+    async def recording(request: Request) -> Response:
+        return await stored(request, request.path_params["call_control_id"])
+
+    return recording
+
+
 def create_app(
     *,
     storage: Storage,
@@ -97,13 +108,15 @@ def create_app(
     telnyx_client: Callable[[], "AsyncTelnyx"],
     auto_transcription: AutoTranscription | None,
     api_token: str | None,
+    recordings: RecordingsStore,
     registry: CollectorRegistry | None = None,
 ) -> Starlette:
     """The indexer over ``storage`` (not yet opened).
 
     ``reading`` is how the group reads the topics, its ``consumer`` the process's consumer name
     (``consumers`` of them, see :func:`~transcript_indexer.consumer.consumer_names`);
-    ``telnyx_client`` makes the SDK client on the first command.
+    ``telnyx_client`` makes the SDK client on the first command; ``recordings`` is the store
+    ``GET /calls/{id}/recording.wav`` answers from (the same one the ingest instances write).
     """
     registry = registry or CollectorRegistry()
     keepalive_ms = int(sse_keepalive_seconds * 1000)
@@ -206,6 +219,11 @@ def create_app(
 
     return Starlette(
         routes=[
+            Route(
+                "/calls/{call_control_id:path}/recording.wav",
+                recording_route(stored_recording(recordings)),
+                methods=["GET"],
+            ),
             *api_routes(storage, redis, registry, keepalive_ms),
             *operational_routes(registry, readiness),
         ],

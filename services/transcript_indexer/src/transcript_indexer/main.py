@@ -5,6 +5,7 @@ third of the CPU on asyncio), and stops cleanly on SIGTERM or SIGINT: the API st
 the lifespan lets the loops finish (or abandon, unacknowledged) their batch, connections close.
 """
 
+import sys
 from functools import partial
 
 import uvicorn
@@ -18,12 +19,14 @@ from transcript_indexer.storage import create_storage
 from voicetap_common.call_control import telnyx_client
 from voicetap_common.consumer import ConsumerOptions, default_consumer_name
 from voicetap_common.logs import configure_logging
+from voicetap_common.recordings_store import RecordingsStore, StoreError
 from voicetap_common.serving import serve_until, until_signalled
 from voicetap_common.settings import load_settings
 
 
 def build_app(settings: IndexerSettings) -> Starlette:
-    """The app, its arguments taken from ``settings`` (the only place that reads them)."""
+    """The app, its arguments taken from ``settings`` (the only place that reads them); raises
+    StoreError when the recordings store cannot be opened."""
     token = settings.indexer_api_token
     return create_app(
         storage=create_storage(
@@ -60,15 +63,20 @@ def build_app(settings: IndexerSettings) -> Starlette:
         if settings.indexer_auto_transcribe
         else None,
         api_token=token.get_secret_value() if token is not None else None,
+        recordings=RecordingsStore(settings.store_config(settings.voicetap_data_dir)),
     )
 
 
 def main() -> None:
     settings = load_settings(IndexerSettings, "voicetap indexer")
     configure_logging("transcript_indexer", settings.log_level, settings.log_format)
+    try:
+        app = build_app(settings)
+    except StoreError as exc:
+        sys.exit(f"voicetap indexer: VOICETAP_RECORDINGS_URL cannot be used: {exc}")
     server = uvicorn.Server(
         uvicorn.Config(
-            build_app(settings),
+            app,
             host=settings.indexer_host,
             port=settings.indexer_port,
             lifespan="on",
