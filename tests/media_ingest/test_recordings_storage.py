@@ -159,7 +159,9 @@ async def test_the_store_down_at_hang_up_keeps_the_recording_spooled_until_it_is
             assert event["sha256"] == hashlib.sha256(early.content).hexdigest()
             assert not spooled.exists() and not spooled.with_suffix(".event").exists()
             assert (await http.get("/readyz")).status_code == 200
-            assert "voicetap_ingest_recordings_spooled 0.0" in (await http.get("/metrics")).text
+            metrics = (await http.get("/metrics")).text
+            assert "voicetap_ingest_recordings_spooled 0.0" in metrics
+            assert "voicetap_ingest_recordings_stored_total 1.0" in metrics
             stored = await http.get(f"/calls/{ccid}/recording.wav")
             assert stored.content == early.content and "etag" in stored.headers
             await asyncio.sleep(1)

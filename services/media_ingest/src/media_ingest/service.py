@@ -217,7 +217,7 @@ class IngestService:
                 lambda: (self.allocator.in_use, self.allocator.capacity),
             )
         )
-        self.prometheus.register(SpoolCollector(self.uploads.spool))
+        self.prometheus.register(SpoolCollector(self.uploads))
         self.playback_ready = asyncio.Event()
 
     async def ready(self) -> dict[str, bool]:

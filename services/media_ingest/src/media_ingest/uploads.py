@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from media_ingest.events import EventPublisher
 from media_ingest.keys import INSTANCE_PREFIX, UPLOAD_PREFIX
@@ -52,6 +52,7 @@ class Uploads:
         self._instance = instance
         self._bound = spool_bound
         self._wake = asyncio.Event()
+        self.stored = 0  # recordings stored and announced by this process
         self._backoff = Backoff(
             "recordings store", log, first=0.5, cap=10.0, context={"store": store.url}
         )
@@ -136,6 +137,7 @@ class Uploads:
         if not published:  # stopping with Redis away: spooled for the next start
             return
         self.spool.remove(item)
+        self.stored += 1
         log.info(
             "recording stored",
             extra={
@@ -147,13 +149,19 @@ class Uploads:
 
 
 class SpoolCollector:
-    """``voicetap_ingest_recordings_spooled`` and the oldest one's age, at scrape time."""
+    """``voicetap_ingest_recordings_spooled``, the oldest one's age and the recordings stored, at
+    scrape time."""
 
-    def __init__(self, spool: Spool) -> None:
-        self._spool = spool
+    def __init__(self, uploads: Uploads) -> None:
+        self._uploads = uploads
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        count, oldest = self._spool.stats()
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        count, oldest = self._uploads.spool.stats()
+        yield CounterMetricFamily(
+            "voicetap_ingest_recordings_stored",
+            "Recordings uploaded, verified and announced by this process",
+            value=self._uploads.stored,
+        )
         yield GaugeMetricFamily(
             "voicetap_ingest_recordings_spooled",
             "Finished recordings waiting in the local spool for the store",
