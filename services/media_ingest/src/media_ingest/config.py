@@ -18,6 +18,7 @@ class Recording:
     publish_audio: bool  # INGEST_PUBLISH_AUDIO
     dynamic_payload_types: dict[int, CodecSpec] | None  # INGEST_DYNAMIC_PAYLOAD_TYPES, parsed
     spool_bound: int  # INGEST_SPOOL_MAX_RECORDINGS
+    upload_concurrency: int  # INGEST_UPLOAD_CONCURRENCY
 
 
 @dataclass(frozen=True)

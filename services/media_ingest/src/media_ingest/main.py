@@ -99,6 +99,7 @@ def ingest_config(settings: IngestSettings) -> IngestConfig:
             publish_audio=s.ingest_publish_audio,
             dynamic_payload_types=parse_payload_map(dynamic) if dynamic else None,
             spool_bound=s.ingest_spool_max_recordings,
+            upload_concurrency=s.ingest_upload_concurrency,
         ),
         topics=Topics(
             maxlen=s.topic_maxlen,

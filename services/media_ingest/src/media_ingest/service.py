@@ -130,6 +130,7 @@ class IngestService:
             self.redis,
             instance=self.instance,
             spool_bound=c.recording.spool_bound,
+            concurrency=c.recording.upload_concurrency,
         )
         self.ownership = Ownership(
             self.redis,

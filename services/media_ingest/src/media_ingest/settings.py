@@ -92,6 +92,11 @@ class IngestSettings(CommonSettings, TelnyxApiSettings, RecordingsStoreSettings)
         description="Finished recordings waiting in the local spool for the store (`VOICETAP_RECORDINGS_URL` down) "
         "above which `/readyz` says not ready; none is dropped.",
     )
+    ingest_upload_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Finished recordings uploaded (and verified) to `VOICETAP_RECORDINGS_URL` at a time.",
+    )
     ingest_dynamic_payload_types: str = Field(
         default="", description="Dynamic RTP payload types, e.g. `96=OPUS/48000,97=AMR-WB/16000`."
     )

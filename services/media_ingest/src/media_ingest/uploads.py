@@ -1,7 +1,7 @@
 """Finished recordings into the store, then announced: upload, verify (size and SHA-256 read back),
 publish ``voicetap.recording.completed`` once, and only then drop the spooled copy.
 
-One loop works through the spool, oldest first: woken when a call ends, and every
+One loop works through the spool, oldest first (``INGEST_UPLOAD_CONCURRENCY`` at a time): woken when a call ends, and every
 ``RESCAN_SECONDS`` for what an earlier life of this instance, or a dead neighbour sharing the
 directory, left there. While the store is down the recordings stay spooled and the loop waits
 through a :class:`~voicetap_common.backoff.Backoff`: the event waits for the upload.
@@ -43,14 +43,17 @@ class Uploads:
         *,
         instance: str,
         spool_bound: int,
+        concurrency: int,
     ) -> None:
-        """``spool_bound``: above this many spooled recordings the instance is not ready."""
+        """``spool_bound``: above this many spooled recordings the instance is not ready;
+        ``concurrency``: uploads at a time."""
         self.spool = spool
         self.store = store
         self._publisher = publisher
         self._redis = redis
         self._instance = instance
         self._bound = spool_bound
+        self._concurrency = concurrency
         self._wake = asyncio.Event()
         self.stored = 0  # recordings stored and announced by this process
         self._backoff = Backoff(
@@ -88,18 +91,28 @@ class Uploads:
                 stopped.cancel()
 
     async def upload_pending(self, stop: asyncio.Event) -> Exception | None:
-        """Upload and announce every spooled recording this instance may take, oldest first; the
-        first store failure ends the pass (the others would meet it too) and is returned."""
-        for item in self.spool.pending():
-            try:
-                if not await self._ours(item):
-                    continue
-                await self._upload(item, stop)
-            except StoreError as exc:
-                return exc
-            except REDIS_UNAVAILABLE as exc:
-                return exc
-        return None
+        """Upload and announce every spooled recording this instance may take, oldest first,
+        ``concurrency`` at a time; after the first store (or Redis) failure no further one starts
+        (the others would meet it too), and that failure is returned."""
+        failures: list[Exception] = []
+        slots = asyncio.Semaphore(self._concurrency)
+
+        async def one(item: Spooled) -> None:
+            async with slots:
+                if failures:
+                    return
+                try:
+                    if await self._ours(item):
+                        await self._upload(item, stop)
+                except StoreError as exc:
+                    failures.append(exc)
+                except REDIS_UNAVAILABLE as exc:
+                    failures.append(exc)
+
+        async with asyncio.TaskGroup() as group:
+            for item in self.spool.pending():
+                group.create_task(one(item))
+        return failures[0] if failures else None
 
     async def _ours(self, item: Spooled) -> bool:
         if item.instance == self._instance:
