@@ -3,6 +3,7 @@ announced, served by any instance with Range and ETag, kept spooled while the st
 uploaded once it is back, erased during their upload without leaving an object."""
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
@@ -205,9 +206,19 @@ async def test_killed_between_upload_and_event_the_next_start_announces_it_once(
 ) -> None:
     """SIGKILL while the uploaded recording's event waits for Redis: the next start uploads the
     spooled file again and announces it once; a spool left after the event is not announced twice."""
+    cleanup = contextlib.ExitStack()  # whatever happens, both servers stop
     own_redis = EmbeddedRedis(tmp_path / "redis")
-    own_redis.start()
+    cleanup.callback(own_redis.stop)
     weed = SeaweedServer(tmp_path / "weed")
+    cleanup.callback(weed.stop)
+    with cleanup:
+        await _killed_between_upload_and_event(fake, tmp_path, own_redis, weed)
+
+
+async def _killed_between_upload_and_event(
+    fake: Fake, tmp_path: Path, own_redis: EmbeddedRedis, weed: SeaweedServer
+) -> None:
+    own_redis.start()
     weed.start()
     redis = Redis.from_url(own_redis.url)
     data_dir = tmp_path / "ingest"
@@ -288,5 +299,3 @@ async def test_killed_between_upload_and_event_the_next_start_announces_it_once(
         assert len(await completed_events(redis, ccid)) == 1
     finally:
         await redis.aclose()
-        own_redis.stop()
-        weed.stop()
