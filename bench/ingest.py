@@ -1,6 +1,8 @@
 """Benchmark: concurrent forked two-leg PCMU calls into one media_ingest process, against a baseline.
 
     .venv/bin/python bench/ingest.py [--steps 100,250,500,1000,1500] [--duration 8] [--out bench/results/ingest.json]
+        [--recordings-url s3://bucket/prefix]   # with AWS_ENDPOINT_URL_S3 etc. exported
+        [--overlap]   # each step's calls hang up during the next step's media (uploads meanwhile)
 
 - **media_ingest** runs as production runs it (``voicetap ingest``, uvloop) with its own throwaway
   Redis (the embedded Valkey), ``INGEST_MODE=off`` and a large ``INGEST_RTP_PORTS`` range; for each
@@ -65,6 +67,7 @@ HOST = "127.0.0.1"
 API_KEY = "KEYbench_ingest"
 TARGET_CALLS = 1000
 CALLS_PER_SENDER = 500
+OVERLAP_HANGUP_S = 2.0  # --overlap: into a step's media, the previous step's calls hang up
 
 
 def log(message: str) -> None:
@@ -223,6 +226,34 @@ def send_load(
     }
 
 
+def recordings_env(url: str | None) -> dict[str, str]:
+    """Where the ingest stores recordings: ``--recordings-url`` and the ``AWS_*`` variables of
+    this script's environment (default: the file store under the ingest's data directory)."""
+    if not url:
+        return {}
+    aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    return {"VOICETAP_RECORDINGS_URL": url, **aws}
+
+
+def wait_no_calls(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while (
+        ingest_metrics(port).get("voicetap_ingest_active_calls", 0) > 0
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.3)
+
+
+def wait_spool_empty(port: int, timeout: float = 600) -> float | None:
+    """Seconds until every finished recording was uploaded (None: not within ``timeout``)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if ingest_metrics(port).get("voicetap_ingest_recordings_spooled", 0) == 0:
+            return round(time.monotonic() - started, 1)
+        time.sleep(0.5)
+    return None
+
+
 def rss_kib(pid: int) -> int:
     return _status_kib(pid, "VmRSS") or 0
 
@@ -286,9 +317,11 @@ def bench_ingest(
         "INGEST_PORT": str(port),
         "INGEST_RTP_HOST": HOST,
         "INGEST_PUBLIC_HOST": HOST,
-        "INGEST_RTP_PORTS": f"{first_port}-{first_port + 2 * max_calls + 1}",
+        # --overlap: two steps' calls hold ports at once
+        "INGEST_RTP_PORTS": f"{first_port}-{first_port + (4 if args.overlap else 2) * max_calls + 1}",
         "INGEST_MEDIA_TIMEOUT_SECONDS": "600",
         "INGEST_PORT_LEASE_SECONDS": "120",
+        **recordings_env(args.recordings_url),
     }
     server = ServerProcess(
         "ingest",
@@ -302,14 +335,24 @@ def bench_ingest(
     try:
         server.wait_ready(HOST, port)
         rss_idle = rss_kib(server.pid)
+        previous: list[
+            str
+        ] = []  # --overlap: the last step's calls, hung up during this one's media
         for calls in args.steps:
             log(f"media_ingest: {calls} calls: allocating through fork_start")
             ids, targets = allocate(redis, fake, calls)
             time.sleep(1.0)
             rss_before = rss_kib(server.pid)
             before, drops_before = ingest_metrics(port), udp_rcvbuf_errors()
+            spooled_at_start = before.get("voicetap_ingest_recordings_spooled", 0)
             cpu_before, ticks_before = server.cpu_seconds(), cpu_ticks()
+            hang_up_previous = threading.Timer(OVERLAP_HANGUP_S, hang_up, (redis, previous))
+            if previous:
+                hang_up_previous.start()
             load = send_load(targets, args.duration, workdir, cpus, f"ingest-{calls}")
+            if previous:
+                hang_up_previous.join()
+            at_load_end = ingest_metrics(port)
             cpu_s, busy = (
                 server.cpu_seconds() - cpu_before,
                 cpu_busy_between(ticks_before, cpu_ticks()),
@@ -336,6 +379,15 @@ def bench_ingest(
                     "decode_errors": d.get("voicetap_ingest_decode_errors_total", 0),
                     "events_dropped": d.get("voicetap_ingest_events_dropped_total", 0),
                     "rss_kib_allocated_before_media": rss_before - rss_idle,
+                    # the previous step's recordings still being uploaded while this one's media ran
+                    "recordings_spooled_at_load_start": int(spooled_at_start),
+                    "recordings_spooled_at_load_end": int(
+                        at_load_end.get("voicetap_ingest_recordings_spooled", 0)
+                    ),
+                    "recordings_stored_during_load": int(
+                        at_load_end.get("voicetap_ingest_recordings_stored_total", 0)
+                        - before.get("voicetap_ingest_recordings_stored_total", 0)
+                    ),
                 },
             )
             steps.append(result)
@@ -343,15 +395,16 @@ def bench_ingest(
                 f"media_ingest: {calls} calls: sent {result['packets_sent']:,}, received {result['packets_received']:,}, "
                 f"lost {result['packets_lost']}, CPU {result['server_cpu_utilisation']:.0%}, zero loss: {result['zero_loss']}"
             )
-            hang_up(redis, ids)
-            deadline = time.monotonic() + 60
-            while (
-                ingest_metrics(port).get("voicetap_ingest_active_calls", 0) > 0
-                and time.monotonic() < deadline
-            ):
-                time.sleep(0.3)
+            if args.overlap:
+                previous = ids
+            else:
+                hang_up(redis, ids)
+                wait_no_calls(port)
             if not result["zero_loss"]:
                 break
+        hang_up(redis, previous)
+        wait_no_calls(port)
+        stored_s = wait_spool_empty(port)
         memory = server.memory()
     finally:
         server.stop()
@@ -361,6 +414,8 @@ def bench_ingest(
         "steps": steps,
         "memory": memory,
         "rss_idle_mib": round(rss_idle / 1024, 1),
+        "recordings_url": args.recordings_url or "file:// (VOICETAP_DATA_DIR/recordings)",
+        "recordings_stored_after_last_step_s": stored_s,
     }
 
 
@@ -509,6 +564,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--load-cpus")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "ingest.json")
     parser.add_argument("--keep-workdir", action="store_true")
+    parser.add_argument(
+        "--recordings-url",
+        help="VOICETAP_RECORDINGS_URL of the ingest (e.g. s3://bucket/prefix, with AWS_* exported); "
+        "each step's recordings are uploaded while the next step's media runs",
+    )
+    parser.add_argument(
+        "--overlap",
+        action="store_true",
+        help=f"keep each step's calls until {OVERLAP_HANGUP_S:g} s into the next step's media, then hang "
+        "them up: their recordings finish and upload while the next step's calls run",
+    )
     return parser.parse_args()
 
 
@@ -563,6 +629,8 @@ def main() -> None:
             "duration_s": args.duration,
             "calls_per_sender_process": CALLS_PER_SENDER,
             "packets": "RTP v2, PT 0 (PCMU), 160-byte payload (20 ms), both legs of every call, 50 packets/s per leg",
+            "recordings_url": args.recordings_url,
+            "overlap": args.overlap,
         },
         "results": results,
         "evaluation": evaluation,

@@ -146,7 +146,7 @@ MEDIA_TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(
         name=topics.RECORDING_COMPLETED,
-        summary="Once per call: the stereo WAV (left = inbound caller, right = outbound), duration, codec, paused intervals, per-leg statistics.",
+        summary="Once per call, after the stereo WAV (left = inbound caller, right = outbound) is stored and verified: `storage_url`, `bytes`, `sha256`, duration, codec, paused intervals, per-leg statistics.",
         message=media_events.RecordingCompleted,
         written_by="media_ingest",
     ),

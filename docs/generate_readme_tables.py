@@ -24,6 +24,7 @@ SETTINGS = [
     ("webhook_gateway.settings:GatewaySettings", "gateway"),
     ("voicetap_cli.settings:CliSettings", "`voicetap up` and the CLI"),
     ("voicetap_common.call_control:TelnyxApiSettings", "ingest, indexer (Call Control)"),
+    ("voicetap_common.recordings_settings:RecordingsStoreSettings", "ingest, indexer (recordings)"),
     ("media_ingest.settings:IngestSettings", "ingest"),
     ("transcript_indexer.settings:IndexerSettings", "indexer"),
     ("voicetap_console.settings:ConsoleSettings", "console"),

@@ -15,6 +15,7 @@ real ``telnyx`` SDK (``sdk``, or ``fake.client()``).
 import os
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from telnyx_simulator.fake_api import create_fake_api
 from telnyx_simulator.serve import serve
 from telnyx_simulator.state import FakeTelnyxState
+from tests.s3_server import SeaweedServer
 from voicetap_cli.embedded_redis import EmbeddedRedis, free_port, server_binary
 from voicetap_cli.lifetime import die_with_parent
+from voicetap_common.recordings_store import StoreConfig
 
 
 def _docker_engine_answers() -> bool:
@@ -262,3 +265,21 @@ async def sdk(fake: Fake) -> AsyncIterator[telnyx.AsyncTelnyx]:
     async with fake.client() as client:
         client.calls.actions  # noqa: B018 - the SDK imports its resources lazily (over 1 s), not mid-call
         yield client
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """SeaweedFS serving S3 for the session, on free ports (skipped with its reason when the
+    binary is missing, a failure under VOICETAP_REQUIRE_SYSTEM_PARTS=1)."""
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_config(s3_server: SeaweedServer) -> StoreConfig:
+    """A store of its own for each test: a fresh prefix of the session's bucket."""
+    return s3_server.config(f"t-{uuid.uuid4().hex[:12]}")

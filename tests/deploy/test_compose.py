@@ -133,6 +133,19 @@ def test_ingest_range_default_is_the_settings_default() -> None:
     assert settings.model_fields["ingest_rtp_ports"].default == "40000-40999"
 
 
+def test_an_s3_store_is_an_optional_profile_for_the_ingest_and_the_indexer() -> None:
+    document = compose_resolved()
+    for name in ("s3", "s3-bucket"):
+        assert document["services"][name]["profiles"] == ["s3"]
+    assert "-s3" in document["services"]["s3"]["command"]
+    services = voicetap_compose_services(document)
+    for name in ("ingest", "indexer"):
+        assert services[name]["depends_on"]["s3-bucket"] == {
+            "condition": "service_completed_successfully",
+            "required": False,
+        }, name
+
+
 def test_postgres_is_an_optional_profile_for_the_indexer() -> None:
     document = compose_resolved(
         {"INDEXER_DATABASE_URL": "postgresql://voicetap:voicetap@postgres:5432/voicetap"}
@@ -150,5 +163,5 @@ def test_postgres_is_an_optional_profile_for_the_indexer() -> None:
         == ""
     )
     for name, service in document["services"].items():
-        if name not in ("postgres", "prometheus"):
+        if name not in ("postgres", "prometheus", "s3", "s3-bucket"):
             assert "profiles" not in service, f"{name} runs without a profile"

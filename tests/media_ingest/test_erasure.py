@@ -13,7 +13,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from media_ingest.recording.files import recording_path
+from media_ingest.recording.files import spool_path
 from telnyx_simulator.audio import CallAudio
 from telnyx_simulator.rtp import ForkLeg, RtpFork
 from tests.media_ingest.harness import (
@@ -81,7 +81,7 @@ async def test_a_finished_and_a_live_call_lose_their_recordings(
         sending = asyncio.create_task(fork.run())
         try:
             await wait_for(lambda: analytics_of(redis, live), what="the live call's analytics")
-            wav = recording_path(settings.voicetap_data_dir, live)
+            wav = spool_path(settings.voicetap_data_dir, live)
             assert wav.exists()
             erase = await asyncio.create_subprocess_exec(
                 VOICETAP,
@@ -130,9 +130,9 @@ async def test_an_instance_that_was_down_deletes_what_was_erased_meanwhile(
     from voicetap_common.erasure import set_tombstones
 
     settings = ingest_settings(tmp_path, redis_url, fake.url)
-    finished = recording_path(tmp_path, "v3:erased-finished")
-    orphan = recording_path(tmp_path, "v3:erased-orphan")
-    kept = recording_path(tmp_path, "v3:kept")
+    finished = spool_path(tmp_path, "v3:erased-finished")
+    orphan = spool_path(tmp_path, "v3:erased-orphan")
+    kept = spool_path(tmp_path, "v3:kept")
     finished.parent.mkdir(parents=True)
     for wav in (finished, orphan, kept):
         wav.write_bytes(b"RIFF")

@@ -261,7 +261,7 @@ async def test_the_automatic_path_from_call_answered_to_recording_completed(
     assert event["legs"]["inbound"]["received"] == fork.sent["inbound"]
     assert event["duration"] >= 1.5 and event["media"] == ["fork"]
     assert Path(event["path"]) == (tmp_path / "recordings" / f"{ccid}.wav").resolve()
-    assert not list((tmp_path / "recordings").glob("*.json"))  # no sidecar left: nothing to repair
+    assert not list((tmp_path / "spool").iterdir())  # stored: nothing left to repair or upload
     _, frames = read_wav(Path(event["path"]))
     reference = round_trip(audio.inbound[: fork.sent["inbound"] * 160])
     offset = locate(frames[:, 0], reference)

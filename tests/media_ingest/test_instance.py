@@ -1,6 +1,7 @@
 """A real ``media_ingest.main`` process: probes, metrics, recordings over HTTP, and SIGKILL mid-call."""
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from redis.asyncio import Redis
 from media_ingest.calls.registry import SIDECAR_SECONDS
 from media_ingest.ports import LEASE_PREFIX
 from media_ingest.protocol.wav import read_wav
-from media_ingest.recording.files import recording_path
+from media_ingest.recording.files import spool_path
 from telnyx_simulator.audio import CallAudio
 from tests.media_ingest.harness import (
     API_KEY,
@@ -47,7 +48,10 @@ async def test_probes_metrics_and_the_recording_while_it_is_written(
         httpx.AsyncClient(base_url=url) as http,
     ):
         assert (await http.get("/healthz")).json() == {"status": "ok"}
-        assert (await http.get("/readyz")).json() == {"ready": True, "checks": {"redis": True}}
+        assert (await http.get("/readyz")).json() == {
+            "ready": True,
+            "checks": {"redis": True, "recordings_spool": True},
+        }
         assert (await http.get("/calls/v3:unknown/recording.wav")).status_code == 404
         started = await run_command(redis, "fork_start", ccid)
         sender = asyncio.create_task(
@@ -130,7 +134,7 @@ async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_port
         await wait_for(ready, 30, "the instance to be ready")
         return process
 
-    wav = recording_path(tmp_path, ccid)
+    wav = spool_path(tmp_path, ccid)
     audio = CallAudio(noise(6, 41), noise(6, 42))
     loop = asyncio.get_running_loop()
     process = await start()
@@ -188,7 +192,14 @@ async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_port
             )
         assert await redis.get(lease) is None
         assert not wav.with_suffix(".json").exists() and not wav.with_suffix(".json.tmp").exists()
-        rate, frames = read_wav(wav)
+        assert not wav.exists()  # stored (the default store: VOICETAP_DATA_DIR/recordings)
+        stored = tmp_path / "recordings" / wav.name
+        assert event["storage_url"] == f"file://{stored.resolve()}" and event["path"] == str(
+            stored.resolve()
+        )
+        assert event["bytes"] == stored.stat().st_size
+        assert event["sha256"] == hashlib.sha256(stored.read_bytes()).hexdigest()
+        rate, frames = read_wav(stored)
         assert rate == 8000 and abs(len(frames) / 8000 - event["duration"]) <= 0.001
         [[pause_start, pause_end]] = event["paused"]
         for channel, pcm in ((0, audio.inbound), (1, audio.outbound)):

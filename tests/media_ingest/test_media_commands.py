@@ -151,7 +151,7 @@ async def test_api_errors_become_results_and_an_ended_call_is_not_an_error(
         )
         await asyncio.sleep(0.3)
         assert service.allocator.in_use == 0 and not await topic_events(redis, MEDIA_ERROR)
-        assert not list((tmp_path / "recordings").glob("*.wav"))
+        assert not list(tmp_path.glob("*/*.wav"))  # neither spooled nor stored
 
 
 async def test_ports_exhausted_is_a_clear_result_an_error_event_and_a_metric(
@@ -302,7 +302,7 @@ async def forwarding_between_two_instances(
             )
             event = await recording_completed(redis, ccid)
             assert event["instance"] == "ingest-a" and len(a.calls) == 0 and len(b.calls) == 0
-            assert not list((tmp_path / "b").glob("recordings/*.wav"))
+            assert not list((tmp_path / "b").glob("*/*.wav"))
 
 
 def assert_part(channel: np.ndarray, pcm: np.ndarray, first_frame: int, frames: int) -> int:
@@ -497,7 +497,7 @@ async def test_a_call_paused_and_never_resumed_ends_after_the_paused_timeout(
         assert event["reason"] == "paused_timeout"
         assert service.allocator.in_use == 0 and len(service.calls) == 0
         assert await redis.get(owner_key(ccid)) is None
-    assert not list((tmp_path / "recordings").glob("*.json"))
+    assert not list((tmp_path / "spool").iterdir())  # stored: nothing left to repair or upload
     [[pause_start, pause_end]] = event["paused"]  # listed up to the end of the recording
     assert pause_end == event["duration"] and pause_end - pause_start >= 1.0
     _, frames = read_wav(Path(event["path"]))

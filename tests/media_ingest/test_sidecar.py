@@ -44,7 +44,7 @@ def registry(redis: Redis, data_dir: Path) -> CallRegistry:
 
 
 def sidecar(data_dir: Path, call_control_id: str) -> dict:
-    return json.loads((data_dir / "recordings" / f"{call_control_id}.json").read_bytes())
+    return json.loads((data_dir / "spool" / f"{call_control_id}.json").read_bytes())
 
 
 async def test_a_call_stopped_when_its_instance_died_is_recovered_paused_to_the_end(
@@ -96,7 +96,7 @@ async def test_the_sidecar_is_whole_when_it_shrinks_and_when_it_outgrows_a_page(
 ) -> None:
     calls = registry(redis, tmp_path)
     call = calls.open("v3:long")
-    path = tmp_path / "recordings" / "v3:long.json"
+    path = tmp_path / "spool" / "v3:long.json"
     stats = call.recording.inbound.stats
     stats.jitter, stats.clock_rate = 123456.789, 8000
     calls.tick_due(call.origin + SIDECAR_SECONDS)  # the periodic save
@@ -116,7 +116,7 @@ async def test_the_sidecar_is_whole_when_it_shrinks_and_when_it_outgrows_a_page(
 
 
 async def test_a_sidecar_without_readable_facts_is_still_recovered(tmp_path: Path) -> None:
-    directory = tmp_path / "recordings"
+    directory = tmp_path / "spool"
     directory.mkdir()
     for name, meta in (
         (

@@ -4,7 +4,7 @@
 | --- | --- |
 | ``voicetap.media.analytics`` | about once a second per active call: per-leg level, voice activity, talk and silence, over-talk |
 | ``voicetap.media.audio`` | (when enabled) one leg's PCM chunk; ``encoding``/``sample_rate``/``channels`` say what it is |
-| ``voicetap.recording.completed`` | once per call: the stereo WAV (left = inbound caller, right = outbound) and its statistics |
+| ``voicetap.recording.completed`` | once per call, once the stereo WAV (left = inbound caller, right = outbound) is stored and verified: where, its size, SHA-256 and statistics |
 | ``voicetap.media.error`` | a media failure a user must see: ports exhausted, unsupported codec, refused stream, API error |
 | ``voicetap.media.dtmf`` / ``voicetap.media.mark`` | DTMF digits and playback marks echoed by Telnyx on a media stream |
 | ``voicetap.media.playback`` | written by any consumer: audio (or ``clear``/``mark``) to send into a streamed call |
@@ -97,9 +97,23 @@ class RecordingCompleted(BaseModel):
 
     id: str = Field(description="`recording:<call_control_id>`: one event per call.")
     call_control_id: str
-    path: str = Field(description="Path of the WAV file on the instance that recorded it.")
+    path: str = Field(
+        description="The stored file's path for a `file://` store; for a bucket, the same as `storage_url`."
+    )
     url_path: str = Field(
-        description="Where the instance serves it: `/calls/<call_control_id>/recording.wav`."
+        description="Where every ingest instance and the indexer serve it (HTTP Range, ETag): "
+        "`/calls/<call_control_id>/recording.wav`."
+    )
+    storage_url: str = Field(
+        default="",
+        description="The object in `VOICETAP_RECORDINGS_URL`: `s3://bucket/prefix/<name>.wav` or `file:///…/<name>.wav`. "
+        "Set on every published event: it is published only after the upload was verified.",
+    )
+    bytes: int = Field(
+        default=0, description="Size of the stored object (verified after the upload)."
+    )
+    sha256: str = Field(
+        default="", description="SHA-256 (hex) of the stored object, read back after the upload."
     )
     instance: str
     duration: float = Field(description="Seconds of audio in the file.")

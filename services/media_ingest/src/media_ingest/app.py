@@ -4,7 +4,7 @@ lifespan runs the instance (``IngestService.running``).
 | route | does |
 | --- | --- |
 | ``WS /streams/telnyx`` | Telnyx media streaming, both directions (``transports.stream_endpoint``) |
-| ``GET /calls/{call_control_id}/recording.wav`` | the call's recording, also while it is being written; 404 when this instance has none |
+| ``GET /calls/{call_control_id}/recording.wav`` | any call's recording: from this instance's spool while it is written (or waits for the store), else from the store (Range, ETag); 404 when there is none |
 | ``GET /healthz``, ``/readyz``, ``/metrics`` | probes and Prometheus metrics |
 """
 
@@ -19,6 +19,7 @@ from media_ingest.recordings_http import recording_route
 from media_ingest.service import IngestService
 from media_ingest.transports.stream_endpoint import stream_endpoint
 from voicetap_common.http import operational_routes
+from voicetap_common.recordings_http import stored_recording
 from voicetap_common.serving import WorkFailure
 
 
@@ -33,7 +34,11 @@ def create_app(service: IngestService, failure: WorkFailure) -> Starlette:
             WebSocketRoute(STREAM_PATH, stream_endpoint(service.streams)),
             Route(
                 "/calls/{call_control_id:path}/recording.wav",
-                recording_route(service.data_dir, service.calls.__contains__),
+                recording_route(
+                    service.data_dir,
+                    service.calls.__contains__,
+                    stored_recording(service.uploads.store),
+                ),
                 methods=["GET"],
             ),
             *operational_routes(service.prometheus, service.ready),

@@ -17,6 +17,8 @@ class Recording:
     interval: float  # INGEST_ANALYTICS_INTERVAL_SECONDS
     publish_audio: bool  # INGEST_PUBLISH_AUDIO
     dynamic_payload_types: dict[int, CodecSpec] | None  # INGEST_DYNAMIC_PAYLOAD_TYPES, parsed
+    spool_bound: int  # INGEST_SPOOL_MAX_RECORDINGS
+    upload_concurrency: int  # INGEST_UPLOAD_CONCURRENCY
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""How calls end here: finished (recording completed and announced once), discarded (media never
-started), closed when idle or paused too long, or all finished because the process stops.
+"""How calls end here: finished (recording completed and spooled for the store, which announces
+it once stored), discarded (media never started), closed when idle or paused too long, or all
+finished because the process stops.
 
 Port pairs handed back by a call's transitions are released here, awaited (never in the background).
 """
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -14,9 +14,9 @@ from media_ingest.events import EventPublisher
 from media_ingest.metrics import IngestMetrics
 from media_ingest.ownership import Ownership
 from media_ingest.ports import Allocation, PortAllocator
+from media_ingest.uploads import Uploads
 from voicetap_common.media_events import RecordingCompleted
 from voicetap_common.redis_client import REDIS_UNAVAILABLE
-from voicetap_common.topics import RECORDING_COMPLETED
 
 log = logging.getLogger("voicetap.media_ingest.endings")
 
@@ -33,20 +33,19 @@ class CallEndings:
         registry: CallRegistry,
         allocator: PortAllocator,
         ownership: Ownership,
+        uploads: Uploads,
         publisher: EventPublisher,
         metrics: IngestMetrics,
         timeouts: Timeouts,
-        stop: asyncio.Event,
     ) -> None:
-        """``stop``: set when the event publisher stops; a completed event still waiting for
-        Redis then gives up."""
+        """``publisher``: its queued events of an erased call are dropped."""
         self._registry = registry
         self._allocator = allocator
         self._ownership = ownership
+        self._uploads = uploads
         self._publisher = publisher
         self._metrics = metrics
         self._timeouts = timeouts
-        self._stop = stop
 
     async def release(self, allocation: Allocation | None) -> None:
         """Give a port pair back (its sockets closed at once; the lease expires if Redis is away)."""
@@ -64,19 +63,19 @@ class CallEndings:
         if allocation is not None:
             await self._allocator.release(allocation)
         event = self._registry.finish(call, reason)
+        try:
+            self._uploads.submit(event, call.path)
+        except OSError as exc:  # the sidecar stays: the next start recovers it
+            log.error(
+                "could not spool the finished recording",
+                extra={"call_control_id": call.call_control_id, "error": str(exc)},
+            )
+        else:
+            call.sidecar.remove()
         if call.stream is not None:
             call.stream.close()
         self._metrics.calls_finished.labels(reason).inc()
-        ccid = call.call_control_id
-        await self._ownership.drop_ended(ccid)
-        await self._publisher.publish_once(
-            RECORDING_COMPLETED,
-            event.id,
-            RECORDING_COMPLETED,
-            event,
-            self._stop,
-            call_control_id=ccid,
-        )
+        await self._ownership.drop_ended(call.call_control_id)
         return event
 
     async def discard(self, call: Call) -> None:

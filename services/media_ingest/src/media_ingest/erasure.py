@@ -17,13 +17,13 @@ clean stop, so a process named after its pid leaves nothing behind.
 import asyncio
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 
 from pydantic import ValidationError
 
 from media_ingest.calls.registry import CallRegistry
 from media_ingest.endings import CallEndings
-from media_ingest.recording.deletion import delete_recording, recorded_calls
+from media_ingest.recording.deletion import delete_recording, spooled_calls
+from media_ingest.recording.spool import Spool
 from voicetap_common import codec
 from voicetap_common.consumer import Undeliverable
 from voicetap_common.erasure import (
@@ -34,6 +34,7 @@ from voicetap_common.erasure import (
     participant_key,
     sweep_topics,
 )
+from voicetap_common.recordings_store import RecordingsStore
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
 from voicetap_common.serving import sleep_or_stop
 from voicetap_common.streams import Entry, Producer
@@ -56,14 +57,16 @@ class RecordingEraser:
         calls: CallRegistry,
         endings: CallEndings,
         *,
-        data_dir: Path,
+        spool: Spool,
+        store: RecordingsStore,
         instance: str,
     ) -> None:
         self._redis = redis
         self._producer = producer
         self._calls = calls
         self._endings = endings
-        self._data_dir = data_dir
+        self._spool = spool
+        self._store = store
         self.part = erasure_group(instance)
 
     async def handle(self, entries: list[Entry]) -> None:
@@ -84,7 +87,7 @@ class RecordingEraser:
             if call is not None:
                 await self._endings.erase(call)
                 live += 1
-            recordings += delete_recording(self._data_dir, call_id)
+            recordings += await delete_recording(self._spool, self._store, call_id)
         entries = await sweep_topics(self._redis, call_ids) if live or recordings else 0
         progress = ErasureProgress(
             id=f"{indexer_part.request_id}:{self.part}",
@@ -108,11 +111,11 @@ class RecordingEraser:
     async def sweep_tombstoned(self) -> int:
         """Delete the recordings kept here of calls erased meanwhile (while this instance was down,
         or by a request it did not see); how many went."""
-        held = [call_id for call_id in recorded_calls(self._data_dir) if call_id not in self._calls]
+        held = [call_id for call_id in spooled_calls(self._spool) if call_id not in self._calls]
         removed = 0
         for start in range(0, len(held), 500):
             for call_id in await erased_among(self._redis, held[start : start + 500]):
-                removed += delete_recording(self._data_dir, call_id)
+                removed += await delete_recording(self._spool, self._store, call_id)
         return removed
 
     async def attend(self, stop: asyncio.Event, period: float) -> None:

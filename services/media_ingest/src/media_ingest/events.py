@@ -135,8 +135,9 @@ class EventPublisher:
         stop: asyncio.Event | None = None,
         *,
         call_control_id: str,
-    ) -> None:
-        """Publish ``model`` once per ``event_id`` (awaited; retried while Redis is away, until ``stop``)."""
+    ) -> bool:
+        """Publish ``model`` once per ``event_id`` (awaited; retried while Redis is away, until
+        ``stop``); False when it gave up at ``stop``, True when it is on the topic."""
         body = codec.dumps(model.model_dump(mode="json"))
         backoff = Backoff(
             "redis", log, first=0.1, cap=5.0, context={"topic": topic, "id": event_id}
@@ -152,11 +153,11 @@ class EventPublisher:
                         "could not publish before stopping",
                         extra={"topic": topic, "id": event_id, "error": str(exc)},
                     )
-                    return
+                    return False
                 await backoff.failed(exc)
                 continue
             backoff.succeeded()
-            return
+            return True
 
 
 class ErrorReporter:

@@ -25,6 +25,7 @@ INSTANCE_PREFIX = _TAG + "instance:"  # -> set while the instance lives
 TOKEN_PREFIX = _TAG + "stream-token:"  # -> sha256 of the call's media-stream token
 ENDED_PREFIX = _TAG + "ended:"  # -> a hang-up seen (a late call.answered starts nothing)
 REPAIR_PREFIX = _TAG + "repair:"  # -> the instance repairing an orphaned recording
+UPLOAD_PREFIX = _TAG + "upload:"  # -> the instance uploading a dead instance's spooled recording
 INBOX_MAXLEN = 100_000
 TOKEN_TTL = 86_400
 ENDED_TTL = 86_400

@@ -3,7 +3,7 @@
 The composition root: settings read once (a bad one is one line and exit 2), logging, the app
 built from plain values taken from the settings, uvicorn run with the app's lifespan (which runs
 the instance). Stops cleanly on SIGTERM or SIGINT: the consumer stops, every call's recording is
-completed and announced, ports are released. A SIGKILL leaves recordings that the next start
+completed and spooled (uploaded and announced when the store answers in time, else on the next start), ports are released. A SIGKILL leaves recordings that the next start
 repairs.
 """
 
@@ -24,6 +24,7 @@ from media_ingest.settings import IngestSettings
 from voicetap_common.call_control import telnyx_client
 from voicetap_common.consumer import default_consumer_name
 from voicetap_common.logs import configure_logging
+from voicetap_common.recordings_store import RecordingsStore, StoreError
 from voicetap_common.redis_client import connect
 from voicetap_common.serving import WorkFailure, serve_until, until_signalled
 from voicetap_common.settings import load_settings
@@ -38,7 +39,11 @@ def main() -> None:
 
     async def run(stop: asyncio.Event) -> None:
         failure = WorkFailure()
-        app = create_app(build_service(settings), failure)  # in the loop: its clients belong to it
+        try:
+            service = build_service(settings)  # in the loop: its clients belong to it
+        except StoreError as exc:
+            sys.exit(f"voicetap ingest: VOICETAP_RECORDINGS_URL cannot be used: {exc}")
+        app = create_app(service, failure)
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -65,10 +70,12 @@ def main() -> None:
 
 def build_service(settings: IngestSettings, client: "AsyncTelnyx | None" = None) -> IngestService:
     """The instance the settings describe; ``client``: a Telnyx SDK client to use (and leave
-    open) instead of one made from the settings."""
+    open) instead of one made from the settings. Raises StoreError when the recordings store
+    cannot be opened (a ``file://`` directory that cannot be created)."""
     owns_client = client is None and settings.telnyx_api_key is not None
     return IngestService(
         ingest_config(settings),
+        store=RecordingsStore(settings.store_config(settings.voicetap_data_dir)),
         redis=connect(
             settings.redis_url,
             cluster=settings.redis_cluster,
@@ -94,6 +101,8 @@ def ingest_config(settings: IngestSettings) -> IngestConfig:
             interval=s.ingest_analytics_interval_seconds,
             publish_audio=s.ingest_publish_audio,
             dynamic_payload_types=parse_payload_map(dynamic) if dynamic else None,
+            spool_bound=s.ingest_spool_max_recordings,
+            upload_concurrency=s.ingest_upload_concurrency,
         ),
         topics=Topics(
             maxlen=s.topic_maxlen,

@@ -1,4 +1,9 @@
-"""``GET /calls/{call_control_id}/recording.wav``: a call's recording, also while it is written."""
+"""``GET /calls/{call_control_id}/recording.wav``: any call's recording, from any instance.
+
+A call this instance records (or has finished and not yet stored) is served from its spool, also
+while it is written (``x-voicetap-recording: in-progress``); any other from the recordings store,
+with HTTP Range and ETag (``voicetap_common.recordings_http``).
+"""
 
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -7,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from media_ingest.protocol.wav import read_header
-from media_ingest.recording.files import recording_path
+from media_ingest.recording.files import spool_path
+from voicetap_common.recordings_http import RecordingHandler
 
 _CHUNK = 1 << 16
 
@@ -33,19 +39,18 @@ def _read(path: Path, size: int) -> Iterator[bytes]:
 
 
 def recording_route(
-    data_dir: Path, recording_now: Callable[[str], bool]
+    data_dir: Path, recording_now: Callable[[str], bool], stored: RecordingHandler
 ) -> Callable[[Request], Awaitable[Response]]:
-    """The route's handler; ``recording_now(call_control_id)``: this instance still writes it."""
+    """The route's handler; ``recording_now(call_control_id)``: this instance still writes it;
+    ``stored``: the answer from the store for a call not in this instance's spool."""
 
     async def recording(request: Request) -> Response:
         call_control_id = request.path_params["call_control_id"]
-        path = recording_path(data_dir, call_control_id)
+        path = spool_path(data_dir, call_control_id)
         try:
             size = _snapshot(path)
         except (FileNotFoundError, NotADirectoryError):
-            return JSONResponse(
-                {"error": "no recording of this call on this instance"}, status_code=404
-            )
+            return await stored(request, call_control_id)
         except OSError:
             return JSONResponse({"error": "recording not readable yet"}, status_code=503)
         state = "in-progress" if recording_now(call_control_id) else "complete"

@@ -1,21 +1,21 @@
 """Recovery after a crash: port leases an earlier life of this instance left, and recordings whose
-writer died (a sidecar still beside them) repaired and announced once."""
+writer died (a sidecar still beside them) repaired and spooled for the store (which announces
+them once, ``media_ingest.uploads``)."""
 
 import logging
 from pathlib import Path
 
 from media_ingest.calls.registry import CallRegistry
-from media_ingest.events import EventPublisher
 from media_ingest.keys import INSTANCE_PREFIX, REPAIR_PREFIX
 from media_ingest.ports import PortAllocator
 from media_ingest.protocol.wav import read_header, repair_wav
 from media_ingest.recording.deletion import delete_recording
 from media_ingest.recording.recovered import recovered_recording
 from media_ingest.recording.sidecar import Orphan, find_orphans
+from media_ingest.uploads import Uploads
 from voicetap_common.erasure import erased_among
 from voicetap_common.media_events import RecordingCompleted
 from voicetap_common.redis_client import RedisClient
-from voicetap_common.topics import RECORDING_COMPLETED
 
 log = logging.getLogger("voicetap.media_ingest.recovery")
 
@@ -28,7 +28,7 @@ class Recovery:
         redis: RedisClient,
         registry: CallRegistry,
         allocator: PortAllocator,
-        publisher: EventPublisher,
+        uploads: Uploads,
         *,
         instance: str,
         data_dir: Path,
@@ -36,7 +36,7 @@ class Recovery:
         self._redis = redis
         self._registry = registry
         self._allocator = allocator
-        self._publisher = publisher
+        self._uploads = uploads
         self._instance = instance
         self._data_dir = data_dir
 
@@ -46,13 +46,15 @@ class Recovery:
         return await self._allocator.reclaim(lambda owner: owner.startswith(prefix))
 
     async def recover_orphans(self) -> list[RecordingCompleted]:
-        """Repair WAVs left by dead instances (or an earlier life of this one) and announce them."""
+        """Repair WAVs left by dead instances (or an earlier life of this one) and spool them."""
         recovered = []
         orphans = find_orphans(self._data_dir)
         erased = await erased_among(self._redis, (orphan.call_control_id for orphan in orphans))
         for orphan in orphans:
             if orphan.call_control_id in erased:  # erased while its writer was dead: no repair
-                delete_recording(self._data_dir, orphan.call_control_id)
+                await delete_recording(
+                    self._uploads.spool, self._uploads.store, orphan.call_control_id
+                )
                 continue
             if await self._ours_to_repair(orphan):
                 event = await self._recover(orphan)
@@ -91,13 +93,14 @@ class Recovery:
         event = recovered_recording(
             orphan, instance=self._instance, frames=frames, sample_rate=rate
         )
-        await self._publisher.publish_once(
-            RECORDING_COMPLETED,
-            event.id,
-            RECORDING_COMPLETED,
-            event,
-            call_control_id=orphan.call_control_id,
-        )
+        try:
+            self._uploads.submit(event, orphan.wav)
+        except OSError as exc:
+            log.error(
+                "could not spool a recovered recording",
+                extra={"path": str(orphan.wav), "error": str(exc)},
+            )
+            return None
         orphan.remove_sidecar()
         log.warning(
             "recovered the recording of a dead instance",

@@ -7,6 +7,7 @@ this instance (or a dead neighbour sharing the data directory) left, then runs i
 - one consumer (group ``media_ingest``) over the lifecycle topics, the media command topic and
   this instance's inbox (``dispatch``), handling the entries of different calls concurrently;
 - the event publisher (bounded queue to Redis), the playback tail;
+- the uploads (finished recordings into ``VOICETAP_RECORDINGS_URL``, then announced);
 - the ticker (each call about once per ``INGEST_ANALYTICS_INTERVAL_SECONDS``; idle calls closed);
 - the heartbeat (port leases, holder keys, orphan sweep) every third of the lease;
 - the erasure consumer (group ``media_ingest.erasure:<instance>``, ``erasure``) and the key that
@@ -40,15 +41,18 @@ from media_ingest.metrics import IngestMetrics, MediaCollector
 from media_ingest.ownership import Ownership
 from media_ingest.ports import PortAllocator
 from media_ingest.protocol.payload_table import PayloadTable
+from media_ingest.recording.spool import Spool
 from media_ingest.recovery import Recovery
 from media_ingest.routing import Router
 from media_ingest.streams import StreamCalls
 from media_ingest.timers import heartbeat, tick
 from media_ingest.tokens import StreamTokens
 from media_ingest.transports.playback import PlaybackRouter
+from media_ingest.uploads import SpoolCollector, Uploads
 from voicetap_common.command_runner import CommandRunner
 from voicetap_common.commands import MEDIA_ACTIONS
 from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
+from voicetap_common.recordings_store import RecordingsStore
 from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient, ping
 from voicetap_common.serving import WorkFailure, guarded
 from voicetap_common.streams import Producer
@@ -63,6 +67,7 @@ BLOCK_MS = 1000
 STOP_SECONDS = 5.0  # for the loops to finish their batch, then for the events to flush
 SHUTDOWN_SECONDS = 10.0  # for every call to be finished
 ERASURE_BATCH_SIZE = 10
+UPLOAD_STOP_SECONDS = 10.0  # for the finished recordings to be stored and announced
 
 
 class IngestService:
@@ -71,6 +76,7 @@ class IngestService:
         config: IngestConfig,
         *,
         redis: RedisClient,
+        store: RecordingsStore,
         client: "AsyncTelnyx | None",
         owns_client: bool,
     ) -> None:
@@ -122,6 +128,15 @@ class IngestService:
             lease_seconds=c.ports.lease_seconds,
             instance=self.instance,
         )
+        self.uploads = Uploads(
+            Spool(c.data_dir),
+            store,
+            self.publisher,
+            self.redis,
+            instance=self.instance,
+            spool_bound=c.recording.spool_bound,
+            concurrency=c.recording.upload_concurrency,
+        )
         self.ownership = Ownership(
             self.redis,
             self.allocator,
@@ -132,14 +147,15 @@ class IngestService:
         tokens = StreamTokens(self.redis)
         locks = CallLocks(self.calls.__contains__)
         self._publishing_stop = asyncio.Event()
+        self._uploads_stop = asyncio.Event()
         self.endings = CallEndings(
             self.calls,
             self.allocator,
             self.ownership,
+            self.uploads,
             self.publisher,
             metrics,
             c.timeouts,
-            self._publishing_stop,
         )
         commands = MediaCommands(
             CallControl(self.client, metrics),
@@ -185,7 +201,7 @@ class IngestService:
             self.redis,
             self.calls,
             self.allocator,
-            self.publisher,
+            self.uploads,
             instance=self.instance,
             data_dir=c.data_dir,
         )
@@ -200,7 +216,8 @@ class IngestService:
             producer,
             self.calls,
             self.endings,
-            data_dir=c.data_dir,
+            spool=self.uploads.spool,
+            store=self.uploads.store,
             instance=self.instance,
         )
         self.erasure_consumer = StreamConsumer(
@@ -237,10 +254,15 @@ class IngestService:
                 lambda: (self.allocator.in_use, self.allocator.capacity),
             )
         )
+        self.prometheus.register(SpoolCollector(self.uploads))
         self.playback_ready = asyncio.Event()
 
     async def ready(self) -> dict[str, bool]:
-        return {"redis": await ping(self.redis, self._config.redis_timeout)}
+        """Redis answers, and the spool of recordings waiting for the store is within its bound."""
+        return {
+            "redis": await ping(self.redis, self._config.redis_timeout),
+            "recordings_spool": self.uploads.within_bound(),
+        }
 
     @contextlib.asynccontextmanager
     async def running(self, failure: WorkFailure) -> AsyncIterator[None]:
@@ -252,6 +274,9 @@ class IngestService:
             async with asyncio.TaskGroup() as group:
                 publishing = group.create_task(
                     guarded(self.publisher.run(self._publishing_stop), failure)
+                )
+                uploading = group.create_task(
+                    guarded(self.uploads.run(self._uploads_stop), failure)
                 )
                 loops = [
                     group.create_task(guarded(self.consumer.run(consuming), failure)),
@@ -276,7 +301,7 @@ class IngestService:
                     yield
                 finally:
                     consuming.set()
-                    await self._stop(loops, publishing)
+                    await self._stop(loops, uploading, publishing)
         finally:
             if self.client is not None and self._own_client:
                 await self.client.close()
@@ -305,8 +330,14 @@ class IngestService:
             },
         )
 
-    async def _stop(self, loops: list[asyncio.Task[None]], publishing: asyncio.Task[None]) -> None:
-        """Stop taking work, finish every call (recordings completed, ports released), flush events."""
+    async def _stop(
+        self,
+        loops: list[asyncio.Task[None]],
+        uploading: asyncio.Task[None],
+        publishing: asyncio.Task[None],
+    ) -> None:
+        """Stop taking work, finish every call (recordings completed, ports released), upload what
+        the store takes in time (the rest stays spooled for the next start), flush events."""
         _, pending = await asyncio.wait(loops, timeout=STOP_SECONDS)
         for (
             task
@@ -318,6 +349,14 @@ class IngestService:
             await asyncio.wait_for(self.endings.shutdown(), SHUTDOWN_SECONDS)
         except REDIS_UNAVAILABLE as exc:
             log.error("could not finish every call cleanly", extra={"error": repr(exc)})
+        self._uploads_stop.set()
+        _, uploads_left = await asyncio.wait({uploading}, timeout=UPLOAD_STOP_SECONDS)
+        if uploads_left:
+            log.warning(
+                "recordings still spooled at exit are uploaded on the next start",
+                extra={"spooled": self.uploads.spool.stats()[0]},
+            )
+            uploading.cancel()
         self._publishing_stop.set()
         _, unfinished = await asyncio.wait({publishing}, timeout=STOP_SECONDS)
         if unfinished:

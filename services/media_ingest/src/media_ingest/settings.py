@@ -5,10 +5,11 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from voicetap_common.call_control import TelnyxApiSettings
+from voicetap_common.recordings_settings import RecordingsStoreSettings
 from voicetap_common.settings import CommonSettings
 
 
-class IngestSettings(CommonSettings, TelnyxApiSettings):
+class IngestSettings(CommonSettings, TelnyxApiSettings, RecordingsStoreSettings):
     ingest_host: str = Field(default="0.0.0.0", description="Address of the HTTP/WebSocket server.")
     ingest_port: int = Field(
         default=8001,
@@ -84,6 +85,17 @@ class IngestSettings(CommonSettings, TelnyxApiSettings):
     ingest_stream_bidirectional_mode: Literal["rtp", "mp3", "off"] = Field(
         default="rtp",
         description="`stream_bidirectional_mode` asked for on streaming_start (playback into the call); `off` sends none.",
+    )
+    ingest_spool_max_recordings: int = Field(
+        default=1000,
+        ge=0,
+        description="Finished recordings waiting in the local spool for the store (`VOICETAP_RECORDINGS_URL` down) "
+        "above which `/readyz` says not ready; none is dropped.",
+    )
+    ingest_upload_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Finished recordings uploaded (and verified) to `VOICETAP_RECORDINGS_URL` at a time.",
     )
     ingest_dynamic_payload_types: str = Field(
         default="", description="Dynamic RTP payload types, e.g. `96=OPUS/48000,97=AMR-WB/16000`."

@@ -15,14 +15,16 @@ import contextlib
 import dataclasses
 import hmac
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from transcript_indexer.completion import Completer
@@ -50,6 +52,8 @@ from voicetap_common.erasure import (
     request_erasure,
 )
 from voicetap_common.http import operational_routes
+from voicetap_common.recordings_http import RecordingHandler, stored_recording
+from voicetap_common.recordings_store import RecordingsStore
 from voicetap_common.redis_client import connect, ping
 from voicetap_common.serving import WorkFailure, guarded
 from voicetap_common.streams import Producer
@@ -107,6 +111,13 @@ class BearerToken:
         await self._app(scope, receive, send)
 
 
+def recording_route(stored: RecordingHandler) -> Callable[[Request], Awaitable[Response]]:
+    async def recording(request: Request) -> Response:
+        return await stored(request, request.path_params["call_control_id"])
+
+    return recording
+
+
 def create_app(
     *,
     storage: Storage,
@@ -125,13 +136,15 @@ def create_app(
     api_token: str | None,
     failure: WorkFailure,
     erasure: ErasureOptions | None = None,
+    recordings: RecordingsStore,
     registry: CollectorRegistry | None = None,
 ) -> Starlette:
     """The indexer over ``storage`` (not yet opened).
 
     ``reading`` is how the group reads the topics, its ``consumer`` the process's consumer name
     (``consumers`` of them, see :func:`~transcript_indexer.consumer.consumer_names`);
-    ``telnyx_client`` makes the SDK client on the first command.
+    ``telnyx_client`` makes the SDK client on the first command; ``recordings`` is the store
+    ``GET /calls/{id}/recording.wav`` answers from (the same one the ingest instances write).
     """
     registry = registry or CollectorRegistry()
     keepalive_ms = int(sse_keepalive_seconds * 1000)
@@ -280,6 +293,11 @@ def create_app(
 
     return Starlette(
         routes=[
+            Route(
+                "/calls/{call_control_id:path}/recording.wav",
+                recording_route(stored_recording(recordings)),
+                methods=["GET"],
+            ),
             *api_routes(storage, redis, registry, keepalive_ms, erase_call),
             *operational_routes(registry, readiness),
         ],

@@ -25,13 +25,15 @@ from transcript_indexer.storage import create_storage
 from voicetap_common.call_control import telnyx_client
 from voicetap_common.consumer import ConsumerOptions, default_consumer_name
 from voicetap_common.logs import configure_logging
+from voicetap_common.recordings_store import RecordingsStore, StoreError
 from voicetap_common.serving import WorkFailure, serve_until, until_signalled
 from voicetap_common.settings import load_settings
 
 
 def build_app(settings: IndexerSettings, failure: WorkFailure | None = None) -> Starlette:
     """The app, its arguments taken from ``settings`` (the only place that reads them); its
-    background work reports a failure for good to ``failure``."""
+    background work reports a failure for good to ``failure``. Raises StoreError when the
+    recordings store cannot be opened."""
     token = settings.indexer_api_token
     return create_app(
         storage=create_storage(
@@ -78,6 +80,7 @@ def build_app(settings: IndexerSettings, failure: WorkFailure | None = None) -> 
             retention_interval_seconds=settings.indexer_retention_interval_seconds,
             retention_batch_size=settings.indexer_retention_batch_size,
         ),
+        recordings=RecordingsStore(settings.store_config(settings.voicetap_data_dir)),
     )
 
 
@@ -85,9 +88,13 @@ def main() -> None:
     settings = load_settings(IndexerSettings, "voicetap indexer")
     configure_logging("transcript_indexer", settings.log_level, settings.log_format)
     failure = WorkFailure()
+    try:
+        app = build_app(settings, failure)
+    except StoreError as exc:
+        sys.exit(f"voicetap indexer: VOICETAP_RECORDINGS_URL cannot be used: {exc}")
     server = uvicorn.Server(
         uvicorn.Config(
-            build_app(settings, failure),
+            app,
             host=settings.indexer_host,
             port=settings.indexer_port,
             lifespan="on",

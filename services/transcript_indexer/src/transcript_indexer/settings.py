@@ -8,10 +8,11 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from transcript_indexer.storage import sqlite_path
 from voicetap_common.call_control import TelnyxApiSettings
 from voicetap_common.commands import TranscriptionEngine, TranscriptionTracks
+from voicetap_common.recordings_settings import RecordingsStoreSettings
 from voicetap_common.settings import CommonSettings
 
 
-class IndexerSettings(CommonSettings, TelnyxApiSettings):
+class IndexerSettings(CommonSettings, TelnyxApiSettings, RecordingsStoreSettings):
     indexer_host: str = Field(default="127.0.0.1", description="Address the query API listens on.")
     indexer_port: int = Field(
         default=8002, ge=0, le=65535, description="Port of the query API (0: any free port)."

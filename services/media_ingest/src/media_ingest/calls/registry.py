@@ -21,7 +21,7 @@ from media_ingest.metrics import LEG_COUNTERS
 from media_ingest.protocol.codecs import PayloadTypes
 from media_ingest.protocol.rtp import Track
 from media_ingest.recording.call_recording import CallRecording
-from media_ingest.recording.files import recording_path, url_path
+from media_ingest.recording.files import spool_path, url_path
 from media_ingest.recording.sidecar import SidecarWriter
 from voicetap_common.media_events import LegStatistics, RecordingCompleted
 
@@ -73,7 +73,7 @@ class CallRegistry:
         if call is not None:
             return call
         now = time.monotonic()
-        path = recording_path(self._data_dir, call_control_id)
+        path = spool_path(self._data_dir, call_control_id)
         recording = CallRecording(
             path,
             origin=now,
@@ -160,7 +160,7 @@ class CallRegistry:
 
     def finish(self, call: Call, reason: str) -> RecordingCompleted:
         """End the call's recording (``call.end()`` done): the rest of the audio written, its
-        summary as the event."""
+        summary as the event (its sidecar stays until the event is spooled beside the file)."""
         self._calls.pop(call.call_control_id, None)
         if call.stopped_at is not None:  # stopped and never resumed: paused up to the end
             call.recording.pause(call.stopped_at)
@@ -171,7 +171,6 @@ class CallRegistry:
             legs[leg] = stats = call.leg_statistics(leg)
             for name in LEG_COUNTERS:
                 self._retired[leg][name] = self._retired[leg].get(name, 0) + int(stats.get(name, 0))
-        call.sidecar.remove()
         log.info(
             "recording completed",
             extra={

@@ -1,38 +1,31 @@
-"""Deleting a call's recording: the one place that knows where recordings are kept.
-
-Today a recording is a WAV (and, while it is written, its sidecar) under this instance's data
-directory; object storage (``VOICETAP_RECORDINGS_URL``) would add its branch here, behind the same
-two functions.
-"""
+"""Deleting a call's recording wherever it is kept: the local spool (while the call is recorded,
+or while its upload waits) and the recordings store (``VOICETAP_RECORDINGS_URL``, ``file://`` or
+``s3://``), so an erasure leaves nothing whichever instance or storage held it."""
 
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import unquote
 
-from media_ingest.recording.files import (
-    recording_path,
-    recordings_dir,
-    sidecar_path,
-    temporary_path,
-)
+from media_ingest.recording.files import event_path, sidecar_path
+from media_ingest.recording.spool import Spool
+from voicetap_common.recordings_store import RecordingsStore, object_name
 
 
-def delete_recording(data_dir: Path, call_control_id: str) -> int:
-    """Delete the call's recording and its sidecar; 1 when there was a recording, else 0."""
-    wav = recording_path(data_dir, call_control_id)
-    sidecar = sidecar_path(wav)
-    temporary_path(sidecar).unlink(missing_ok=True)
-    sidecar.unlink(missing_ok=True)
-    try:
-        wav.unlink()
-    except FileNotFoundError:
-        return 0
-    return 1
+async def delete_recording(spool: Spool, store: RecordingsStore, call_control_id: str) -> int:
+    """Delete the call's spooled files and its stored object; 1 when there was a recording, else 0.
+
+    A store that cannot be reached raises ``StoreError``: the erasure's entry stays pending and is
+    retried. An upload under way when the spool files go deletes what it stored (``Uploads``)."""
+    wav = spool.directory / object_name(call_control_id)
+    spooled = any(path.exists() for path in (wav, event_path(wav), sidecar_path(wav)))
+    spool.erase(wav)
+    stored = await store.head(call_control_id) is not None
+    if stored:
+        await store.delete(call_control_id)
+    return int(spooled or stored)
 
 
-def recorded_calls(data_dir: Path) -> Iterator[str]:
-    """The call ids of the recordings kept here (file names are escaped ids: ``files.file_stem``)."""
-    directory = recordings_dir(data_dir)
-    if directory.is_dir():
-        for wav in directory.glob("*.wav"):
+def spooled_calls(spool: Spool) -> Iterator[str]:
+    """The call ids of the recordings in this instance's spool (file names are object names)."""
+    if spool.directory.is_dir():
+        for wav in spool.directory.glob("*.wav"):
             yield unquote(wav.stem)

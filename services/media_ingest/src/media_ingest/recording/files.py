@@ -1,31 +1,35 @@
-"""Where a call's recording and its sidecar live on disk, and the URL path that serves it."""
+"""Where a call's recording and its companions live in the local spool, and the URL path that
+serves it.
 
-import re
+A recording is written to ``VOICETAP_DATA_DIR/spool/<name>.wav`` while the call runs, with its
+sidecar ``<name>.json`` (crash-safe facts); when the call ends, ``<name>.event`` (the completed
+event, waiting for the upload) replaces the sidecar until the store holds the file
+(``media_ingest.uploads``). ``<name>`` is the store's object name for the call.
+"""
+
 from pathlib import Path
 
-_SAFE = re.compile(r"[^A-Za-z0-9_.:=-]")
+from voicetap_common.recordings_store import object_name
 
 
-def file_stem(call_control_id: str) -> str:
-    """A file name for a call id: Telnyx ids are URL-safe, anything else is escaped (never a path)."""
-    stem = _SAFE.sub(lambda m: f"%{ord(m.group()):02X}", call_control_id)
-    return stem if not stem.startswith(".") else "%2E" + stem[1:]
+def spool_dir(data_dir: Path) -> Path:
+    return data_dir / "spool"
 
 
-def recordings_dir(data_dir: Path) -> Path:
-    return data_dir / "recordings"
-
-
-def recording_path(data_dir: Path, call_control_id: str) -> Path:
-    return recordings_dir(data_dir) / f"{file_stem(call_control_id)}.wav"
+def spool_path(data_dir: Path, call_control_id: str) -> Path:
+    return spool_dir(data_dir) / object_name(call_control_id)
 
 
 def sidecar_path(wav: Path) -> Path:
     return wav.with_suffix(".json")
 
 
+def event_path(wav: Path) -> Path:
+    return wav.with_suffix(".event")
+
+
 def temporary_path(sidecar: Path) -> Path:
-    return sidecar.with_suffix(".json.tmp")
+    return sidecar.with_suffix(sidecar.suffix + ".tmp")
 
 
 def url_path(call_control_id: str) -> str:

@@ -4,7 +4,8 @@ orphans (sidecars still there) an instance that died mid-call left.
 It names the instance writing the WAV and keeps what the completed event would say that the WAV
 cannot: codec, per-leg statistics, paused intervals, media kinds. A sidecar left behind means the
 instance died mid-call: :func:`find_orphans` lists them for the recovery (``media_ingest.recovery``),
-which repairs the WAV and announces it with :func:`~media_ingest.recording.recovered.recovered_recording`.
+which repairs the WAV and hands it to the uploads with the event of
+:func:`~media_ingest.recording.recovered.recovered_recording`.
 """
 
 import json
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from media_ingest.recording.files import recordings_dir, sidecar_path, temporary_path
+from media_ingest.recording.files import event_path, sidecar_path, spool_dir, temporary_path
 from voicetap_common.codec import dumps
 
 log = logging.getLogger("voicetap.media_ingest.sidecar")
@@ -81,10 +82,13 @@ class Orphan:
 def find_orphans(data_dir: Path) -> list[Orphan]:
     """Recordings whose sidecar is still there: written by an instance that may have died."""
     found: list[Orphan] = []
-    directory = recordings_dir(data_dir)
+    directory = spool_dir(data_dir)
     if not directory.is_dir():
         return found
     for sidecar in directory.glob("*.json"):
+        if event_path(sidecar).exists():  # finished: killed before the sidecar's removal
+            sidecar.unlink(missing_ok=True)
+            continue
         try:
             meta = json.loads(sidecar.read_text())
             found.append(
