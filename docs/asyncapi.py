@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from docs import catalog
-from voicetap_common import events, partitions, topics
+from voicetap_sdk import events, partitions, topics
 
 REGENERATE = ".venv/bin/python -m docs.asyncapi --write docs/asyncapi.json"
 SCHEMAS = "#/components/schemas/"

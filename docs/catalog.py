@@ -2,7 +2,7 @@
 
 The AsyncAPI document (docs/asyncapi.json) and the README's topics table are generated from this
 catalogue, so a subscriber never has to read the source; a service that adds a topic declares its
-name in ``voicetap_common.topics`` and describes it here. Documentation tooling, not runtime: no
+name in ``voicetap_sdk.topics`` and describes it here. Documentation tooling, not runtime: no
 service imports it.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from voicetap_common import commands, events, media_events, partitions, topics, transcript_events
+from voicetap_sdk import commands, events, media_events, partitions, topics, transcript_events
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class TopicSpec:
 
     @property
     def partitioned(self) -> bool:
-        """Split into ``<name>:p<k>`` streams when ``TOPIC_PARTITIONS`` is above 1 (``voicetap_common.partitions``)."""
+        """Split into ``<name>:p<k>`` streams when ``TOPIC_PARTITIONS`` is above 1 (``voicetap_sdk.partitions``)."""
         return partitions.is_partitioned(self.name)
 
 

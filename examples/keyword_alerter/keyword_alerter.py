@@ -54,7 +54,7 @@ def topic_streams(topic: str, partitions: int) -> list[str]:
     """The streams that hold a partitioned ``topic``'s entries: the topic itself at 1 partition,
     else ``<topic>:p0`` ... ``<topic>:p<N-1>``.
 
-    voicetap's naming rule (``voicetap_common.partitions``), restated so this file needs nothing of
+    voicetap's naming rule (``voicetap_sdk.partitions``), restated so this file needs nothing of
     voicetap: a call's events are on partition ``zlib.crc32(call_control_id.encode()) % N``, and
     every ``telnyx.*`` topic is partitioned (dead letters and command topics never are)."""
     if partitions < 1:

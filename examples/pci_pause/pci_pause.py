@@ -55,7 +55,7 @@ RESUMES = "{voicetap.command.media}:pci:resumes"
 
 def topic_streams(topic: str, partitions: int) -> list[str]:
     """The streams of a partitioned ``topic``: the topic itself at 1 partition, else ``<topic>:p0``
-    ... ``<topic>:p<N-1>``. voicetap's naming rule (``voicetap_common.partitions``), restated so this
+    ... ``<topic>:p<N-1>``. voicetap's naming rule (``voicetap_sdk.partitions``), restated so this
     file needs nothing of voicetap; ``telnyx.*`` topics are partitioned, command topics never."""
     if partitions < 1:
         raise ValueError("partitions is 1 or more")

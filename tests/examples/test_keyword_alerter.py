@@ -15,8 +15,8 @@ import pytest
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
-from voicetap_common.partitions import partition_of, stream_for, streams_of
-from voicetap_common.streams import Producer
+from voicetap_sdk.partitions import partition_of, stream_for, streams_of
+from voicetap_sdk.streams import Producer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "keyword_alerter"
 sys.path.insert(0, str(EXAMPLE))

@@ -10,8 +10,8 @@ import pytest
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
-from voicetap_common.commands import parse_command
-from voicetap_common.partitions import partition_of, stream_for, streams_of
+from voicetap_sdk.commands import parse_command
+from voicetap_sdk.partitions import partition_of, stream_for, streams_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "pci_pause"))
 import pci_pause  # noqa: E402

@@ -14,9 +14,9 @@ from media_ingest.events import EventPublisher
 from media_ingest.metrics import IngestMetrics
 from media_ingest.ownership import Ownership
 from media_ingest.ports import Allocation, PortAllocator
-from voicetap_common.media_events import RecordingCompleted
-from voicetap_common.redis_client import REDIS_UNAVAILABLE
-from voicetap_common.topics import RECORDING_COMPLETED
+from voicetap_sdk.media_events import RecordingCompleted
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE
+from voicetap_sdk.topics import RECORDING_COMPLETED
 
 log = logging.getLogger("voicetap.media_ingest.endings")
 

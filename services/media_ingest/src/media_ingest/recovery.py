@@ -11,9 +11,9 @@ from media_ingest.ports import PortAllocator
 from media_ingest.protocol.wav import read_header, repair_wav
 from media_ingest.recording.recovered import recovered_recording
 from media_ingest.recording.sidecar import Orphan, find_orphans
-from voicetap_common.media_events import RecordingCompleted
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.topics import RECORDING_COMPLETED
+from voicetap_sdk.media_events import RecordingCompleted
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.topics import RECORDING_COMPLETED
 
 log = logging.getLogger("voicetap.media_ingest.recovery")
 

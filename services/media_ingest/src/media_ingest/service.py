@@ -44,11 +44,12 @@ from media_ingest.timers import heartbeat, tick
 from media_ingest.tokens import StreamTokens
 from media_ingest.transports.playback import PlaybackRouter
 from voicetap_common.command_runner import CommandRunner
-from voicetap_common.commands import MEDIA_ACTIONS
-from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient, ping
-from voicetap_common.streams import Producer
-from voicetap_common.topics import MEDIA_ANALYTICS, MEDIA_AUDIO, MEDIA_COMMANDS
+from voicetap_common.consumer_metrics import PrometheusConsumerMetrics
+from voicetap_sdk.commands import MEDIA_ACTIONS
+from voicetap_sdk.consumer import ConsumerOptions, StreamConsumer
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient, ping
+from voicetap_sdk.streams import Producer
+from voicetap_sdk.topics import MEDIA_ANALYTICS, MEDIA_AUDIO, MEDIA_COMMANDS
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx
@@ -199,7 +200,7 @@ class IngestService:
                 partitions=c.topics.partitions,
             ),
             self.dispatcher.handle,
-            ConsumerMetrics(self.prometheus),
+            PrometheusConsumerMetrics(self.prometheus),
         )
         self.prometheus.register(
             MediaCollector(

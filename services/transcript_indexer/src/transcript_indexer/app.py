@@ -31,16 +31,17 @@ from transcript_indexer.routes import api_routes
 from transcript_indexer.storage import open_when_available
 from transcript_indexer.storage.base import Storage
 from voicetap_common.command_runner import CommandRunner
-from voicetap_common.commands import (
+from voicetap_common.consumer_metrics import PrometheusConsumerMetrics
+from voicetap_common.http import operational_routes
+from voicetap_sdk.commands import (
     TRANSCRIPTION_ACTIONS,
     TranscriptionEngine,
     TranscriptionTracks,
 )
-from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
-from voicetap_common.http import operational_routes
-from voicetap_common.redis_client import connect, ping
-from voicetap_common.streams import Producer
-from voicetap_common.topics import TRANSCRIPTION_COMMANDS
+from voicetap_sdk.consumer import ConsumerOptions, StreamConsumer
+from voicetap_sdk.redis_client import connect, ping
+from voicetap_sdk.streams import Producer
+from voicetap_sdk.topics import TRANSCRIPTION_COMMANDS
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx
@@ -125,7 +126,7 @@ def create_app(
         else None
     )
     indexer = Indexer(storage, live, starter, registry)
-    consumer_metrics = ConsumerMetrics(registry)
+    consumer_metrics = PrometheusConsumerMetrics(registry)
     names = consumer_names(reading.consumer, consumers)
     group_consumers = [
         StreamConsumer(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from media_ingest.recording.files import recordings_dir, sidecar_path, temporary_path
-from voicetap_common.codec import dumps
+from voicetap_sdk.codec import dumps
 
 log = logging.getLogger("voicetap.media_ingest.sidecar")
 

@@ -23,7 +23,7 @@ let every group drain the old streams, then restart everything with the new N.
 import zlib
 from collections.abc import Iterable
 
-from voicetap_common.topics import (
+from voicetap_sdk.topics import (
     DLQ_SUFFIX,
     MEDIA_ANALYTICS,
     MEDIA_AUDIO,

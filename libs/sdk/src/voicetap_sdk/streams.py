@@ -10,7 +10,7 @@ An entry is plain stream fields that any Redis client in any language can read:
 | others | optional routing fields, e.g. ``call_control_id``, ``received_at`` |
 
 With ``TOPIC_PARTITIONS`` above 1 a partitioned topic's entries live in its partition streams
-(``voicetap_common.partitions``): the producer picks the stream from the ``call_control_id`` field,
+(``voicetap_sdk.partitions``): the producer picks the stream from the ``call_control_id`` field,
 and an :class:`Entry` read from a partition names both its topic and that stream.
 """
 
@@ -21,10 +21,10 @@ from typing import Any, TypeAlias
 from pydantic import BaseModel
 from redis.typing import EncodableT, FieldT
 
-from voicetap_common import codec
-from voicetap_common.partitions import stream_for
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.topics import dedupe_key
+from voicetap_sdk import codec
+from voicetap_sdk.partitions import stream_for
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.topics import dedupe_key
 
 Fields: TypeAlias = dict[FieldT, EncodableT]
 """An entry's fields as XADD takes them."""

@@ -1,0 +1,1 @@
+"""voicetap-sdk: subscribe to voicetap topics."""
