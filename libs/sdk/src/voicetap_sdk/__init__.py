@@ -6,7 +6,9 @@
 topic names in ``voicetap_sdk.topics``. See docs/CONSUMERS.md.
 """
 
+from voicetap_sdk.client import Client, NoOutcome
+from voicetap_sdk.connection import stack_redis_url
 from voicetap_sdk.streams import Entry
 from voicetap_sdk.subscriber import Subscriber
 
-__all__ = ["Entry", "Subscriber"]
+__all__ = ["Client", "Entry", "NoOutcome", "Subscriber", "stack_redis_url"]

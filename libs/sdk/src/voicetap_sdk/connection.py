@@ -16,6 +16,14 @@ from voicetap_sdk.streams import Producer
 DEFAULT_MAXLEN = 1_000_000  # the services' TOPIC_MAXLEN default
 
 
+def stack_redis_url(environ: Mapping[str, str]) -> str:
+    """Where the stack keeps its topics: ``REDIS_URL``, else the embedded Redis that ``voicetap
+    up`` starts (port ``VOICETAP_EMBEDDED_REDIS_PORT``, 6399 by default), as the ``voicetap``
+    command finds it."""
+    port = environ.get("VOICETAP_EMBEDDED_REDIS_PORT") or "6399"
+    return environ.get("REDIS_URL") or f"redis://127.0.0.1:{port}/0"
+
+
 def deployment_partitions(environ: Mapping[str, str]) -> int:
     """``TOPIC_PARTITIONS`` (1 when unset); raises ``ValueError`` naming it when it is no count."""
     text = environ.get("TOPIC_PARTITIONS") or "1"

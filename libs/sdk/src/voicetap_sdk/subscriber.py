@@ -17,6 +17,7 @@ a handler is still called once per delivery of an entry.
 """
 
 import asyncio
+import inspect
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,24 +26,30 @@ from typing import Any, Literal, TypeVar
 
 from redis.typing import EncodableT
 
-from voicetap_sdk.backoff import Backoff
+from voicetap_sdk.backoff import Backoff, sleep_or_stop
+from voicetap_sdk.client import publish_command
+from voicetap_sdk.commands import CallCommand
 from voicetap_sdk.connection import Connection
 from voicetap_sdk.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer, Undeliverable
 from voicetap_sdk.decoding import UndecodableEntry, decode, has_model
-from voicetap_sdk.redis_client import REDIS_UNAVAILABLE
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient
 from voicetap_sdk.streams import Entry, Fields
 
 log = logging.getLogger("voicetap.sdk")
 
-EventHandler = Callable[[Any], Awaitable[None]]
-"""An ``async def`` taking the topic's typed event (or the raw :class:`Entry` with ``raw=True``)."""
+EventHandler = Callable[[Any], Awaitable[None]] | Callable[[Any, Entry], Awaitable[None]]
+"""An ``async def`` taking the topic's typed event (the raw :class:`Entry` with ``raw=True``),
+and optionally the entry as well: ``(event, entry)`` (where it came from: ``entry.entry_id``,
+``entry.stream``)."""
 H = TypeVar("H", bound=EventHandler)
+T = TypeVar("T", bound=Callable[[], Awaitable[None]])
 
 
 @dataclass(frozen=True, slots=True)
 class _Route:
-    handler: EventHandler
+    handler: Callable[..., Awaitable[None]]
     raw: bool
+    with_entry: bool  # the handler takes (event, entry)
 
 
 class Subscriber:
@@ -89,6 +96,7 @@ class Subscriber:
             blocking_ms=block_ms,
         )
         self._routes: dict[str, _Route] = {}
+        self._timers: list[tuple[float, Callable[[], Awaitable[None]]]] = []
         # What each handler did in a batch that failed, while the consumer retries it one by one.
         self._outcomes: dict[tuple[str, str], Exception | None] = {}
 
@@ -99,7 +107,8 @@ class Subscriber:
     def on(self, topic: str, *, raw: bool = False) -> Callable[[H], H]:
         """Register the decorated handler for ``topic`` (one per topic). It receives the topic's
         typed event (``voicetap_sdk.decoding.event_model``), or the :class:`Entry` when ``raw``: a
-        topic outside voicetap's catalogue has no model, so its handler must ask for the entry."""
+        topic outside voicetap's catalogue has no model, so its handler must ask for the entry. A
+        handler of two parameters receives ``(event, entry)``."""
         if not raw and not has_model(topic):
             raise ValueError(
                 f"{topic}: not a topic of voicetap's catalogue, so its entries have no model; "
@@ -109,8 +118,22 @@ class Subscriber:
             raise ValueError(f"{topic}: a handler is registered already")
 
         def register(handler: H) -> H:
-            self._routes[topic] = _Route(handler, raw)
+            with_entry = len(inspect.signature(handler).parameters) == 2
+            self._routes[topic] = _Route(handler, raw, with_entry)
             return handler
+
+        return register
+
+    def every(self, seconds: float) -> Callable[[T], T]:
+        """Run the decorated ``async def`` every ``seconds`` beside the handlers while
+        :meth:`run` or :meth:`serve` runs (not in :meth:`process_available`): timers such as
+        sending what fell due. One that raises is logged and runs again at its next time."""
+        if seconds <= 0:
+            raise ValueError(f"every({seconds}): a period above 0 seconds")
+
+        def register(job: T) -> T:
+            self._timers.append((seconds, job))
+            return job
 
         return register
 
@@ -132,6 +155,17 @@ class Subscriber:
         producer = await self._connection.producer()
         return await producer.publish_fields_once(topic, key, record, window_seconds)
 
+    async def send_command(self, command: CallCommand) -> bool:
+        """Publish a Call Control command on its topic, once (keyed by its id), without waiting
+        for its outcome (``voicetap.command.result``; ``Client.command`` waits); False when its
+        id was sent already."""
+        return await publish_command(await self._connection.producer(), command) is not None
+
+    async def redis(self) -> RedisClient:
+        """The subscriber's Redis client, for state of your own. On Redis Cluster a script or
+        transaction must keep its keys in one hash slot (give them a topic's name as hash tag)."""
+        return await self._connection.client()
+
     def run(self) -> None:
         """Consume until SIGINT or SIGTERM, then return once the handlers in flight have returned
         and their entries were acknowledged."""
@@ -142,13 +176,17 @@ class Subscriber:
         try:
             if await self._open(stop):
                 consumer = await self._consumer(self._block_ms, read_ahead=True)
-                await consumer.run(stop)
+                async with asyncio.TaskGroup() as tasks:
+                    for seconds, job in self._timers:
+                        tasks.create_task(_repeat(job, seconds, stop))
+                    await consumer.run(stop)
         finally:
             await self._connection.close()
 
     async def process_available(self) -> int:
         """Handle what there is now (entries idle past ``claim_idle_ms``, then new entries) and
-        return how many entries were handled: for batch jobs, cron and tests."""
+        return how many entries were read or claimed (dead-lettered ones included): for batch
+        jobs, cron and tests."""
         consumer = await self._consumer(1, read_ahead=False)
         await consumer.ensure_groups()
         handled = 0
@@ -221,10 +259,21 @@ class Subscriber:
             raise Undeliverable(str(exc)) from exc
         for (route, entry), argument in zip(calls, arguments, strict=True):
             try:
-                await route.handler(argument)
+                await (
+                    route.handler(argument, entry) if route.with_entry else route.handler(argument)
+                )
             except Exception as exc:
                 if len(entries) > 1:
                     self._outcomes[(entry.stream, entry.entry_id)] = exc
                 raise
             if len(entries) > 1:
                 self._outcomes[(entry.stream, entry.entry_id)] = None
+
+
+async def _repeat(job: Callable[[], Awaitable[None]], seconds: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await job()
+        except Exception as exc:  # a timer's failure is its own: the handlers go on
+            log.warning("timer %s failed: %r", getattr(job, "__name__", job), exc)
+        await sleep_or_stop(stop, seconds)
