@@ -170,15 +170,7 @@ class StreamConsumer:
         return self._consumer
 
     async def ensure_groups(self) -> None:
-        start_id = "0" if self._options.start == "beginning" else "$"
-        for stream in self._streams:
-            try:
-                await self._redis.xgroup_create(
-                    stream, self._options.group, id=start_id, mkstream=True
-                )
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        await create_groups(self._redis, self._options.group, self._streams, self._options.start)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; Redis outages are waited out, never fatal.
@@ -504,35 +496,69 @@ class StreamConsumer:
         return handled
 
     def _error_key(self, entry: Entry) -> str:
-        """Where the last error of an entry waits for whichever consumer dead-letters it (same slot as its stream)."""
-        return "{" + entry.stream + "}:error:" + self._options.group + ":" + entry.entry_id
+        return error_key(entry, self._options.group)
 
     async def _dead_letter(self, entry: Entry, deliveries: int | None, error: str) -> None:
-        reason = "undeliverable" if deliveries is None else f"failed {deliveries} deliveries"
-        fields: Fields = {name: value for name, value in entry.fields.items()}
-        fields.update(
-            {
-                "dlq_reason": f"{reason} in group {self._options.group}: {error}",
-                "dlq_error": error,
-                "dlq_group": self._options.group,
-                "dlq_deliveries": str(deliveries or 1),
-                "dlq_source_topic": entry.stream,
-                "dlq_source_entry": entry.entry_id,
-            }
+        await dead_letter(
+            self._redis, self._producer, self._options.group, entry, deliveries, error
         )
-        await self._producer.publish_raw(dlq_topic(entry.topic), fields)
-        await self._redis.xack(entry.stream, self._options.group, entry.entry_id)
-        await self._redis.delete(self._error_key(entry))
         self._metrics.entry_dead_lettered(self._options.group, entry.topic)
-        log.error(
-            "entry dead-lettered",
-            extra={
-                "group": self._options.group,
-                "topic": entry.topic,
-                "entry": entry.entry_id,
-                "deliveries": deliveries,
-            },
-        )
+
+
+async def create_groups(
+    redis: RedisClient, group: str, streams: Sequence[str], start: Literal["beginning", "now"]
+) -> None:
+    """Create ``group`` on each stream (and the stream) at its first entry or at its end; a group
+    that exists keeps its position."""
+    for stream in streams:
+        try:
+            await redis.xgroup_create(
+                stream, group, id="0" if start == "beginning" else "$", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+def error_key(entry: Entry, group: str) -> str:
+    """Where the last error of an entry waits for whichever consumer dead-letters it (same slot as its stream)."""
+    return "{" + entry.stream + "}:error:" + group + ":" + entry.entry_id
+
+
+async def dead_letter(
+    redis: RedisClient,
+    producer: Producer,
+    group: str,
+    entry: Entry,
+    deliveries: int | None,
+    error: str,
+) -> None:
+    """Append ``entry`` to ``<topic>.dlq`` with why (``dlq_*`` fields), then acknowledge it.
+    ``deliveries`` None: undeliverable (malformed), dead-lettered at its first delivery."""
+    reason = "undeliverable" if deliveries is None else f"failed {deliveries} deliveries"
+    fields: Fields = {name: value for name, value in entry.fields.items()}
+    fields.update(
+        {
+            "dlq_reason": f"{reason} in group {group}: {error}",
+            "dlq_error": error,
+            "dlq_group": group,
+            "dlq_deliveries": str(deliveries or 1),
+            "dlq_source_topic": entry.stream,
+            "dlq_source_entry": entry.entry_id,
+        }
+    )
+    await producer.publish_raw(dlq_topic(entry.topic), fields)
+    await redis.xack(entry.stream, group, entry.entry_id)
+    await redis.delete(error_key(entry, group))
+    log.error(
+        "entry dead-lettered",
+        extra={
+            "group": group,
+            "topic": entry.topic,
+            "entry": entry.entry_id,
+            "deliveries": deliveries,
+        },
+    )
 
 
 def _text(value: object) -> str:

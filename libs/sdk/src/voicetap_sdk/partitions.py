@@ -84,6 +84,12 @@ def streams_of(topic: str, partitions: int) -> list[str]:
     return [partition_stream(topic, k) for k in range(partitions)]
 
 
+def topic_of_stream(stream: str) -> str:
+    """The topic a stream holds entries of: the stream itself, or the topic of a partition."""
+    topic, separator, number = stream.rpartition(SEPARATOR)
+    return topic if separator and number.isdigit() and is_partitioned(topic) else stream
+
+
 def topic_of_streams(topics: Iterable[str], partitions: int) -> dict[str, str]:
     """Every stream of ``topics`` mapped to its topic, in the order of ``topics`` then partitions."""
     return {stream: topic for topic in topics for stream in streams_of(topic, partitions)}
