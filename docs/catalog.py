@@ -10,7 +10,15 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from voicetap_sdk import commands, events, media_events, partitions, topics, transcript_events
+from voicetap_sdk import (
+    commands,
+    decoding,
+    events,
+    media_events,
+    partitions,
+    topics,
+    transcript_events,
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,11 @@ class TopicSpec:
     message: type[BaseModel]
     written_by: str
     read_by: tuple[str, ...] = ()
+
+    @property
+    def sdk_model(self) -> str:
+        """What a ``voicetap_sdk.Subscriber`` handler of this topic receives (``decoding``)."""
+        return decoding.model_name(self.name)
 
     @property
     def partitioned(self) -> bool:
