@@ -10,6 +10,7 @@ from redis.asyncio import Redis, RedisCluster
 
 from tests.sdk.events import transcription, webhook
 from voicetap_sdk import Entry, Subscriber, codec, topics
+from voicetap_sdk.consumer import RetryLater
 from voicetap_sdk.events import CallTranscriptionEvent, GenericEvent
 from voicetap_sdk.media_events import MediaMark
 from voicetap_sdk.partitions import streams_of
@@ -268,3 +269,27 @@ async def test_the_event_json_is_what_the_entry_holds(redis: Redis, redis_url: s
         got[0].model_dump(mode="json", by_alias=True, exclude_none=True)["payload"]
         == (codec.loads(fields[b"event"])["data"]["payload"])
     )
+
+
+async def test_retry_later_retries_in_place_without_calling_a_returned_handler_again(
+    redis: Redis, redis_url: str
+) -> None:
+    await publish_transcriptions(redis, 4)
+    calls: Counter[str] = Counter()
+    database_down = {"ev-2": 2}  # twice: the database is down, the entry is fine
+    sub = subscriber(redis_url, max_deliveries=2)
+
+    @sub.on(topics.CALL_TRANSCRIPTION)
+    async def on_text(event: CallTranscriptionEvent) -> None:
+        calls[event.id] += 1
+        if database_down.get(event.id):
+            database_down[event.id] -= 1
+            raise RetryLater("database down")
+
+    try:
+        assert await sub.process_available() == 4
+    finally:
+        await sub.close()
+    assert calls == {"ev-0": 1, "ev-1": 1, "ev-2": 3, "ev-3": 1}
+    assert not await redis.exists(topics.dlq_topic(topics.CALL_TRANSCRIPTION)), "never counted"
+    assert (await redis.xpending(topics.CALL_TRANSCRIPTION, "g"))["pending"] == 0

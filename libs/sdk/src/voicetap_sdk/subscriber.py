@@ -99,6 +99,7 @@ class Subscriber:
         self._timers: list[tuple[float, Callable[[], Awaitable[None]]]] = []
         # What each handler did in a batch that failed, while the consumer retries it one by one.
         self._outcomes: dict[tuple[str, str], Exception | None] = {}
+        self._batch: list[tuple[str, str]] = []  # the entries those outcomes are of
 
     @property
     def topics(self) -> list[str]:
@@ -108,7 +109,7 @@ class Subscriber:
         """Register the decorated handler for ``topic`` (one per topic). It receives the topic's
         typed event (``voicetap_sdk.decoding.event_model``), or the :class:`Entry` when ``raw``: a
         topic outside voicetap's catalogue has no model, so its handler must ask for the entry. A
-        handler of two parameters receives ``(event, entry)``."""
+        handler of two required parameters receives ``(event, entry)``."""
         if not raw and not has_model(topic):
             raise ValueError(
                 f"{topic}: not a topic of voicetap's catalogue, so its entries have no model; "
@@ -118,7 +119,7 @@ class Subscriber:
             raise ValueError(f"{topic}: a handler is registered already")
 
         def register(handler: H) -> H:
-            with_entry = len(inspect.signature(handler).parameters) == 2
+            with_entry = len(_required_positional(handler)) == 2
             self._routes[topic] = _Route(handler, raw, with_entry)
             return handler
 
@@ -240,34 +241,47 @@ class Subscriber:
         """Decode the batch first (an undecodable entry is dead-lettered before any handler ran),
         then hand each entry to its topic's handler, in order.
 
-        When a handler raises, the consumer retries the batch entry by entry: what each entry's
-        handler did in the batch (returned, or raised) stands for that delivery, so a handler is
-        called once per delivery of an entry, never twice."""
-        if len(entries) > 1:
+        When a handler raises, the consumer retries the batch entry by entry (or, after
+        ``RetryLater``, the whole batch in place): what each entry's handler did in the batch
+        (returned, or raised) stands for that delivery, so a handler whose call returned is never
+        called again for the same delivery."""
+        keys = [(entry.stream, entry.entry_id) for entry in entries]
+        if len(entries) == 1 and keys[0] in self._outcomes:
+            failure = self._outcomes.pop(keys[0])
+            if failure is not None:
+                raise failure
+            return
+        if len(entries) > 1 and keys != self._batch:
             self._outcomes.clear()
-        else:
-            key = (entries[0].stream, entries[0].entry_id)
-            if key in self._outcomes:
-                failure = self._outcomes.pop(key)
-                if failure is not None:
-                    raise failure
-                return
+            self._batch = keys
         calls = [(self._routes[entry.topic], entry) for entry in entries]
         try:
             arguments = [entry if route.raw else decode(entry) for route, entry in calls]
         except UndecodableEntry as exc:
             raise Undeliverable(str(exc)) from exc
-        for (route, entry), argument in zip(calls, arguments, strict=True):
+        for (route, entry), argument, key in zip(calls, arguments, keys, strict=True):
+            if len(entries) > 1 and key in self._outcomes and self._outcomes[key] is None:
+                continue  # returned already in this batch, retried in place after a RetryLater
             try:
                 await (
                     route.handler(argument, entry) if route.with_entry else route.handler(argument)
                 )
             except Exception as exc:
                 if len(entries) > 1:
-                    self._outcomes[(entry.stream, entry.entry_id)] = exc
+                    self._outcomes[key] = exc
                 raise
             if len(entries) > 1:
-                self._outcomes[(entry.stream, entry.entry_id)] = None
+                self._outcomes[key] = None
+
+
+def _required_positional(handler: Callable[..., object]) -> list[str]:
+    """The parameters a call must give ``handler`` (one with a default is not counted)."""
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [
+        name
+        for name, parameter in inspect.signature(handler).parameters.items()
+        if parameter.kind in positional and parameter.default is inspect.Parameter.empty
+    ]
 
 
 async def _repeat(job: Callable[[], Awaitable[None]], seconds: float, stop: asyncio.Event) -> None:
