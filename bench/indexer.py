@@ -51,7 +51,7 @@ from redis import Redis
 from webhooks import _TRANSCRIPTION, WebhookFactory
 
 from voicetap_cli.embedded_redis import EmbeddedRedis, free_port, server_binary
-from voicetap_common.streams import entry_fields
+from voicetap_sdk.streams import entry_fields
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -61,7 +61,7 @@ TOPIC = "telnyx.call.transcription"
 TARGETS = {"sqlite_events_per_s": 20_000, "p99_ms_searchable": 100.0}
 GROUPS = {"indexer": "transcript_indexer", "baseline": "baseline_indexer"}
 NO_READ_AHEAD = (
-    "import dataclasses, voicetap_common.consumer as c\n"
+    "import dataclasses, voicetap_sdk.consumer as c\n"
     "_init = c.StreamConsumer.__init__\n"
     "def init(self, redis, producer, options, *a, **k):\n"
     "    _init(self, redis, producer, dataclasses.replace(options, read_ahead=False), *a, **k)\n"

@@ -56,9 +56,9 @@ from telnyx_simulator.payloads import event as webhook_event
 from telnyx_simulator.serve import serve
 from telnyx_simulator.state import FakeTelnyxState
 from voicetap_cli.embedded_redis import EmbeddedRedis, free_port, server_binary
-from voicetap_common import codec
-from voicetap_common.streams import entry_fields
-from voicetap_common.topics import COMMAND_RESULTS, MEDIA_COMMANDS, telnyx_topic
+from voicetap_sdk import codec
+from voicetap_sdk.streams import entry_fields
+from voicetap_sdk.topics import COMMAND_RESULTS, MEDIA_COMMANDS, telnyx_topic
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent

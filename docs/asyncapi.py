@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from docs import catalog
-from voicetap_common import events, partitions, topics
+from voicetap_sdk import decoding, events, partitions, topics
 
 REGENERATE = ".venv/bin/python -m docs.asyncapi --write docs/asyncapi.json"
 SCHEMAS = "#/components/schemas/"
@@ -46,6 +46,10 @@ Delivery is at least once: make effects idempotent on `id`. Topics are trimmed t
 `TOPIC_MAXLEN` entries (`XADD MAXLEN ~`) and, when `TOPIC_MAX_AGE_SECONDS` is set, to entries \
 younger than that (`XTRIM MINID`). Entries a group could not process after a bounded number \
 of deliveries go to `<topic>.dlq`.
+
+In Python, the voicetap SDK (`voicetap_sdk.Subscriber`, docs/CONSUMERS.md) does all of this and \
+hands each handler the typed model that every message names as `x-voicetap-sdk-model` (for a \
+`telnyx.*` topic: the event under the body's `data`).
 
 Partitions: when the deployment sets `TOPIC_PARTITIONS=N` above 1, every channel marked \
 `x-voicetap-partitioned` is N streams named `<topic>:p0` ... `<topic>:p<N-1>` instead of the \
@@ -222,6 +226,7 @@ def build_document() -> dict[str, Any]:
             "payload": payload_refs[spec.message],
             "headers": {"$ref": SCHEMAS + "StreamEntryFields"},
             "x-voicetap-payload-field": "event",
+            "x-voicetap-sdk-model": spec.sdk_model,
         }
         extra: dict[str, Any] = {
             "x-voicetap-written-by": spec.written_by,
@@ -277,6 +282,7 @@ def build_document() -> dict[str, Any]:
         "payload": payload_refs[other_model],
         "headers": {"$ref": SCHEMAS + "StreamEntryFields"},
         "x-voicetap-payload-field": "event",
+        "x-voicetap-sdk-model": decoding.model_name(topics.telnyx_topic("event_type")),
     }
     channels[OTHER_TELNYX_CHANNEL] = {
         **_channel(

@@ -2,7 +2,7 @@
 
 The AsyncAPI document (docs/asyncapi.json) and the README's topics table are generated from this
 catalogue, so a subscriber never has to read the source; a service that adds a topic declares its
-name in ``voicetap_common.topics`` and describes it here. Documentation tooling, not runtime: no
+name in ``voicetap_sdk.topics`` and describes it here. Documentation tooling, not runtime: no
 service imports it.
 """
 
@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from voicetap_common import (
+from voicetap_sdk import (
     commands,
-    erasure,
+    decoding,
+    erasure_events,
     events,
     media_events,
     partitions,
@@ -30,8 +31,13 @@ class TopicSpec:
     read_by: tuple[str, ...] = ()
 
     @property
+    def sdk_model(self) -> str:
+        """What a ``voicetap_sdk.Subscriber`` handler of this topic receives (``decoding``)."""
+        return decoding.model_name(self.name)
+
+    @property
     def partitioned(self) -> bool:
-        """Split into ``<name>:p<k>`` streams when ``TOPIC_PARTITIONS`` is above 1 (``voicetap_common.partitions``)."""
+        """Split into ``<name>:p<k>`` streams when ``TOPIC_PARTITIONS`` is above 1 (``voicetap_sdk.partitions``)."""
         return partitions.is_partitioned(self.name)
 
 
@@ -195,7 +201,7 @@ ERASURE_TOPICS: tuple[TopicSpec, ...] = (
         name=topics.ERASURE_REQUESTED,
         summary="Erase one call (`call_control_id`) or every call from or to a `number`; reason `requested` "
         "(`voicetap erase`, `DELETE /calls/{id}`) or `expired` (`VOICETAP_RETENTION_DAYS`). Ids only.",
-        message=erasure.ErasureRequest,
+        message=erasure_events.ErasureRequest,
         written_by="`voicetap erase`, transcript_indexer (`DELETE /calls/{id}`, retention)",
         read_by=("transcript_indexer.erasure",),
     ),
@@ -204,20 +210,20 @@ ERASURE_TOPICS: tuple[TopicSpec, ...] = (
         summary="One service's part of an erasure, done: the call ids it covered and what it removed, counted per "
         "kind. The indexer's part names the calls; each media_ingest instance follows it with its own "
         "(group `media_ingest.erasure:<instance>`).",
-        message=erasure.ErasureProgress,
+        message=erasure_events.ErasureProgress,
         written_by="transcript_indexer, media_ingest",
         read_by=("media_ingest",),
     ),
     TopicSpec(
         name=topics.CALL_ERASED,
         summary="Once per erased call, ids only: erase what you derived from it.",
-        message=erasure.CallGone,
+        message=erasure_events.CallGone,
         written_by="transcript_indexer",
     ),
     TopicSpec(
         name=topics.CALL_EXPIRED,
         summary="Once per call past `VOICETAP_RETENTION_DAYS`, removed everywhere; ids only.",
-        message=erasure.CallGone,
+        message=erasure_events.CallGone,
         written_by="transcript_indexer",
     ),
 )

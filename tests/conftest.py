@@ -283,3 +283,19 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServe
 def s3_config(s3_server: SeaweedServer) -> StoreConfig:
     """A store of its own for each test: a fresh prefix of the session's bucket."""
     return s3_server.config(f"t-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def stack_env(tmp_path: Path) -> dict[str, str]:
+    """A whole stack's environment for `voicetap up`: its own data directory and free ports."""
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "TELNYX_PUBLIC_KEY"}}
+    env.update(
+        VOICETAP_DATA_DIR=str(tmp_path / "data"),
+        VOICETAP_EMBEDDED_REDIS_PORT=str(free_port()),
+        GATEWAY_PORT=str(free_port()),
+        GATEWAY_HOST="127.0.0.1",
+        INGEST_PORT=str(free_port()),
+        INDEXER_PORT=str(free_port()),
+        CONSOLE_PORT=str(free_port()),
+    )
+    return env

@@ -33,6 +33,8 @@ DOCUMENTS = (
     "README.md",
     "examples/keyword_alerter/README.md",
     "examples/pci_pause/README.md",
+    "examples/faststream_app/README.md",
+    "docs/CONSUMERS.md",
     "services/simulator/README.md",
 )
 # Command lines that a CI run cannot execute as written, each with why. Any other command line in a
@@ -42,7 +44,19 @@ NOT_IN_CI = {
     "python3 dev.py up --demo": "a stack of its own; tests/simulator/test_simulate.py runs the demo",
     "cd examples/keyword_alerter": "the example's commands run from the repository here",
     "cd examples/pci_pause": "the example's commands run from the repository here",
-    "python3 -m venv .venv && .venv/bin/pip install .": "installs from the package index",
+    "cd examples/faststream_app": "the example's commands run from the repository here",
+    "python3 -m venv .venv && .venv/bin/pip install ../../libs/sdk .": (
+        "installs from the package index (tests/examples import the example beside the SDK)"
+    ),
+    "python3 -m venv .venv && .venv/bin/pip install ../../libs/sdk[faststream] .": (
+        "installs from the package index (tests/examples import the example beside the SDK)"
+    ),
+    ".venv/bin/faststream run call_summaries:create_app --factory": (
+        "tests/examples/test_faststream_app.py runs the app against a real Redis"
+    ),
+    ".venv/bin/faststream docs gen call_summaries:create_app --factory": (
+        "tests/examples/test_faststream_app.py checks the document FastStream generates"
+    ),
     "python3 dev.py call fork_stop v3:CALL_CONTROL_ID": "needs the id of a live call",
     "python3 dev.py call fork_start v3:CALL_CONTROL_ID": "needs the id of a live call",
     "python3 dev.py simulate --calls 20 --duration 30 --concurrency 10": "a load run (10 minutes of audio)",

@@ -11,10 +11,10 @@ import pytest
 from redis.asyncio import RedisCluster
 
 from tests.cli.test_streams_cli import VOICETAP
-from voicetap_common.partitions import stream_for, streams_of
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.streams import Producer
-from voicetap_common.topics import CALL_HANGUP, CALL_TRANSCRIPTION
+from voicetap_sdk.partitions import stream_for, streams_of
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import Producer
+from voicetap_sdk.topics import CALL_HANGUP, CALL_TRANSCRIPTION
 
 N = 4
 CALLS = [f"v3:call-{i}" for i in range(10)]

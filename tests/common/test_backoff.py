@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from voicetap_common.backoff import Backoff
+from voicetap_sdk.backoff import Backoff
 
 log = logging.getLogger("voicetap.test.backoff")
 

@@ -10,10 +10,11 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import RedisCluster
 
 from tests.common.test_command_runner import SlowExecutor, instance, pending, publish, results
-from voicetap_common.commands import TranscriptionStop
-from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, Handler, StreamConsumer
-from voicetap_common.redis_client import connect
-from voicetap_common.streams import Entry, Producer
+from voicetap_common.consumer_metrics import PrometheusConsumerMetrics
+from voicetap_sdk.commands import TranscriptionStop
+from voicetap_sdk.consumer import ConsumerOptions, Handler, StreamConsumer
+from voicetap_sdk.redis_client import connect
+from voicetap_sdk.streams import Entry, Producer
 
 # On the test cluster these hash to slots of all three nodes; the last shares the first one's slot
 # (its hash tag is that topic's name), so one XREADGROUP reads those two together.
@@ -33,7 +34,11 @@ def consumer_for(
     values: dict[str, object] = {"block_ms": 50, "claim_interval_s": 0, **options}
     opts = ConsumerOptions(group="g", topics=TOPICS, consumer=name, **values)  # type: ignore[arg-type]
     return StreamConsumer(
-        redis, Producer(redis, 10_000), opts, handler, ConsumerMetrics(CollectorRegistry())
+        redis,
+        Producer(redis, 10_000),
+        opts,
+        handler,
+        PrometheusConsumerMetrics(CollectorRegistry()),
     )
 
 

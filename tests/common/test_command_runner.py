@@ -8,13 +8,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from voicetap_common import codec
 from voicetap_common.command_runner import CommandRunner, Executor, lock_key
-from voicetap_common.commands import COMMAND_MODELS, CallCommand, TranscriptionStop
-from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.streams import Producer
-from voicetap_common.topics import COMMAND_RESULTS, TRANSCRIPTION_COMMANDS
+from voicetap_common.consumer_metrics import PrometheusConsumerMetrics
+from voicetap_sdk import codec
+from voicetap_sdk.commands import COMMAND_MODELS, CallCommand, TranscriptionStop
+from voicetap_sdk.consumer import ConsumerOptions, StreamConsumer
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import Producer
+from voicetap_sdk.topics import COMMAND_RESULTS, TRANSCRIPTION_COMMANDS
 
 GROUP = "executors"
 
@@ -58,7 +59,7 @@ def instance(
         retry_backoff_max_s=0.1,
     )
     return StreamConsumer(
-        redis, producer, options, runner.handle, ConsumerMetrics(CollectorRegistry())
+        redis, producer, options, runner.handle, PrometheusConsumerMetrics(CollectorRegistry())
     )
 
 

@@ -12,11 +12,12 @@ from redis.asyncio import Redis
 
 from telnyx_simulator.state import FakeTelnyxState
 from tests.conftest import API_KEY, Fake, FakeFactory
-from voicetap_common import codec, commands, topics
 from voicetap_common.call_control import TelnyxApiSettings, send, telnyx_client
 from voicetap_common.command_runner import CommandRunner
-from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
-from voicetap_common.streams import Producer
+from voicetap_common.consumer_metrics import PrometheusConsumerMetrics
+from voicetap_sdk import codec, commands, topics
+from voicetap_sdk.consumer import ConsumerOptions, StreamConsumer
+from voicetap_sdk.streams import Producer
 
 KEY = API_KEY
 
@@ -180,7 +181,7 @@ async def run_commands(
         group="executors", topics=command_topics, consumer=name, block_ms=50, claim_interval_s=0
     )
     consumer = StreamConsumer(
-        redis, producer, options, runner.handle, ConsumerMetrics(CollectorRegistry())
+        redis, producer, options, runner.handle, PrometheusConsumerMetrics(CollectorRegistry())
     )
     for i, body in enumerate(bodies):
         await producer.publish(

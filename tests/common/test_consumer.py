@@ -13,14 +13,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from voicetap_common.consumer import (
-    ConsumerMetrics,
+from voicetap_common.consumer_metrics import PrometheusConsumerMetrics
+from voicetap_sdk.consumer import (
     ConsumerOptions,
     RetryLater,
     StreamConsumer,
     Undeliverable,
 )
-from voicetap_common.streams import Entry, Producer
+from voicetap_sdk.streams import Entry, Producer
 
 TOPIC = "test.topic"
 READ_AHEAD = {"read_ahead": True}
@@ -36,7 +36,11 @@ def consumer_for(redis: Redis, handler, name: str, **options) -> StreamConsumer:
     values = {"block_ms": 50, "claim_interval_s": 0, **READ_AHEAD, **options}
     opts = ConsumerOptions(group="g", topics=[TOPIC], consumer=name, **values)
     return StreamConsumer(
-        redis, Producer(redis, 10_000), opts, handler, ConsumerMetrics(CollectorRegistry())
+        redis,
+        Producer(redis, 10_000),
+        opts,
+        handler,
+        PrometheusConsumerMetrics(CollectorRegistry()),
     )
 
 

@@ -14,8 +14,9 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from voicetap_cli.embedded_redis import EmbeddedRedis
-from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
-from voicetap_common.streams import Entry, Producer
+from voicetap_common.consumer_metrics import PrometheusConsumerMetrics
+from voicetap_sdk.consumer import ConsumerOptions, StreamConsumer
+from voicetap_sdk.streams import Entry, Producer
 
 TOPIC = "test.outage"
 OUTAGE_SECONDS = 5.0
@@ -36,7 +37,7 @@ async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
 
     options = ConsumerOptions(group="g", topics=[TOPIC], consumer="c1", block_ms=100)
     consumer = StreamConsumer(
-        redis, producer, options, handle, ConsumerMetrics(CollectorRegistry())
+        redis, producer, options, handle, PrometheusConsumerMetrics(CollectorRegistry())
     )
     stop = asyncio.Event()
     caplog.set_level(logging.INFO, logger="voicetap.consumer")

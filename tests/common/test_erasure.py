@@ -7,10 +7,7 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis, RedisCluster
 
-from voicetap_common import codec
 from voicetap_common.erasure import (
-    ErasureProgress,
-    ErasureRequest,
     erased_among,
     live_parts,
     participant_key,
@@ -19,9 +16,11 @@ from voicetap_common.erasure import (
     sweep_topics,
     tombstone_key,
 )
-from voicetap_common.partitions import stream_for
-from voicetap_common.streams import Producer
-from voicetap_common.topics import (
+from voicetap_sdk import codec
+from voicetap_sdk.erasure_events import ErasureProgress, ErasureRequest
+from voicetap_sdk.partitions import stream_for
+from voicetap_sdk.streams import Producer
+from voicetap_sdk.topics import (
     CALL_ERASED,
     CALL_HANGUP,
     ERASURE_PROGRESS,

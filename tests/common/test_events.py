@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from telnyx_simulator import payloads
 from telnyx_simulator.state import FakeTelnyxState
-from voicetap_common.events import (
+from voicetap_sdk.events import (
     KNOWN_EVENTS,
     CallHangupEvent,
     CallTranscriptionEvent,

@@ -13,11 +13,12 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import RedisCluster
 from redis.crc import key_slot
 
-from voicetap_common import partitions
-from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, Handler, StreamConsumer
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.streams import Entry, Producer
-from voicetap_common.topics import (
+from voicetap_common.consumer_metrics import PrometheusConsumerMetrics
+from voicetap_sdk import partitions
+from voicetap_sdk.consumer import ConsumerOptions, Handler, StreamConsumer
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import Entry, Producer
+from voicetap_sdk.topics import (
     CALL_HANGUP,
     CALL_TRANSCRIPTION,
     WEBHOOK_DEAD_LETTERS,
@@ -135,7 +136,7 @@ def consumer_for(
         Producer(any_redis, 10_000, N),
         opts,
         handler,
-        ConsumerMetrics(CollectorRegistry()),
+        PrometheusConsumerMetrics(CollectorRegistry()),
     )
 
 
@@ -228,7 +229,7 @@ async def test_a_dead_consumers_entries_on_every_partition_are_claimed_once(
     async def handle(entries: list[Entry]) -> None:
         handled.update(entry.event_id for entry in entries)
 
-    metrics = ConsumerMetrics(CollectorRegistry())
+    metrics = PrometheusConsumerMetrics(CollectorRegistry())
     opts = ConsumerOptions(
         group="g",
         topics=[*TOPICS, COMMANDS],

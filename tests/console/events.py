@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 
-from voicetap_common import codec
-from voicetap_common.streams import Producer
-from voicetap_common.topics import MEDIA_ANALYTICS, telnyx_topic
+from voicetap_sdk import codec
+from voicetap_sdk.streams import Producer
+from voicetap_sdk.topics import MEDIA_ANALYTICS, telnyx_topic
 
 
 async def webhook(producer: Producer, event_type: str, ccid: str, **payload: Any) -> None:

@@ -3,7 +3,8 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from voicetap_common.topics import (
+from voicetap_console.board import Board
+from voicetap_sdk.topics import (
     CALL_ANSWERED,
     CALL_FORK_STARTED,
     CALL_HANGUP,
@@ -12,7 +13,6 @@ from voicetap_common.topics import (
     MEDIA_ERROR,
     RECORDING_COMPLETED,
 )
-from voicetap_console.board import Board
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

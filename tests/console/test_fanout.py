@@ -15,9 +15,9 @@ from redis.asyncio import Redis
 from telnyx_simulator.serve import serve
 from tests.console.events import analytics, sse, webhook
 from voicetap_cli.embedded_redis import free_port
-from voicetap_common.streams import Producer
 from voicetap_console.app import create_app
 from voicetap_console.upstream import Upstreams
+from voicetap_sdk.streams import Producer
 
 Console = Callable[..., AbstractAsyncContextManager[str]]
 

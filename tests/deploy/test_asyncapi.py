@@ -18,7 +18,7 @@ import pytest
 
 from docs import asyncapi, catalog
 from tests.deploy.manifests import require
-from voicetap_common import topics
+from voicetap_sdk import topics
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "docs" / "asyncapi.json"

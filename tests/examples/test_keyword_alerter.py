@@ -1,40 +1,45 @@
 """The keyword alerter example against a real Redis: alerts once per matching final, never twice.
 
-The example is not a workspace member (it shows a consumer that depends on nothing but `redis`):
-its folder is put on sys.path here.
+The example is not a workspace member (it is a user's project on the SDK): its folder is put on
+sys.path here.
 """
 
+import asyncio
 import json
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from redis import Redis
-from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio import Redis
 
-from voicetap_common.partitions import partition_of, stream_for, streams_of
-from voicetap_common.streams import Producer
+from voicetap_sdk import Subscriber
+from voicetap_sdk.partitions import stream_for, streams_of
+from voicetap_sdk.streams import Producer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "keyword_alerter"
 sys.path.insert(0, str(EXAMPLE))
 import keyword_alerter  # noqa: E402
-from keyword_alerter import (  # noqa: E402
-    ALERT_TOPIC,
-    SOURCE_TOPIC,
-    KeywordAlerter,
-    find_phrases,
-    phrase_pattern,
-)
+from keyword_alerter import ALERT_TOPIC, find_phrases, phrase_pattern  # noqa: E402
+
+SOURCE_TOPIC = "telnyx.call.transcription"
 
 
-@pytest.fixture
-def client(redis: AsyncRedis, redis_url: str) -> Iterator[Redis]:
-    """A plain (blocking) client, as the example uses, on the database the `redis` fixture emptied."""
-    with Redis.from_url(redis_url) as sync_client:
-        yield sync_client
+def alerter(redis_url: str, **options: Any) -> Subscriber:
+    """The example's handler on a Subscriber, as its `main` builds it."""
+    values: dict[str, Any] = {"group": "keyword_alerter", "partitions": 1, **options}
+    sub = Subscriber(redis_url, **values)
+    keyword_alerter.watch(sub)
+    return sub
+
+
+async def process(sub: Subscriber) -> int:
+    """Everything there is now, then the connection closed; returns entries handled."""
+    try:
+        return await sub.process_available()
+    finally:
+        await sub.close()
 
 
 def transcription(
@@ -59,21 +64,21 @@ def transcription(
     }
 
 
-def add(client: Redis, body: dict[str, Any]) -> str:
+async def add(redis: Redis, body: dict[str, Any]) -> str:
     """Append an entry as the gateway writes it: plain fields, the body as JSON."""
     fields = {"id": body["data"]["id"], "type": "call.transcription", "event": json.dumps(body)}
-    return client.xadd(SOURCE_TOPIC, fields).decode()
+    return (await redis.xadd(SOURCE_TOPIC, fields)).decode()
 
 
-def alerts(client: Redis) -> list[dict[str, str]]:
+async def alerts(redis: Redis) -> list[dict[str, str]]:
     return [
         {k.decode(): v.decode() for k, v in fields.items()}
-        for _, fields in client.xrange(ALERT_TOPIC)
+        for _, fields in await redis.xrange(ALERT_TOPIC)
     ]
 
 
-def pending(client: Redis, group: str = "keyword_alerter", stream: str = SOURCE_TOPIC) -> int:
-    return client.xpending(stream, group)["pending"]
+async def pending(redis: Redis, group: str = "keyword_alerter", stream: str = SOURCE_TOPIC) -> int:
+    return int((await redis.xpending(stream, group))["pending"])
 
 
 def test_phrases_match_whole_words_in_any_case_and_spacing() -> None:
@@ -90,88 +95,89 @@ def test_phrases_match_whole_words_in_any_case_and_spacing() -> None:
         phrase_pattern(["  "])
 
 
-def test_alerts_once_for_matching_finals_only(client: Redis) -> None:
-    add(client, transcription("ev-1", "Please pay with a Gift Card today"))
-    add(
-        client, transcription("ev-2", "I will send a wire transfer", is_final=False)
-    )  # interim: revised later
-    add(client, transcription("ev-3", "The weather is fine"))
-    add(
-        client,
+async def test_alerts_once_for_matching_finals_only(redis: Redis, redis_url: str) -> None:
+    await add(redis, transcription("ev-1", "Please pay with a Gift Card today"))
+    await add(redis, transcription("ev-2", "I will send a wire transfer", is_final=False))
+    await add(redis, transcription("ev-3", "The weather is fine"))
+    await add(
+        redis,
         transcription(
             "ev-4", "Read me your social security number and the gift card code", is_final=None
         ),
     )
-    client.xadd(SOURCE_TOPIC, {"id": "ev-5", "type": "call.transcription", "event": b"not json"})
+    await redis.xadd(SOURCE_TOPIC, {"id": "ev-5", "type": "call.transcription", "event": b"x"})
 
-    alerter = KeywordAlerter(client, consumer="c1")
-    assert alerter.process_available() == 2
+    assert await process(alerter(redis_url, consumer="c1")) == 5  # ev-5: dead-lettered at once
 
-    raised = alerts(client)
+    raised = await alerts(redis)
     assert [a["id"] for a in raised] == ["ev-1:keyword", "ev-4:keyword"]
     assert raised[0]["phrases"] == "gift card" and raised[0]["call_control_id"] == "v3:call-1"
     assert raised[1]["phrases"] == "social security number,gift card"
     assert (
         raised[0]["type"] == keyword_alerter.ALERT_TYPE
         and raised[0]["source_topic"] == SOURCE_TOPIC
+        and raised[0]["track"] == "inbound"
+        and raised[0]["occurred_at"].startswith("2025-06-01T12:00:00")
     )
+    assert "source_stream" not in raised[0], "no partitions: the entry is on the topic itself"
     assert json.loads(raised[1]["event"])["phrases"] == ["social security number", "gift card"]
-    assert pending(client) == 0, "every entry, matching or not, is acknowledged"
-    assert alerter.process_available() == 0
+    assert await pending(redis) == 0, "every entry, matching or not, is acknowledged"
+    [(_, dead)] = await redis.xrange(SOURCE_TOPIC + ".dlq")
+    assert dead[b"id"] == b"ev-5"
+    assert await process(alerter(redis_url, consumer="c1")) == 0
 
 
-def test_redelivery_and_duplicates_do_not_double(client: Redis) -> None:
-    entry = add(client, transcription("ev-1", "send a wire transfer now"))
-    alerter = KeywordAlerter(client, consumer="c1")
-    alerter.ensure_group()
-
+async def test_redelivery_and_duplicates_do_not_double(redis: Redis, redis_url: str) -> None:
+    await add(redis, transcription("ev-1", "send a wire transfer now"))
     # A consumer that dies after publishing but before acknowledging: the entry is redelivered.
-    fields = client.xrange(SOURCE_TOPIC)[0][1]
-    assert alerter.publish(alerter.alert_for(entry, fields) or {})
-    assert alerter.process_available() == 0
-    assert len(alerts(client)) == 1 and pending(client) == 0
+    await redis.xgroup_create(SOURCE_TOPIC, "keyword_alerter", id="0")
+    await redis.xreadgroup("keyword_alerter", "dead", {SOURCE_TOPIC: ">"})
+    assert await process(alerter(redis_url, consumer="c1", claim_idle_ms=0)) == 1
+    assert await process(alerter(redis_url, consumer="c2", claim_idle_ms=0)) == 0
+    # Redis forgets nothing: the same entry delivered again to another group raises nothing new.
+    assert await process(alerter(redis_url, group="second", consumer="c3")) == 1
+    assert len(await alerts(redis)) == 1 and await pending(redis) == 0
 
     # The same event arriving again in a new entry (a producer's retry) raises nothing new.
-    add(client, transcription("ev-1", "send a wire transfer now"))
-    assert alerter.process_available() == 0
-    assert len(alerts(client)) == 1 and pending(client) == 0
+    await add(redis, transcription("ev-1", "send a wire transfer now"))
+    assert await process(alerter(redis_url, consumer="c1")) == 1
+    assert len(await alerts(redis)) == 1 and await pending(redis) == 0
 
 
-def test_entries_of_a_dead_consumer_are_claimed_and_alerted_once(client: Redis) -> None:
-    add(client, transcription("ev-1", "buy a gift card"))
-    add(client, transcription("ev-2", "nothing to see"))
-    KeywordAlerter(client).ensure_group()
-    client.xreadgroup(
-        "keyword_alerter", "dead", {SOURCE_TOPIC: ">"}, count=10
-    )  # received, never acked
-    assert pending(client) == 2
+async def test_entries_of_a_dead_consumer_are_claimed_and_alerted_once(
+    redis: Redis, redis_url: str
+) -> None:
+    await add(redis, transcription("ev-1", "buy a gift card"))
+    await add(redis, transcription("ev-2", "nothing to see"))
+    await redis.xgroup_create(SOURCE_TOPIC, "keyword_alerter", id="0")
+    await redis.xreadgroup("keyword_alerter", "dead", {SOURCE_TOPIC: ">"}, count=10)  # never acked
+    assert await pending(redis) == 2
 
-    survivor = KeywordAlerter(client, consumer="alive", claim_idle_ms=0)
-    assert survivor.process_available() == 1
-    assert pending(client) == 0
-    assert survivor.process_available() == 0
-    assert [a["id"] for a in alerts(client)] == ["ev-1:keyword"]
+    assert await process(alerter(redis_url, consumer="alive", claim_idle_ms=60_000)) == 0
+    assert await pending(redis) == 2, "not idle long enough: not claimed"
+    assert await process(alerter(redis_url, consumer="alive", claim_idle_ms=0)) == 2
+    assert await pending(redis) == 0
+    assert await process(alerter(redis_url, consumer="alive", claim_idle_ms=0)) == 0
+    assert [a["id"] for a in await alerts(redis)] == ["ev-1:keyword"]
 
 
-def test_a_group_from_now_skips_history_and_groups_are_independent(client: Redis) -> None:
-    add(client, transcription("old", "wire transfer"))
-    from_now = KeywordAlerter(client, group="from_now", start="now", consumer="n")
-    assert from_now.process_available() == 0
-    add(client, transcription("new", "wire transfer"))
-    assert from_now.process_available() == 1
-    assert [a["source_id"] for a in alerts(client)] == ["new"]
+async def test_a_group_from_now_skips_history_and_groups_are_independent(
+    redis: Redis, redis_url: str
+) -> None:
+    await add(redis, transcription("old", "wire transfer"))
+    assert await process(alerter(redis_url, group="from_now", start="now", consumer="n")) == 0
+    await add(redis, transcription("new", "wire transfer"))
+    assert await process(alerter(redis_url, group="from_now", start="now", consumer="n")) == 1
+    assert [a["source_id"] for a in await alerts(redis)] == ["new"]
 
     # A second group from the beginning sees both entries; `new` already raised its alert.
-    from_start = KeywordAlerter(client, group="audit", consumer="a")
-    assert from_start.process_available() == 1
-    assert sorted(a["source_id"] for a in alerts(client)) == ["new", "old"]
+    assert await process(alerter(redis_url, group="audit", consumer="a")) == 2
+    assert sorted(a["source_id"] for a in await alerts(redis)) == ["new", "old"]
 
 
-def test_the_example_needs_nothing_but_a_redis_client() -> None:
+def test_the_example_needs_nothing_but_the_sdk() -> None:
     project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
-    assert [dependency.split(">")[0].split("=")[0] for dependency in project["dependencies"]] == [
-        "redis"
-    ]
+    assert project["dependencies"] == ["voicetap-sdk"]
     assert project["scripts"]["keyword-alerter"] == "keyword_alerter:main"
 
 
@@ -184,18 +190,8 @@ def partition_streams() -> list[str]:
     return streams_of(SOURCE_TOPIC, PARTITIONS)
 
 
-def test_the_naming_rule_is_voicetaps() -> None:
-    assert {partition_of(call, PARTITIONS) for call in CALLS} == set(range(PARTITIONS))
-    for partitions in (1, 2, 4, 7):
-        assert keyword_alerter.topic_streams(SOURCE_TOPIC, partitions) == streams_of(
-            SOURCE_TOPIC, partitions
-        )
-    with pytest.raises(ValueError):
-        keyword_alerter.topic_streams(SOURCE_TOPIC, 0)
-
-
 async def test_partitions_alert_once_per_call_over_every_partition(
-    redis: AsyncRedis, client: Redis
+    redis: Redis, redis_url: str
 ) -> None:
     producer = Producer(redis, 10_000, PARTITIONS)  # as the gateway writes with TOPIC_PARTITIONS=4
     for n, call in enumerate(CALLS):
@@ -210,32 +206,30 @@ async def test_partitions_alert_once_per_call_over_every_partition(
             await producer.publish(
                 SOURCE_TOPIC, event_id, "call.transcription", body, call_control_id=call
             )
-    assert not client.exists(SOURCE_TOPIC)
-    assert [client.xlen(stream) for stream in partition_streams()] == [6] * PARTITIONS
+    assert not await redis.exists(SOURCE_TOPIC)
+    assert [await redis.xlen(stream) for stream in partition_streams()] == [6] * PARTITIONS
 
-    # Two copies share the group: the first reads one entry of each partition, the second the rest.
-    first = KeywordAlerter(client, consumer="c1", partitions=PARTITIONS, batch_size=1)
-    second = KeywordAlerter(client, consumer="c2", partitions=PARTITIONS)
-    first.ensure_group()
-    assert first.read_new(block_ms=None)[0] == PARTITIONS
-    second.process_available()
-    assert first.process_available() == 0 and second.process_available() == 0
+    # Two copies share the group, side by side: each entry is handled by one of them.
+    first = alerter(redis_url, consumer="c1", partitions=PARTITIONS, batch_size=1)
+    second = alerter(redis_url, consumer="c2", partitions=PARTITIONS, batch_size=1)
+    counts = await asyncio.gather(process(first), process(second))
+    assert sum(counts) == 3 * len(CALLS) and all(counts), counts
 
-    raised = alerts(client)
+    raised = await alerts(redis)
     assert sorted(a["id"] for a in raised) == sorted(f"ev-{n}-b:keyword" for n in range(len(CALLS)))
     for alert in raised:
         stream = stream_for(SOURCE_TOPIC, alert["call_control_id"], PARTITIONS)
         assert alert["source_stream"] == stream and alert["source_topic"] == SOURCE_TOPIC
-        [(entry_id, fields)] = client.xrange(stream, alert["source_entry"], alert["source_entry"])
+        [(_, fields)] = await redis.xrange(stream, alert["source_entry"], alert["source_entry"])
         assert fields[b"id"].decode() == alert["source_id"]
     for stream in partition_streams():
-        assert pending(client, stream=stream) == 0, stream
-    assert not client.exists(SOURCE_TOPIC), "the unpartitioned stream is never created"
-    assert not client.keys(f"{ALERT_TOPIC}:p*"), "alerts are not partitioned"
+        assert await pending(redis, stream=stream) == 0, stream
+    assert not await redis.exists(SOURCE_TOPIC), "the unpartitioned stream is never created"
+    assert not await redis.keys(f"{ALERT_TOPIC}:p*"), "alerts are not partitioned"
 
 
-def test_partitions_entries_of_a_dead_consumer_are_claimed_on_their_partition(
-    client: Redis,
+async def test_partitions_entries_of_a_dead_consumer_are_claimed_on_their_partition(
+    redis: Redis, redis_url: str
 ) -> None:
     for n, call in enumerate(CALLS):
         stream = stream_for(SOURCE_TOPIC, call, PARTITIONS)
@@ -244,39 +238,42 @@ def test_partitions_entries_of_a_dead_consumer_are_claimed_on_their_partition(
             (f"quiet-{n}", "nothing to see"),
         ):
             body = transcription(event_id, transcript, call=call)
-            client.xadd(
-                stream,
-                {
-                    "id": event_id,
-                    "type": "call.transcription",
-                    "event": json.dumps(body),
-                    "call_control_id": call,
-                },
-            )
-    KeywordAlerter(client, partitions=PARTITIONS).ensure_group()
-    client.xreadgroup(
+            fields = {"id": event_id, "type": "call.transcription", "event": json.dumps(body)}
+            await redis.xadd(stream, {**fields, "call_control_id": call})
+    for stream in partition_streams():
+        await redis.xgroup_create(stream, "keyword_alerter", id="0")
+    await redis.xreadgroup(
         "keyword_alerter", "dead", dict.fromkeys(partition_streams(), ">"), count=10
     )  # never acked
-    assert [pending(client, stream=stream) for stream in partition_streams()] == [4] * PARTITIONS
+    assert [await pending(redis, stream=s) for s in partition_streams()] == [4] * PARTITIONS
 
-    survivor = KeywordAlerter(client, consumer="alive", claim_idle_ms=0, partitions=PARTITIONS)
-    assert survivor.process_available() == len(CALLS)
-    assert [pending(client, stream=stream) for stream in partition_streams()] == [0] * PARTITIONS
-    assert survivor.process_available() == 0
-    assert sorted(a["source_id"] for a in alerts(client)) == sorted(
+    survivor = alerter(redis_url, consumer="alive", claim_idle_ms=0, partitions=PARTITIONS)
+    assert await process(survivor) == 2 * len(CALLS)
+    assert [await pending(redis, stream=s) for s in partition_streams()] == [0] * PARTITIONS
+    assert sorted(a["source_id"] for a in await alerts(redis)) == sorted(
         f"ev-{n}" for n in range(len(CALLS))
     )
 
 
-def test_partitions_option_defaults_to_topic_partitions(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TOPIC_PARTITIONS", raising=False)
-    assert keyword_alerter.parse_args([]).partitions == 1
+async def test_partitions_default_to_topic_partitions(
+    monkeypatch: pytest.MonkeyPatch, redis: Redis, redis_url: str
+) -> None:
     monkeypatch.setenv("TOPIC_PARTITIONS", "4")
-    assert keyword_alerter.parse_args([]).partitions == 4
+    assert keyword_alerter.parse_args([]).partitions is None  # the Subscriber reads the variable
     assert keyword_alerter.parse_args(["--partitions", "2"]).partitions == 2
     for wrong in ("0", "-1", "four"):
         with pytest.raises(SystemExit):
             keyword_alerter.parse_args(["--partitions", wrong])
+    body = json.dumps(transcription("ev-p", "gift card", call=CALLS[1])).encode()
+    await Producer(redis, 10_000, PARTITIONS).publish(
+        SOURCE_TOPIC, "ev-p", "call.transcription", body, call_control_id=CALLS[1]
+    )
+    sub = Subscriber(redis_url, group="keyword_alerter")
+    keyword_alerter.watch(sub)
+    assert await process(sub) == 1
+    assert [a["source_stream"] for a in await alerts(redis)] == [
+        stream_for(SOURCE_TOPIC, CALLS[1], PARTITIONS)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -290,5 +287,11 @@ def test_partitions_option_defaults_to_topic_partitions(monkeypatch: pytest.Monk
         ),
     ],
 )
-def test_the_default_redis_is_the_stacks(environ: dict[str, str], url: str) -> None:
-    assert keyword_alerter.stack_redis_url(environ) == url
+def test_the_default_redis_is_the_stacks(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], url: str
+) -> None:
+    for name in ("REDIS_URL", "VOICETAP_EMBEDDED_REDIS_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert keyword_alerter.parse_args([]).redis_url == url

@@ -21,10 +21,10 @@ from telnyx_simulator.payloads import event as webhook_event
 from telnyx_simulator.serve import serve
 from tests.conftest import API_KEY
 from tests.media_ingest.test_ports import free_range
-from voicetap_common import codec
 from voicetap_common.serving import WorkFailure
-from voicetap_common.streams import Producer
-from voicetap_common.topics import (
+from voicetap_sdk import codec
+from voicetap_sdk.streams import Producer
+from voicetap_sdk.topics import (
     COMMAND_RESULTS,
     MEDIA_COMMANDS,
     RECORDING_COMPLETED,

@@ -17,7 +17,7 @@ from tests.conftest import Fake
 from tests.media_ingest.harness import ingest_settings, running
 from voicetap_cli.call import build_command
 from voicetap_cli.main import build_parser, main
-from voicetap_common.commands import COMMAND_MODELS, StreamingStart
+from voicetap_sdk.commands import COMMAND_MODELS, StreamingStart
 
 pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 

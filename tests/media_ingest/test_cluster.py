@@ -18,7 +18,7 @@ from tests.media_ingest.harness import (
     wait_for,
 )
 from tests.media_ingest.test_media_commands import forwarding_between_two_instances
-from voicetap_common.topics import MEDIA_COMMANDS
+from voicetap_sdk.topics import MEDIA_COMMANDS
 
 pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 

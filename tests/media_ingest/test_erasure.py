@@ -29,7 +29,7 @@ from tests.media_ingest.harness import (
 )
 from tests.transcript_indexer.harness import indexer_settings, running_indexer
 from tests.transcript_indexer.test_erasure import mentions
-from voicetap_common.topics import MEDIA_ANALYTICS, RECORDING_COMPLETED
+from voicetap_sdk.topics import MEDIA_ANALYTICS, RECORDING_COMPLETED
 
 pytestmark = pytest.mark.slow  # real-time media
 

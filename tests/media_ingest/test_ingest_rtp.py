@@ -34,7 +34,7 @@ from tests.media_ingest.harness import (
 )
 from tests.media_ingest.test_codecs import av_decode, av_encode
 from tests.system_parts import missing
-from voicetap_common.topics import MEDIA_ANALYTICS, MEDIA_ERROR
+from voicetap_sdk.topics import MEDIA_ANALYTICS, MEDIA_ERROR
 
 pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 

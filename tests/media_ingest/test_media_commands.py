@@ -32,10 +32,10 @@ from tests.media_ingest.harness import (
 )
 from tests.media_ingest.test_ingest_rtp import round_trip, send_fork
 from tests.media_ingest.test_streaming import AUTH, open_stream, stop_stream, stream_audio, ws_url
-from voicetap_common import codec
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.streams import Entry
-from voicetap_common.topics import CALL_HANGUP, MEDIA_COMMANDS, MEDIA_ERROR
+from voicetap_sdk import codec
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import Entry
+from voicetap_sdk.topics import CALL_HANGUP, MEDIA_COMMANDS, MEDIA_ERROR
 
 pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 

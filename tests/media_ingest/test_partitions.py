@@ -18,9 +18,9 @@ from tests.media_ingest.harness import (
     wait_for,
 )
 from tests.media_ingest.test_ingest_rtp import send_fork
-from voicetap_common import codec
-from voicetap_common.partitions import stream_for, streams_of
-from voicetap_common.topics import CALL_ANSWERED, CALL_HANGUP, MEDIA_ANALYTICS, RECORDING_COMPLETED
+from voicetap_sdk import codec
+from voicetap_sdk.partitions import stream_for, streams_of
+from voicetap_sdk.topics import CALL_ANSWERED, CALL_HANGUP, MEDIA_ANALYTICS, RECORDING_COMPLETED
 
 pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 

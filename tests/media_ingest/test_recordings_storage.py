@@ -35,7 +35,7 @@ from tests.media_ingest.test_ports import free_range
 from tests.s3_server import SeaweedServer
 from voicetap_cli.embedded_redis import EmbeddedRedis, free_port
 from voicetap_common.recordings_store import RecordingsStore
-from voicetap_common.topics import RECORDING_COMPLETED
+from voicetap_sdk.topics import RECORDING_COMPLETED
 
 pytestmark = pytest.mark.slow  # real-time media and a real S3 server
 

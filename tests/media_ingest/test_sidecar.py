@@ -19,7 +19,7 @@ from media_ingest.recording.recovered import recovered_recording
 from media_ingest.recording.sidecar import find_orphans
 from telnyx_simulator.g711 import ulaw_encode
 from tests.media_ingest.harness import noise
-from voicetap_common.streams import Producer
+from voicetap_sdk.streams import Producer
 
 
 def registry(redis: Redis, data_dir: Path) -> CallRegistry:

@@ -30,9 +30,9 @@ from tests.media_ingest.harness import (
     wait_for,
 )
 from tests.media_ingest.test_ingest_rtp import round_trip
-from voicetap_common import codec
-from voicetap_common.streams import Producer
-from voicetap_common.topics import MEDIA_DTMF, MEDIA_ERROR, MEDIA_MARK, MEDIA_PLAYBACK
+from voicetap_sdk import codec
+from voicetap_sdk.streams import Producer
+from voicetap_sdk.topics import MEDIA_DTMF, MEDIA_ERROR, MEDIA_MARK, MEDIA_PLAYBACK
 
 pytestmark = pytest.mark.slow  # real-time media: `pytest -m 'not slow'` skips it
 

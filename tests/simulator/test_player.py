@@ -23,7 +23,7 @@ from telnyx_simulator.serve import serve
 from telnyx_simulator.signing import WebhookSigner
 from telnyx_simulator.webhooks import DeliveryPolicy, WebhookSender
 from tests.conftest import Fake
-from voicetap_common.events import CallHangupEvent, CallTranscriptionEvent, parse_envelope
+from voicetap_sdk.events import CallHangupEvent, CallTranscriptionEvent, parse_envelope
 
 from .receivers import MediaEndpoint, WebhookReceiver
 

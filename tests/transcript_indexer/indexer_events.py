@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
-from voicetap_common import codec
-from voicetap_common.streams import Entry, entry_fields
-from voicetap_common.topics import telnyx_topic
+from voicetap_sdk import codec
+from voicetap_sdk.streams import Entry, entry_fields
+from voicetap_sdk.topics import telnyx_topic
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 

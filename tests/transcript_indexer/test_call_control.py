@@ -19,7 +19,7 @@ from tests.conftest import Fake, _Swappable
 from tests.transcript_indexer.harness import eventually, indexer_settings, running_indexer
 from tests.transcript_indexer.indexer_events import answered, publish
 from transcript_indexer.control import transcription_key
-from voicetap_common.topics import CALL_ANSWERED, COMMAND_RESULTS, dlq_topic
+from voicetap_sdk.topics import CALL_ANSWERED, COMMAND_RESULTS, dlq_topic
 
 API_KEY = "KEYindexer_test"
 

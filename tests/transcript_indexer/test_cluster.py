@@ -14,7 +14,7 @@ from tests.transcript_indexer.test_api import _events
 from tests.transcript_indexer.test_pipeline import _all_handled, _completed, signed_webhooks
 from transcript_indexer.consumer import TOPICS
 from transcript_indexer.live import live_topic
-from voicetap_common.topics import TRANSCRIPT_COMPLETED, TRANSCRIPTION_COMMANDS
+from voicetap_sdk.topics import TRANSCRIPT_COMPLETED, TRANSCRIPTION_COMMANDS
 
 pytestmark = pytest.mark.slow  # the whole pipeline on a Redis Cluster
 

@@ -11,9 +11,9 @@ from redis.asyncio import Redis
 
 from tests.conftest import API_KEY, Fake
 from tests.transcript_indexer.harness import indexer_settings, running_indexer
-from voicetap_common import codec
-from voicetap_common.commands import TranscriptionStart
-from voicetap_common.topics import COMMAND_RESULTS, TRANSCRIPTION_COMMANDS
+from voicetap_sdk import codec
+from voicetap_sdk.commands import TranscriptionStart
+from voicetap_sdk.topics import COMMAND_RESULTS, TRANSCRIPTION_COMMANDS
 
 VOICETAP = str(Path(sys.executable).with_name("voicetap"))
 

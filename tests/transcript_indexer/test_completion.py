@@ -12,7 +12,7 @@ from transcript_indexer.completion import Completer
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.records import build_batch
 from transcript_indexer.storage.base import Storage
-from voicetap_common.topics import TRANSCRIPT_COMPLETED
+from voicetap_sdk.topics import TRANSCRIPT_COMPLETED
 
 CALL = "v3:completion"
 

@@ -23,10 +23,10 @@ from tests.transcript_indexer.indexer_events import (
 )
 from transcript_indexer.live import live_topic
 from transcript_indexer.settings import IndexerSettings
-from voicetap_common import codec
 from voicetap_common.erasure import tombstone_key
-from voicetap_common.streams import RawEntries
-from voicetap_common.topics import (
+from voicetap_sdk import codec
+from voicetap_sdk.streams import RawEntries
+from voicetap_sdk.topics import (
     CALL_ERASED,
     CALL_TRANSCRIPTION,
     ERASURE_PROGRESS,

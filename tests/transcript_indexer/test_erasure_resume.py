@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from tests.transcript_indexer.indexer_events import hangup, initiated, publish, transcription
 from tests.transcript_indexer.test_erasure import erased_events, mentions
 from voicetap_cli.embedded_redis import free_port
-from voicetap_common.topics import ERASURE_PROGRESS, ERASURE_REQUESTED
+from voicetap_sdk.topics import ERASURE_PROGRESS, ERASURE_REQUESTED
 
 VOICETAP = str(Path(sys.executable).with_name("voicetap"))
 JUNK_ENTRIES = 400_000  # other calls' entries: the sweep of every topic takes a while

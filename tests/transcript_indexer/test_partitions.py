@@ -14,9 +14,9 @@ from tests.transcript_indexer.harness import eventually, indexer_settings, runni
 from tests.transcript_indexer.indexer_events import answered, hangup, initiated, transcription
 from tests.transcript_indexer.test_pipeline import _all_handled, signed_webhooks
 from transcript_indexer.consumer import TOPICS
-from voicetap_common.partitions import stream_for, streams_of
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.topics import TRANSCRIPT_COMPLETED
+from voicetap_sdk.partitions import stream_for, streams_of
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.topics import TRANSCRIPT_COMPLETED
 
 pytestmark = pytest.mark.slow  # the whole pipeline, gateway to indexer
 

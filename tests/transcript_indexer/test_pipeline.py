@@ -19,8 +19,8 @@ from tests.transcript_indexer.indexer_events import (
     publish,
     transcription,
 )
-from voicetap_common import codec
-from voicetap_common.topics import (
+from voicetap_sdk import codec
+from voicetap_sdk.topics import (
     CALL_HANGUP,
     CALL_INITIATED,
     CALL_TRANSCRIPTION,

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from tests.transcript_indexer.harness import eventually, indexer_settings, running_indexer
 from tests.transcript_indexer.indexer_events import publish, transcription
 from tests.transcript_indexer.own_postgres import own_postgres
-from voicetap_common.topics import CALL_TRANSCRIPTION
+from voicetap_sdk.topics import CALL_TRANSCRIPTION
 
 pytestmark = pytest.mark.slow  # a PostgreSQL server stopped and started again
 

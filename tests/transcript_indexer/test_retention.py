@@ -12,9 +12,9 @@ from redis.asyncio import Redis
 
 from tests.transcript_indexer.harness import eventually, indexer_settings, running_indexer
 from tests.transcript_indexer.indexer_events import T0, hangup, initiated, publish, transcription
-from voicetap_common import codec
-from voicetap_common.streams import RawEntries
-from voicetap_common.topics import CALL_EXPIRED, ERASURE_REQUESTED
+from voicetap_sdk import codec
+from voicetap_sdk.streams import RawEntries
+from voicetap_sdk.topics import CALL_EXPIRED, ERASURE_REQUESTED
 
 OLD_CALLS = [f"old-{n}" for n in range(6)]
 

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from tests.transcript_indexer.harness import eventually, free_port
 from tests.transcript_indexer.indexer_events import publish, transcription
-from voicetap_common.topics import CALL_TRANSCRIPTION
+from voicetap_sdk.topics import CALL_TRANSCRIPTION
 
 pytestmark = pytest.mark.slow  # several indexer processes
 

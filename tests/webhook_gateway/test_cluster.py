@@ -14,7 +14,7 @@ from redis.asyncio import RedisCluster
 from telnyx_simulator.serve import serve
 from telnyx_simulator.signing import WebhookSigner
 from tests.webhook_gateway.conftest import make_event, signed_post
-from voicetap_common.topics import telnyx_topic
+from voicetap_sdk.topics import telnyx_topic
 from webhook_gateway.main import build_app
 from webhook_gateway.retention import trim_older_than
 from webhook_gateway.settings import GatewaySettings

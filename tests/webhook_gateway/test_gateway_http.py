@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 
 from telnyx_simulator.signing import WebhookSigner
 from tests.webhook_gateway.conftest import make_event, signed_post
-from voicetap_common.events import CallAnsweredEvent, parse_envelope
-from voicetap_common.topics import WEBHOOK_DEAD_LETTERS
+from voicetap_sdk.events import CallAnsweredEvent, parse_envelope
+from voicetap_sdk.topics import WEBHOOK_DEAD_LETTERS
 
 PATH = "/webhooks/telnyx"
 

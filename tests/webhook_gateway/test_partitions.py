@@ -13,9 +13,9 @@ from redis.asyncio import RedisCluster
 from telnyx_simulator.serve import serve
 from telnyx_simulator.signing import WebhookSigner
 from tests.webhook_gateway.conftest import make_event, signed_post
-from voicetap_common.partitions import stream_for, streams_of
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.topics import dedupe_key, telnyx_topic
+from voicetap_sdk.partitions import stream_for, streams_of
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.topics import dedupe_key, telnyx_topic
 from webhook_gateway.main import build_app
 from webhook_gateway.settings import GatewaySettings
 

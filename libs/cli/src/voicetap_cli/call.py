@@ -14,16 +14,16 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from voicetap_cli.failures import CommandFailed
-from voicetap_common import codec
 from voicetap_common.command_line import voicetap_command
-from voicetap_common.commands import (
+from voicetap_sdk import codec
+from voicetap_sdk.commands import (
     COMMAND_MODELS,
     TranscriptionEngine,
     TranscriptionTracks,
     topic_for,
 )
-from voicetap_common.redis_client import SyncRedisClient
-from voicetap_common.topics import COMMAND_RESULTS
+from voicetap_sdk.redis_client import SyncRedisClient
+from voicetap_sdk.topics import COMMAND_RESULTS
 
 _NOT_OPTIONS = {"id", "action", "call_control_id"}
 

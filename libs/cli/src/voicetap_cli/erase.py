@@ -12,14 +12,10 @@ import re
 from datetime import UTC, datetime
 
 from voicetap_cli.failures import CommandFailed
-from voicetap_common.erasure import (
-    ErasureOutcome,
-    ErasureRequest,
-    new_request_id,
-    request_erasure,
-)
-from voicetap_common.redis_client import connect
-from voicetap_common.streams import Producer
+from voicetap_common.erasure import ErasureOutcome, new_request_id, request_erasure
+from voicetap_sdk.erasure_events import ErasureRequest
+from voicetap_sdk.redis_client import connect
+from voicetap_sdk.streams import Producer
 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 KINDS = (

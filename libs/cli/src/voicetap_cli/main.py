@@ -19,8 +19,8 @@ from voicetap_cli.settings import CliSettings
 from voicetap_cli.streams_cli import add_stream_parsers
 from voicetap_common.command_line import voicetap_command
 from voicetap_common.logs import configure_logging
-from voicetap_common.redis_client import SyncRedisClient, sync_client_for
 from voicetap_common.settings import load_settings
+from voicetap_sdk.redis_client import SyncRedisClient, sync_client_for
 
 log = logging.getLogger("voicetap.cli")
 

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from voicetap_cli.ports import bind_problem
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, sync_client_for
 from voicetap_common.settings import env_name, settings_errors
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, sync_client_for
 
 SETTINGS_GROUP = "voicetap.settings"  # service name -> its settings class
 _REDIS_FAILURES: tuple[type[Exception], ...] = (*REDIS_UNAVAILABLE, ValueError)  # ValueError: URL

@@ -27,8 +27,8 @@ from redis.typing import KeyT, StreamIdT
 from voicetap_cli.failures import CommandFailed
 from voicetap_cli.topics_report import stream_names
 from voicetap_common.command_line import voicetap_command
-from voicetap_common.partitions import streams_of
-from voicetap_common.redis_client import SyncRedisClient, keys_by_slot
+from voicetap_sdk.partitions import streams_of
+from voicetap_sdk.redis_client import SyncRedisClient, keys_by_slot
 
 MAX_SEQUENCE = 2**64 - 1
 _PARTITION = re.compile(r":p\d+$")

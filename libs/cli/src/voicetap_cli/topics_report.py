@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from voicetap_common.command_line import voicetap_command
-from voicetap_common.redis_client import SyncRedisClient
-from voicetap_common.topics import is_internal
+from voicetap_sdk.redis_client import SyncRedisClient
+from voicetap_sdk.topics import is_internal
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
-from voicetap_common.commands import CallCommand, CommandResult, ErrorKind
 from voicetap_common.settings import CommonSettings
+from voicetap_sdk.commands import CallCommand, CommandResult, ErrorKind
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx

@@ -1,7 +1,7 @@
 """Executing command entries once, and publishing each outcome once.
 
 A service that owns a kind of media wraps its executor in :class:`CommandRunner` and feeds the
-runner's :meth:`handle` to a :class:`~voicetap_common.consumer.StreamConsumer`. A malformed
+runner's :meth:`handle` to a :class:`~voicetap_sdk.consumer.StreamConsumer`. A malformed
 command is answered on the result topic with the reason and dead-lettered; it never stops the
 worker. A command already answered (redelivered, or claimed after a crash) is not executed again;
 one that crashed mid-way is executed again with the same Telnyx ``command_id``, which Telnyx
@@ -12,7 +12,7 @@ published twice, or an entry claimed from a consumer that was only slow). Whoeve
 takes the command's execution lock (SET NX, ``lock_seconds``, longer than a command can take) and
 releases it only after the result is published. A holder that finds the lock taken waits for
 that result and then acknowledges its delivery without executing; after ``wait_seconds`` without
-one it raises :class:`~voicetap_common.consumer.RetryLater`, so the consumer tries the entry again
+one it raises :class:`~voicetap_sdk.consumer.RetryLater`, so the consumer tries the entry again
 in place. A holder that died never releases its lock: it expires, and the next try executes the
 command.
 """
@@ -26,13 +26,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from voicetap_common import codec
 from voicetap_common.call_control import result_for
-from voicetap_common.commands import CallCommand, CommandResult, parse_command
-from voicetap_common.consumer import RetryLater, Undeliverable
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.streams import Entry, Producer
-from voicetap_common.topics import COMMAND_RESULTS, dedupe_key
+from voicetap_sdk import codec
+from voicetap_sdk.commands import CallCommand, CommandResult, parse_command
+from voicetap_sdk.consumer import RetryLater, Undeliverable
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import Entry, Producer
+from voicetap_sdk.topics import COMMAND_RESULTS, dedupe_key
 
 log = logging.getLogger("voicetap.commands")
 

@@ -2,7 +2,6 @@
 and the workers alike, so every part of a process stops the same way."""
 
 import asyncio
-import contextlib
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -48,13 +47,6 @@ async def until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await run(stop)
-
-
-async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    """Wait ``seconds``, or less when ``stop`` is set meanwhile: a loop's pause that never delays
-    its process's shutdown."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 class WorkFailure:

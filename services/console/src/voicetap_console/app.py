@@ -17,13 +17,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from voicetap_common.http import operational_routes
-from voicetap_common.redis_client import RedisClient, ping
-from voicetap_common.serving import sleep_or_stop
 from voicetap_console.board import Board
 from voicetap_console.hub import Hub
 from voicetap_console.pages import Pages, templates
 from voicetap_console.reader import TopicReader
 from voicetap_console.upstream import Upstreams
+from voicetap_sdk.backoff import sleep_or_stop
+from voicetap_sdk.redis_client import RedisClient, ping
 
 log = logging.getLogger("voicetap.console")
 

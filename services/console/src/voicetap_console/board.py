@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from voicetap_common.topics import (
+from voicetap_sdk.topics import (
     CALL_ANSWERED,
     CALL_FORK_STARTED,
     CALL_HANGUP,

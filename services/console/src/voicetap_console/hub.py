@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from voicetap_common.codec import dumps
-from voicetap_common.topics import CALL_TRANSCRIPTION
 from voicetap_console.board import Board, Call, parse_time
 from voicetap_console.timing import line_span
+from voicetap_sdk.codec import dumps
+from voicetap_sdk.topics import CALL_TRANSCRIPTION
 
 QUEUE_LIMIT = 500
 RECONNECT_MS = 1000

@@ -3,12 +3,12 @@
 import uvicorn
 
 from voicetap_common.logs import configure_logging
-from voicetap_common.redis_client import connect
 from voicetap_common.settings import load_settings
 from voicetap_console.app import create_app
 from voicetap_console.reader import BLOCK_MS
 from voicetap_console.settings import ConsoleSettings
 from voicetap_console.upstream import Upstreams
+from voicetap_sdk.redis_client import connect
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.topics import DLQ_SUFFIX
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.topics import DLQ_SUFFIX
 
 
 @dataclass(frozen=True)

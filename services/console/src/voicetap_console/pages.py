@@ -19,12 +19,12 @@ from jinja2 import Environment, PackageLoader
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
 from voicetap_console import ops
 from voicetap_console.board import parse_time
 from voicetap_console.hub import Hub, sse_event
 from voicetap_console.timing import timed_segments
 from voicetap_console.upstream import UpstreamError, Upstreams
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient
 
 KEEPALIVE_S = 15.0
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}

@@ -15,11 +15,12 @@ from typing import Any
 
 from redis.asyncio import RedisCluster
 
-from voicetap_common.backoff import Backoff
-from voicetap_common.codec import loads
-from voicetap_common.partitions import topic_of_streams
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient, keys_by_slot
-from voicetap_common.topics import (
+from voicetap_console.hub import Hub
+from voicetap_sdk.backoff import Backoff
+from voicetap_sdk.codec import loads
+from voicetap_sdk.partitions import topic_of_streams
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient, keys_by_slot
+from voicetap_sdk.topics import (
     CALL_ANSWERED,
     CALL_FORK_STARTED,
     CALL_HANGUP,
@@ -31,7 +32,6 @@ from voicetap_common.topics import (
     STREAMING_FAILED,
     STREAMING_STARTED,
 )
-from voicetap_console.hub import Hub
 
 log = logging.getLogger("voicetap.console.reader")
 

@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Any
 
 from media_ingest.metrics import IngestMetrics
 from voicetap_common.call_control import classify, send
-from voicetap_common.commands import CallCommand
+from voicetap_sdk.commands import CallCommand
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx

@@ -24,7 +24,7 @@ from media_ingest.ownership import Ownership
 from media_ingest.ports import Allocation, PortAllocator, PortsExhausted
 from media_ingest.tokens import StreamTokens, new_token
 from media_ingest.transports.udp import open_receiver
-from voicetap_common.commands import CallCommand, ForkStart, ForkStop, StreamingStart, StreamingStop
+from voicetap_sdk.commands import CallCommand, ForkStart, ForkStop, StreamingStart, StreamingStop
 
 log = logging.getLogger("voicetap.media_ingest.commands")
 

@@ -12,11 +12,11 @@ from media_ingest.keys import LIFECYCLE_TOPICS
 from media_ingest.lifecycle import Lifecycle
 from media_ingest.routing import Router, entry_call
 from voicetap_common.command_runner import CommandRunner
-from voicetap_common.consumer import Undeliverable
 from voicetap_common.erasure import erased_among
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.streams import Entry
-from voicetap_common.topics import MEDIA_COMMANDS
+from voicetap_sdk.consumer import Undeliverable
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import Entry
+from voicetap_sdk.topics import MEDIA_COMMANDS
 
 
 class Dispatcher:

@@ -15,8 +15,8 @@ from media_ingest.metrics import IngestMetrics
 from media_ingest.ownership import Ownership
 from media_ingest.ports import Allocation, PortAllocator
 from media_ingest.uploads import Uploads
-from voicetap_common.media_events import RecordingCompleted
-from voicetap_common.redis_client import REDIS_UNAVAILABLE
+from voicetap_sdk.media_events import RecordingCompleted
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE
 
 log = logging.getLogger("voicetap.media_ingest.endings")
 

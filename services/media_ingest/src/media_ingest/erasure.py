@@ -24,21 +24,21 @@ from media_ingest.calls.registry import CallRegistry
 from media_ingest.endings import CallEndings
 from media_ingest.recording.deletion import delete_recording, spooled_calls
 from media_ingest.recording.spool import Spool
-from voicetap_common import codec
-from voicetap_common.consumer import Undeliverable
 from voicetap_common.erasure import (
     INDEXER_PART,
     RECORDINGS_PART_PREFIX,
-    ErasureProgress,
     erased_among,
     participant_key,
     sweep_topics,
 )
 from voicetap_common.recordings_store import RecordingsStore
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
-from voicetap_common.serving import sleep_or_stop
-from voicetap_common.streams import Entry, Producer
-from voicetap_common.topics import ERASURE_PROGRESS
+from voicetap_sdk import codec
+from voicetap_sdk.backoff import sleep_or_stop
+from voicetap_sdk.consumer import Undeliverable
+from voicetap_sdk.erasure_events import ErasureProgress
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient
+from voicetap_sdk.streams import Entry, Producer
+from voicetap_sdk.topics import ERASURE_PROGRESS
 
 log = logging.getLogger("voicetap.media_ingest.erasure")
 

@@ -18,12 +18,12 @@ from pydantic import BaseModel
 from redis.typing import EncodableT, FieldT
 
 from media_ingest.metrics import IngestMetrics
-from voicetap_common import codec
-from voicetap_common.backoff import Backoff
-from voicetap_common.media_events import Leg, MediaError, MediaErrorKind
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
-from voicetap_common.streams import Producer, entry_fields
-from voicetap_common.topics import MEDIA_ERROR
+from voicetap_sdk import codec
+from voicetap_sdk.backoff import Backoff
+from voicetap_sdk.media_events import Leg, MediaError, MediaErrorKind
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient
+from voicetap_sdk.streams import Producer, entry_fields
+from voicetap_sdk.topics import MEDIA_ERROR
 
 log = logging.getLogger("voicetap.media_ingest.events")
 

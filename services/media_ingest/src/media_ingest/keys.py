@@ -4,7 +4,7 @@ Every key carries the ``{voicetap.ingest}`` hash tag, so the scripts that touch 
 one slot of a Redis Cluster.
 """
 
-from voicetap_common import topics
+from voicetap_sdk import topics
 
 GROUP = "media_ingest"
 LIFECYCLE_TOPICS = (

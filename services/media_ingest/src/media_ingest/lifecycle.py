@@ -25,12 +25,12 @@ from media_ingest.keys import ENDED_PREFIX, ENDED_TTL
 from media_ingest.locks import CallLocks
 from media_ingest.ports import PortsExhausted
 from media_ingest.tokens import StreamTokens
-from voicetap_common import codec, topics
 from voicetap_common.call_control import classify
-from voicetap_common.commands import ForkStart, StreamingStart
-from voicetap_common.consumer import Undeliverable
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.streams import Entry
+from voicetap_sdk import codec, topics
+from voicetap_sdk.commands import ForkStart, StreamingStart
+from voicetap_sdk.consumer import Undeliverable
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import Entry
 
 log = logging.getLogger("voicetap.media_ingest.lifecycle")
 

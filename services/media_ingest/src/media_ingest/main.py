@@ -22,12 +22,12 @@ from media_ingest.protocol.codecs import parse_payload_map
 from media_ingest.service import BLOCK_MS, IngestService
 from media_ingest.settings import IngestSettings
 from voicetap_common.call_control import telnyx_client
-from voicetap_common.consumer import default_consumer_name
 from voicetap_common.logs import configure_logging
 from voicetap_common.recordings_store import RecordingsStore, StoreError
-from voicetap_common.redis_client import connect
 from voicetap_common.serving import WorkFailure, serve_until, until_signalled
 from voicetap_common.settings import load_settings
+from voicetap_sdk.consumer import default_consumer_name
+from voicetap_sdk.redis_client import connect
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 from media_ingest.keys import INSTANCE_PREFIX, TOKEN_PREFIX, inbox, owner_key
 from media_ingest.ports import PortAllocator
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient
 
 log = logging.getLogger("voicetap.media_ingest.ownership")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from media_ingest.redis_values import text
 from voicetap_common.call_control import NoCapacity
-from voicetap_common.redis_client import RedisClient
+from voicetap_sdk.redis_client import RedisClient
 
 LEASE_PREFIX = "{voicetap.ingest}:port:"
 

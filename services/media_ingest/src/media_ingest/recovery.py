@@ -14,8 +14,8 @@ from media_ingest.recording.recovered import recovered_recording
 from media_ingest.recording.sidecar import Orphan, find_orphans
 from media_ingest.uploads import Uploads
 from voicetap_common.erasure import erased_among
-from voicetap_common.media_events import RecordingCompleted
-from voicetap_common.redis_client import RedisClient
+from voicetap_sdk.media_events import RecordingCompleted
+from voicetap_sdk.redis_client import RedisClient
 
 log = logging.getLogger("voicetap.media_ingest.recovery")
 

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from media_ingest.keys import INBOX_MAXLEN, inbox, owner_key
 from media_ingest.metrics import IngestMetrics
 from media_ingest.redis_values import text
-from voicetap_common import codec
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.streams import Entry
+from voicetap_sdk import codec
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import Entry
 
 log = logging.getLogger("voicetap.media_ingest.routing")
 

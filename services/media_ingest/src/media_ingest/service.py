@@ -50,13 +50,14 @@ from media_ingest.tokens import StreamTokens
 from media_ingest.transports.playback import PlaybackRouter
 from media_ingest.uploads import SpoolCollector, Uploads
 from voicetap_common.command_runner import CommandRunner
-from voicetap_common.commands import MEDIA_ACTIONS
-from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
+from voicetap_common.consumer_metrics import PrometheusConsumerMetrics
 from voicetap_common.recordings_store import RecordingsStore
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient, ping
 from voicetap_common.serving import WorkFailure, guarded
-from voicetap_common.streams import Producer
-from voicetap_common.topics import ERASURE_PROGRESS, MEDIA_ANALYTICS, MEDIA_AUDIO, MEDIA_COMMANDS
+from voicetap_sdk.commands import MEDIA_ACTIONS
+from voicetap_sdk.consumer import ConsumerOptions, StreamConsumer
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient, ping
+from voicetap_sdk.streams import Producer
+from voicetap_sdk.topics import ERASURE_PROGRESS, MEDIA_ANALYTICS, MEDIA_AUDIO, MEDIA_COMMANDS
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx
@@ -210,7 +211,7 @@ class IngestService:
             self.calls, tokens, self.ownership, locks, self.playback, payload_types,
             self.publisher, errors, metrics,
         )  # fmt: skip
-        consumer_metrics = ConsumerMetrics(self.prometheus)
+        consumer_metrics = PrometheusConsumerMetrics(self.prometheus)
         self.eraser = RecordingEraser(
             self.redis,
             producer,

@@ -9,9 +9,8 @@ from media_ingest.calls.registry import CallRegistry
 from media_ingest.endings import CallEndings
 from media_ingest.ownership import Ownership
 from media_ingest.recovery import Recovery
-from voicetap_common.backoff import Backoff
-from voicetap_common.redis_client import REDIS_UNAVAILABLE
-from voicetap_common.serving import sleep_or_stop
+from voicetap_sdk.backoff import Backoff, sleep_or_stop
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE
 
 log = logging.getLogger("voicetap.media_ingest.timers")
 

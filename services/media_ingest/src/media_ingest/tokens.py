@@ -9,7 +9,7 @@ import secrets
 
 from media_ingest.keys import TOKEN_PREFIX, TOKEN_TTL
 from media_ingest.redis_values import text
-from voicetap_common.redis_client import RedisClient
+from voicetap_sdk.redis_client import RedisClient
 
 
 def token_digest(token: str) -> str:

@@ -4,7 +4,7 @@ publish ``voicetap.recording.completed`` once, and only then drop the spooled co
 One loop works through the spool, oldest first (``INGEST_UPLOAD_CONCURRENCY`` at a time): woken when a call ends, and every
 ``RESCAN_SECONDS`` for what an earlier life of this instance, or a dead neighbour sharing the
 directory, left there. While the store is down the recordings stay spooled and the loop waits
-through a :class:`~voicetap_common.backoff.Backoff`: the event waits for the upload.
+through a :class:`~voicetap_sdk.backoff.Backoff`: the event waits for the upload.
 
 A process killed after the upload and before the event uploads again on its next start (the same
 bytes), and ``publish_once`` keeps the event single; killed after the event and before the spool
@@ -21,11 +21,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from media_ingest.events import EventPublisher
 from media_ingest.keys import INSTANCE_PREFIX, UPLOAD_PREFIX
 from media_ingest.recording.spool import Spool, Spooled
-from voicetap_common.backoff import Backoff
-from voicetap_common.media_events import RecordingCompleted
 from voicetap_common.recordings_store import RecordingsStore, StoreError
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
-from voicetap_common.topics import RECORDING_COMPLETED
+from voicetap_sdk.backoff import Backoff
+from voicetap_sdk.media_events import RecordingCompleted
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient
+from voicetap_sdk.topics import RECORDING_COMPLETED
 
 log = logging.getLogger("voicetap.media_ingest.uploads")
 

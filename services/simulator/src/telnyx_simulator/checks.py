@@ -22,11 +22,11 @@ from telnyx_simulator.report import CallResult, Check
 from telnyx_simulator.rtp import FRAME_SECONDS
 from telnyx_simulator.state import FakeTelnyxState
 from telnyx_simulator.webhooks import Delivery
-from voicetap_common import codec
-from voicetap_common.partitions import stream_for, streams_of
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
-from voicetap_common.streams import RawEntries
-from voicetap_common.topics import RECORDING_COMPLETED
+from voicetap_sdk import codec
+from voicetap_sdk.partitions import stream_for, streams_of
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient
+from voicetap_sdk.streams import RawEntries
+from voicetap_sdk.topics import RECORDING_COMPLETED
 
 MEDIA_ACTIONS = ("fork_start", "streaming_start")
 DURATION_TOLERANCE = 0.5  # seconds a recording may differ from the audio sent

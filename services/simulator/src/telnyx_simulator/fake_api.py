@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from telnyx_simulator.errors import not_found
 from telnyx_simulator.state import FakeTelnyxState, SimCall
-from voicetap_common import codec
+from voicetap_sdk import codec
 
 
 def create_fake_api(state: FakeTelnyxState) -> Starlette:

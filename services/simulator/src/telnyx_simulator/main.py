@@ -52,10 +52,10 @@ from telnyx_simulator.stack import (
 from telnyx_simulator.state import FakeTelnyxState
 from telnyx_simulator.validation import TRANSCRIPTION_ENGINES
 from telnyx_simulator.webhooks import DeliveryPolicy, WebhookSender
-from voicetap_common import codec
 from voicetap_common.command_line import voicetap_command
 from voicetap_common.logs import configure_logging
-from voicetap_common.redis_client import client_for
+from voicetap_sdk import codec
+from voicetap_sdk.redis_client import client_for
 
 log = logging.getLogger("voicetap.simulator")
 

@@ -25,7 +25,7 @@ from telnyx_simulator.audio import FRAME_SAMPLES, CallAudio, Codec, Track, encod
 from telnyx_simulator.rtp import FRAME_SECONDS
 from telnyx_simulator.state import SimCall
 from telnyx_simulator.webhooks import WebhookSender
-from voicetap_common import codec
+from voicetap_sdk import codec
 
 log = logging.getLogger("voicetap.simulator.media_stream")
 

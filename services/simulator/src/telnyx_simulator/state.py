@@ -31,7 +31,7 @@ from telnyx_simulator.errors import (
     too_many_requests,
 )
 from telnyx_simulator.validation import validate
-from voicetap_common import codec
+from voicetap_sdk import codec
 
 CallState = Literal["parked", "answered", "ended"]
 

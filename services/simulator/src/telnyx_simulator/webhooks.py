@@ -20,7 +20,7 @@ import httpx
 
 from telnyx_simulator import payloads
 from telnyx_simulator.signing import WebhookSigner
-from voicetap_common import codec
+from voicetap_sdk import codec
 
 log = logging.getLogger("voicetap.simulator.webhooks")
 

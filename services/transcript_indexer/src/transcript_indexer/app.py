@@ -39,25 +39,22 @@ from transcript_indexer.routes import api_routes
 from transcript_indexer.storage import open_when_available
 from transcript_indexer.storage.base import Storage
 from voicetap_common.command_runner import CommandRunner
-from voicetap_common.commands import (
+from voicetap_common.consumer_metrics import PrometheusConsumerMetrics
+from voicetap_common.erasure import ErasureOutcome, new_request_id, request_erasure
+from voicetap_common.http import operational_routes
+from voicetap_common.recordings_http import RecordingHandler, stored_recording
+from voicetap_common.recordings_store import RecordingsStore
+from voicetap_common.serving import WorkFailure, guarded
+from voicetap_sdk.commands import (
     TRANSCRIPTION_ACTIONS,
     TranscriptionEngine,
     TranscriptionTracks,
 )
-from voicetap_common.consumer import ConsumerMetrics, ConsumerOptions, StreamConsumer
-from voicetap_common.erasure import (
-    ErasureOutcome,
-    ErasureRequest,
-    new_request_id,
-    request_erasure,
-)
-from voicetap_common.http import operational_routes
-from voicetap_common.recordings_http import RecordingHandler, stored_recording
-from voicetap_common.recordings_store import RecordingsStore
-from voicetap_common.redis_client import connect, ping
-from voicetap_common.serving import WorkFailure, guarded
-from voicetap_common.streams import Producer
-from voicetap_common.topics import TRANSCRIPTION_COMMANDS
+from voicetap_sdk.consumer import ConsumerOptions, StreamConsumer
+from voicetap_sdk.erasure_events import ErasureRequest
+from voicetap_sdk.redis_client import connect, ping
+from voicetap_sdk.streams import Producer
+from voicetap_sdk.topics import TRANSCRIPTION_COMMANDS
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx
@@ -166,7 +163,7 @@ def create_app(
         else None
     )
     indexer = Indexer(storage, redis, live, starter, registry)
-    consumer_metrics = ConsumerMetrics(registry)
+    consumer_metrics = PrometheusConsumerMetrics(registry)
     names = consumer_names(reading.consumer, consumers)
     group_consumers = [
         StreamConsumer(

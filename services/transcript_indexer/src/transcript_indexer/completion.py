@@ -29,15 +29,14 @@ from redis.typing import EncodableT
 from transcript_indexer.formats import as_text
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.storage.base import DueCompletion, Storage
-from voicetap_common import codec
-from voicetap_common.backoff import Backoff
 from voicetap_common.erasure import erased_among
-from voicetap_common.partitions import stream_for
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.serving import sleep_or_stop
-from voicetap_common.streams import entry_fields
-from voicetap_common.topics import TRANSCRIPT_COMPLETED, dedupe_key
-from voicetap_common.transcript_events import (
+from voicetap_sdk import codec
+from voicetap_sdk.backoff import Backoff, sleep_or_stop
+from voicetap_sdk.partitions import stream_for
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import entry_fields
+from voicetap_sdk.topics import TRANSCRIPT_COMPLETED, dedupe_key
+from voicetap_sdk.transcript_events import (
     TranscriptCompleted,
     TranscriptCompletedPayload,
     TranscriptSegment,

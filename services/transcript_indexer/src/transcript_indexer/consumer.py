@@ -1,6 +1,6 @@
 """The indexer's stream handler: one database transaction per batch, then the live feed and commands.
 
-The shared :class:`~voicetap_common.consumer.StreamConsumer` acknowledges a batch only after this
+The shared :class:`~voicetap_sdk.consumer.StreamConsumer` acknowledges a batch only after this
 handler returns, i.e. after the commit. A database that is down or locked raises ``RetryLater``:
 the same batch is retried in place, never acknowledged and dropped. A malformed entry raises
 ``Undeliverable`` and goes to the dead-letter topic while the rest of its batch is stored. An
@@ -24,11 +24,11 @@ from transcript_indexer.control import TranscriptionStarter
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.records import build_batch
 from transcript_indexer.storage.base import Storage, StorageUnavailable
-from voicetap_common import topics
-from voicetap_common.consumer import RetryLater
 from voicetap_common.erasure import erased_among
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.streams import Entry
+from voicetap_sdk import topics
+from voicetap_sdk.consumer import RetryLater
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import Entry
 
 GROUP = "transcript_indexer"
 TOPICS = (

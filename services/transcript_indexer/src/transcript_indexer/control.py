@@ -26,19 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter
 
-from voicetap_common import codec
 from voicetap_common.call_control import classify, result_for, send
 from voicetap_common.command_runner import RESULT_WINDOW_SECONDS
-from voicetap_common.commands import (
+from voicetap_sdk import codec
+from voicetap_sdk.commands import (
     CallCommand,
     ErrorKind,
     TranscriptionEngine,
     TranscriptionStart,
     TranscriptionTracks,
 )
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.streams import Producer
-from voicetap_common.topics import COMMAND_RESULTS
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import Producer
+from voicetap_sdk.topics import COMMAND_RESULTS
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx

@@ -16,20 +16,13 @@ from pydantic import ValidationError
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.query import number_spellings
 from transcript_indexer.storage.base import Storage, StorageUnavailable
-from voicetap_common import codec
-from voicetap_common.consumer import RetryLater, Undeliverable
-from voicetap_common.erasure import (
-    INDEXER_PART,
-    CallGone,
-    ErasureProgress,
-    ErasureRequest,
-    gone_topic,
-    set_tombstones,
-    sweep_topics,
-)
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.streams import Entry, Producer
-from voicetap_common.topics import ERASURE_PROGRESS, ERASURE_REQUESTED
+from voicetap_common.erasure import INDEXER_PART, gone_topic, set_tombstones, sweep_topics
+from voicetap_sdk import codec
+from voicetap_sdk.consumer import RetryLater, Undeliverable
+from voicetap_sdk.erasure_events import CallGone, ErasureProgress, ErasureRequest
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import Entry, Producer
+from voicetap_sdk.topics import ERASURE_PROGRESS, ERASURE_REQUESTED
 
 log = logging.getLogger("voicetap.transcript_indexer.erasure")
 

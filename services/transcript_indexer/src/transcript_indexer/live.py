@@ -9,8 +9,8 @@ topic: ``id`` (the Telnyx event id), ``type`` (``segment``, ``partial`` or ``com
 from collections.abc import Iterable
 
 from transcript_indexer.records import Segment
-from voicetap_common import codec
-from voicetap_common.redis_client import RedisClient
+from voicetap_sdk import codec
+from voicetap_sdk.redis_client import RedisClient
 
 # Every live stream shares one hash tag, so one script appends a whole batch in one round trip
 # (on Redis Cluster they all live on one shard; a live entry is small and short-lived).

@@ -23,11 +23,11 @@ from transcript_indexer.consumer import GROUP, TOPICS
 from transcript_indexer.settings import IndexerSettings
 from transcript_indexer.storage import create_storage
 from voicetap_common.call_control import telnyx_client
-from voicetap_common.consumer import ConsumerOptions, default_consumer_name
 from voicetap_common.logs import configure_logging
 from voicetap_common.recordings_store import RecordingsStore, StoreError
 from voicetap_common.serving import WorkFailure, serve_until, until_signalled
 from voicetap_common.settings import load_settings
+from voicetap_sdk.consumer import ConsumerOptions, default_consumer_name
 
 
 def build_app(settings: IndexerSettings, failure: WorkFailure | None = None) -> Starlette:

@@ -16,16 +16,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from voicetap_common import codec
-from voicetap_common.consumer import Undeliverable
-from voicetap_common.events import (
+from voicetap_sdk import codec
+from voicetap_sdk.consumer import Undeliverable
+from voicetap_sdk.events import (
     CallAnsweredEvent,
     CallHangupEvent,
     CallInitiatedEvent,
     CallTranscriptionEvent,
     parse_envelope,
 )
-from voicetap_common.streams import Entry
+from voicetap_sdk.streams import Entry
 
 STATE_RANK = {"initiated": 1, "answered": 2, "hangup": 3}
 

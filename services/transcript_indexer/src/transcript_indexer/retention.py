@@ -16,13 +16,12 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import CollectorRegistry, Counter
 
 from transcript_indexer.storage.base import Storage
-from voicetap_common import codec
-from voicetap_common.backoff import Backoff
-from voicetap_common.erasure import ErasureRequest
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.serving import sleep_or_stop
-from voicetap_common.streams import Producer
-from voicetap_common.topics import ERASURE_REQUESTED
+from voicetap_sdk import codec
+from voicetap_sdk.backoff import Backoff, sleep_or_stop
+from voicetap_sdk.erasure_events import ErasureRequest
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import Producer
+from voicetap_sdk.topics import ERASURE_REQUESTED
 
 log = logging.getLogger("voicetap.transcript_indexer.retention")
 

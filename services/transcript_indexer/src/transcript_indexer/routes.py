@@ -21,7 +21,7 @@ from transcript_indexer.storage.base import (
     StorageUnavailable,
 )
 from voicetap_common.erasure import ErasureOutcome
-from voicetap_common.redis_client import RedisClient
+from voicetap_sdk.redis_client import RedisClient
 
 MAX_LIMIT = 200
 

@@ -7,9 +7,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from transcript_indexer.storage import sqlite_path
 from voicetap_common.call_control import TelnyxApiSettings
-from voicetap_common.commands import TranscriptionEngine, TranscriptionTracks
 from voicetap_common.recordings_settings import RecordingsStoreSettings
 from voicetap_common.settings import CommonSettings
+from voicetap_sdk.commands import TranscriptionEngine, TranscriptionTracks
 
 
 class IndexerSettings(CommonSettings, TelnyxApiSettings, RecordingsStoreSettings):

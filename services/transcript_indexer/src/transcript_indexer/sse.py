@@ -15,9 +15,9 @@ from typing import cast
 
 from transcript_indexer.live import live_topic
 from transcript_indexer.storage.base import Transcript
-from voicetap_common import codec
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.streams import RawEntries
+from voicetap_sdk import codec
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import RawEntries
 
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 

@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from voicetap_common import redis_client
 from voicetap_common.http import operational_routes
-from voicetap_common.streams import Producer
+from voicetap_sdk import redis_client
+from voicetap_sdk.streams import Producer
 from webhook_gateway.metrics import GatewayMetrics
 from webhook_gateway.publisher import PublishBatcher
 from webhook_gateway.retention import RetentionSweeper

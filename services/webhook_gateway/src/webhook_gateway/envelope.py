@@ -1,7 +1,7 @@
 """What the gateway needs from a verified body, checked without re-serialising it.
 
 The gateway only requires what routing and de-duplication need (a JSON object with
-``data.event_type`` and ``data.id``); the full typed models in ``voicetap_common.events`` are for
+``data.event_type`` and ``data.id``); the full typed models in ``voicetap_sdk.events`` are for
 consumers. A payload that differs from the models is still published: Telnyx adds fields, and
 nothing a valid signature covers is dropped.
 """

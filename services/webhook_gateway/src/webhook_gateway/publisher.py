@@ -1,6 +1,6 @@
 """Publishing verified webhooks: de-duplicated on ``data.id``, atomic, round trips shared.
 
-One Lua script per event (``voicetap_common.streams.PUBLISH_ONCE``) checks the de-duplication
+One Lua script per event (``voicetap_sdk.streams.PUBLISH_ONCE``) checks the de-duplication
 key and appends to the stream (the topic, or the call's partition of it) in one atomic step (both
 keys share the stream's hash slot, so this holds on Redis Cluster too). Requests that
 arrive while a pipeline is in flight wait for the next one, so under load many webhooks share a
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from redis.exceptions import NoScriptError
 
 from voicetap_common.erasure import tombstone_key
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.streams import PUBLISH_ONCE
-from voicetap_common.topics import dedupe_key
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.streams import PUBLISH_ONCE
+from voicetap_sdk.topics import dedupe_key
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from voicetap_common.backoff import Backoff
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
-from voicetap_common.serving import sleep_or_stop
-from voicetap_common.topics import TELNYX_PREFIX, VOICETAP_PREFIX
+from voicetap_sdk.backoff import Backoff, sleep_or_stop
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient
+from voicetap_sdk.topics import TELNYX_PREFIX, VOICETAP_PREFIX
 
 log = logging.getLogger("voicetap.gateway.retention")
 
@@ -46,7 +45,7 @@ async def trim_older_than(
 
 class RetentionSweeper:
     """Runs :func:`trim_older_than` at start and then every ``interval_seconds``; while Redis
-    fails, sweeps are retried with :class:`~voicetap_common.backoff.Backoff` pauses (up to the
+    fails, sweeps are retried with :class:`~voicetap_sdk.backoff.Backoff` pauses (up to the
     interval), the outage logged when it starts and when it ends."""
 
     def __init__(

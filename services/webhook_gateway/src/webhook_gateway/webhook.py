@@ -7,7 +7,7 @@ after Redis stored the event, and 503 (so that Telnyx retries) when Redis does n
 the answer deadline, well inside Telnyx's 2 s.
 
 With ``TOPIC_PARTITIONS`` above 1 the event goes to its call's partition of the topic
-(``voicetap_common.partitions``), and so does its de-duplication key: a re-delivery carries the
+(``voicetap_sdk.partitions``), and so does its de-duplication key: a re-delivery carries the
 same call id, so it meets the key on the same partition. The answer names the topic; the entry id
 is the partition's, which the call id tells.
 
@@ -25,9 +25,9 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from voicetap_common.partitions import stream_for
-from voicetap_common.streams import Fields, Producer
-from voicetap_common.topics import WEBHOOK_DEAD_LETTERS, telnyx_topic
+from voicetap_sdk.partitions import stream_for
+from voicetap_sdk.streams import Fields, Producer
+from voicetap_sdk.topics import WEBHOOK_DEAD_LETTERS, telnyx_topic
 from webhook_gateway.envelope import EventKey, MalformedEvent, read_event_key
 from webhook_gateway.metrics import GatewayMetrics
 from webhook_gateway.publisher import ERASED, Publication, PublishBatcher

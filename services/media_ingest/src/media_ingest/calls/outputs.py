@@ -7,8 +7,8 @@ import numpy as np
 
 from media_ingest.calls.call import LEGS, Call
 from media_ingest.events import EventPublisher
-from voicetap_common.media_events import LegLevels, MediaAnalytics, MediaAudio
-from voicetap_common.topics import MEDIA_ANALYTICS, MEDIA_AUDIO
+from voicetap_sdk.media_events import LegLevels, MediaAnalytics, MediaAudio
+from voicetap_sdk.topics import MEDIA_ANALYTICS, MEDIA_AUDIO
 
 _FRAME_SECONDS = 0.020  # CallAnalytics' frame
 

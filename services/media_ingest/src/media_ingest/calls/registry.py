@@ -23,7 +23,7 @@ from media_ingest.protocol.rtp import Track
 from media_ingest.recording.call_recording import CallRecording
 from media_ingest.recording.files import spool_path, url_path
 from media_ingest.recording.sidecar import SidecarWriter
-from voicetap_common.media_events import LegStatistics, RecordingCompleted
+from voicetap_sdk.media_events import LegStatistics, RecordingCompleted
 
 log = logging.getLogger("voicetap.media_ingest.calls")
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from media_ingest.recording.files import url_path
 from media_ingest.recording.sidecar import Orphan
-from voicetap_common.media_events import RecordingCompleted
+from voicetap_sdk.media_events import RecordingCompleted
 
 log = logging.getLogger("voicetap.media_ingest.recovered")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from media_ingest.recording.files import event_path, sidecar_path, spool_dir, temporary_path
-from voicetap_common.codec import dumps
+from voicetap_sdk.codec import dumps
 
 log = logging.getLogger("voicetap.media_ingest.sidecar")
 

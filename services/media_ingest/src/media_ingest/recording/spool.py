@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from media_ingest.recording.files import event_path, sidecar_path, spool_dir, temporary_path
-from voicetap_common.codec import dumps, loads
-from voicetap_common.media_events import RecordingCompleted
+from voicetap_sdk.codec import dumps, loads
+from voicetap_sdk.media_events import RecordingCompleted
 
 log = logging.getLogger("voicetap.media_ingest.spool")
 

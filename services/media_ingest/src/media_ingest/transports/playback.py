@@ -13,10 +13,10 @@ from typing import Protocol, cast
 
 from pydantic import ValidationError
 
-from voicetap_common.backoff import Backoff
-from voicetap_common.media_events import PlaybackRequest
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
-from voicetap_common.topics import MEDIA_PLAYBACK
+from voicetap_sdk.backoff import Backoff
+from voicetap_sdk.media_events import PlaybackRequest
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient
+from voicetap_sdk.topics import MEDIA_PLAYBACK
 
 log = logging.getLogger("voicetap.media_ingest.playback")
 

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from media_ingest.protocol.codecs import CodecSpec, UnsupportedCodec, codec_spec
 from media_ingest.transports.stream_session import StreamSession, close_socket
-from voicetap_common import codec
+from voicetap_sdk import codec
 
 log = logging.getLogger("voicetap.media_ingest.websocket")
 

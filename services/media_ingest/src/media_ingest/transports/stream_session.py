@@ -20,9 +20,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from media_ingest.events import ErrorReporter, EventPublisher
 from media_ingest.protocol.rtp import RtpPacket, Track
 from media_ingest.transports.sinks import Activity, MediaSink
-from voicetap_common import codec
-from voicetap_common.media_events import MediaDtmf, MediaMark, PlaybackRequest
-from voicetap_common.topics import MEDIA_DTMF, MEDIA_MARK
+from voicetap_sdk import codec
+from voicetap_sdk.media_events import MediaDtmf, MediaMark, PlaybackRequest
+from voicetap_sdk.topics import MEDIA_DTMF, MEDIA_MARK
 
 _OUTGOING_BOUND = 1000  # playback messages waiting for the socket; beyond, new audio is dropped
 

@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 
 from transcript_indexer.storage.base import Storage, StorageUnavailable
-from voicetap_common.backoff import Backoff
+from voicetap_sdk.backoff import Backoff
 
 log = logging.getLogger("voicetap.transcript_indexer.storage")
 

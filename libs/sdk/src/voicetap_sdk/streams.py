@@ -10,7 +10,7 @@ An entry is plain stream fields that any Redis client in any language can read:
 | others | optional routing fields, e.g. ``call_control_id``, ``received_at`` |
 
 With ``TOPIC_PARTITIONS`` above 1 a partitioned topic's entries live in its partition streams
-(``voicetap_common.partitions``): the producer picks the stream from the ``call_control_id`` field,
+(``voicetap_sdk.partitions``): the producer picks the stream from the ``call_control_id`` field,
 and an :class:`Entry` read from a partition names both its topic and that stream.
 """
 
@@ -21,10 +21,10 @@ from typing import Any, TypeAlias
 from pydantic import BaseModel
 from redis.typing import EncodableT, FieldT
 
-from voicetap_common import codec
-from voicetap_common.partitions import stream_for
-from voicetap_common.redis_client import RedisClient
-from voicetap_common.topics import dedupe_key
+from voicetap_sdk import codec
+from voicetap_sdk.partitions import stream_for
+from voicetap_sdk.redis_client import RedisClient
+from voicetap_sdk.topics import dedupe_key
 
 Fields: TypeAlias = dict[FieldT, EncodableT]
 """An entry's fields as XADD takes them."""
@@ -190,11 +190,24 @@ class Producer:
         """Publish unless ``event_id`` was published on ``topic`` within the window; None when it was.
         With partitions the de-duplication key is the call's partition's: a repeat of the event, of
         the same call, meets it there."""
+        return await self.publish_fields_once(
+            topic, event_id, entry_fields(event_id, event_type, body, **extra), window_seconds
+        )
+
+    async def publish_fields_once(
+        self, topic: str, key: str, fields: Fields, window_seconds: int = 86_400
+    ) -> str | None:
+        """Append ``fields`` unless ``key`` was published on ``topic`` within the window (SET NX
+        and XADD in one script, both keys in the stream's hash slot); None when it was. The
+        stream is the topic's, or its call's partition (the ``call_control_id`` field)."""
         flat: list[EncodableT] = []
-        for name, value in entry_fields(event_id, event_type, body, **extra).items():
+        for name, value in fields.items():
             flat += [name, value]
-        stream = self.stream(topic, extra.get("call_control_id"))
+        call_control_id = fields.get("call_control_id")
+        stream = self.stream(
+            topic, call_control_id if isinstance(call_control_id, str | bytes) else None
+        )
         entry_id = await self._publish_once(
-            keys=[stream, dedupe_key(stream, event_id)], args=[window_seconds, self._maxlen, *flat]
+            keys=[stream, dedupe_key(stream, key)], args=[window_seconds, self._maxlen, *flat]
         )
         return entry_id.decode() if isinstance(entry_id, bytes) else None

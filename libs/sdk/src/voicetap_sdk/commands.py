@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from voicetap_common import topics
+from voicetap_sdk import topics
 
 StreamTrack = Literal["inbound_track", "outbound_track", "both_tracks"]
 StreamCodec = Literal["PCMU", "PCMA", "G722", "OPUS", "AMR-WB", "L16", "default"]

@@ -23,7 +23,7 @@ let every group drain the old streams, then restart everything with the new N.
 import zlib
 from collections.abc import Iterable
 
-from voicetap_common.topics import (
+from voicetap_sdk.topics import (
     DLQ_SUFFIX,
     MEDIA_ANALYTICS,
     MEDIA_AUDIO,
@@ -82,6 +82,12 @@ def streams_of(topic: str, partitions: int) -> list[str]:
     if partitions == 1 or not is_partitioned(topic):
         return [topic]
     return [partition_stream(topic, k) for k in range(partitions)]
+
+
+def topic_of_stream(stream: str) -> str:
+    """The topic a stream holds entries of: the stream itself, or the topic of a partition."""
+    topic, separator, number = stream.rpartition(SEPARATOR)
+    return topic if separator and number.isdigit() and is_partitioned(topic) else stream
 
 
 def topic_of_streams(topics: Iterable[str], partitions: int) -> dict[str, str]:

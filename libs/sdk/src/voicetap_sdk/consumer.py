@@ -21,12 +21,12 @@ What FastStream 0.7.8's stream subscriber lacks (STACK.md), done once here for e
   ahead came back with a full batch (so more is waiting), a handled batch is acknowledged at once.
 
 On Redis Cluster (a ``RedisCluster`` client) the topics are read per hash slot instead
-(:class:`~voicetap_common.slot_reads.SlotReads`: one XREADGROUP per slot, all in flight, the block
+(:class:`~voicetap_sdk.slot_reads.SlotReads`: one XREADGROUP per slot, all in flight, the block
 time shared), and acknowledgements go out just before the read rather than in its pipeline; the
 guarantees above are the same. A single server keeps the one XREADGROUP over every topic.
 
 With ``partitions`` above 1 (``TOPIC_PARTITIONS``) each partitioned topic is read as its partition
-streams (``voicetap_common.partitions``): the group is created on each, entries are acknowledged
+streams (``voicetap_sdk.partitions``): the group is created on each, entries are acknowledged
 and claimed on the stream that holds them, and the handler, the metrics and the dead-letter topic
 see the topic (``Entry.topic``; ``Entry.stream`` is where the entry lives). With 1, the topics are
 the streams, as they always were.
@@ -39,21 +39,20 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, Protocol, cast
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import ResponseError
 from redis.typing import KeyT, StreamIdT
 
-from voicetap_common.backoff import Backoff
-from voicetap_common.partitions import topic_of_streams
-from voicetap_common.redis_client import REDIS_UNAVAILABLE, RedisClient
-from voicetap_common.slot_reads import SlotReads
-from voicetap_common.streams import Entry, Fields, Producer, entries_of, stream_entry
-from voicetap_common.topics import dlq_topic
+from voicetap_sdk.backoff import Backoff
+from voicetap_sdk.partitions import topic_of_streams
+from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient
+from voicetap_sdk.slot_reads import SlotReads
+from voicetap_sdk.streams import Entry, Fields, Producer, entries_of, stream_entry
+from voicetap_sdk.topics import dlq_topic
 
 log = logging.getLogger("voicetap.consumer")
 
@@ -90,38 +89,34 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class ConsumerMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.handled = Counter(
-            "voicetap_consumer_entries_total",
-            "Entries handled and acknowledged",
-            ["group", "topic"],
-            registry=registry,
-        )
-        self.failed = Counter(
-            "voicetap_consumer_failures_total",
-            "Entries whose handling raised",
-            ["group", "topic"],
-            registry=registry,
-        )
-        self.dead_lettered = Counter(
-            "voicetap_consumer_dead_letters_total",
-            "Entries sent to the dead-letter topic",
-            ["group", "topic"],
-            registry=registry,
-        )
-        self.claimed = Counter(
-            "voicetap_consumer_claimed_total",
-            "Idle entries claimed from other consumers",
-            ["group", "topic"],
-            registry=registry,
-        )
-        self.batch_seconds = Histogram(
-            "voicetap_consumer_batch_seconds",
-            "Time to handle and acknowledge one batch",
-            ["group"],
-            registry=registry,
-        )
+class ConsumerMetrics(Protocol):
+    """What a consumer reports, for whoever counts it (the services pass Prometheus counters,
+    ``voicetap_common.consumer_metrics``); :class:`NoMetrics` counts nothing."""
+
+    def entries_handled(self, group: str, topic: str, count: int) -> None: ...
+    def entry_failed(self, group: str, topic: str) -> None: ...
+    def entry_dead_lettered(self, group: str, topic: str) -> None: ...
+    def entries_claimed(self, group: str, topic: str, count: int) -> None: ...
+    def batch_handled(self, group: str, seconds: float) -> None: ...
+
+
+class NoMetrics:
+    """The :class:`ConsumerMetrics` of a consumer nobody measures."""
+
+    def entries_handled(self, group: str, topic: str, count: int) -> None:
+        pass
+
+    def entry_failed(self, group: str, topic: str) -> None:
+        pass
+
+    def entry_dead_lettered(self, group: str, topic: str) -> None:
+        pass
+
+    def entries_claimed(self, group: str, topic: str, count: int) -> None:
+        pass
+
+    def batch_handled(self, group: str, seconds: float) -> None:
+        pass
 
 
 class StreamConsumer:
@@ -133,14 +128,14 @@ class StreamConsumer:
         producer: Producer,
         options: ConsumerOptions,
         handler: Handler,
-        metrics: ConsumerMetrics,
+        metrics: ConsumerMetrics | None = None,
     ) -> None:
         self._redis = redis
         self._producer = producer
         self._options = options
         self._consumer = options.consumer or default_consumer_name()
         self._handler = handler
-        self._metrics = metrics
+        self._metrics: ConsumerMetrics = metrics or NoMetrics()
         self._last_claim = 0.0
         self._ahead: asyncio.Task[list[Entry]] | None = (
             None  # the read in flight while a batch is handled
@@ -175,15 +170,7 @@ class StreamConsumer:
         return self._consumer
 
     async def ensure_groups(self) -> None:
-        start_id = "0" if self._options.start == "beginning" else "$"
-        for stream in self._streams:
-            try:
-                await self._redis.xgroup_create(
-                    stream, self._options.group, id=start_id, mkstream=True
-                )
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        await create_groups(self._redis, self._options.group, self._streams, self._options.start)
 
     def _topics_label(self) -> str:
         topics = self._options.topics
@@ -395,7 +382,7 @@ class StreamConsumer:
                 if isinstance(exc, Undeliverable):
                     await self._dead_letter(entries[0], None, repr(exc))
                     return
-                self._metrics.failed.labels(self._options.group, entries[0].topic).inc()
+                self._metrics.entry_failed(self._options.group, entries[0].topic)
                 await self._redis.set(self._error_key(entries[0]), repr(exc)[:2000], ex=86_400)
                 log.warning(
                     "entry failed; it stays pending and is retried after the claim bound",
@@ -414,9 +401,7 @@ class StreamConsumer:
             self._unacked.extend(entries)
         else:
             await self._ack(entries)
-        self._metrics.batch_seconds.labels(self._options.group).observe(
-            time.perf_counter() - started
-        )
+        self._metrics.batch_handled(self._options.group, time.perf_counter() - started)
 
     async def _call_handler(self, entries: list[Entry]) -> None:
         """Call the handler, retrying in place (no ack, no delivery counted) while it says RetryLater."""
@@ -458,7 +443,7 @@ class StreamConsumer:
     def _count_handled(self, by_stream: dict[str, list[str]]) -> None:
         for stream, ids in by_stream.items():
             topic = self._stream_topic[stream]
-            self._metrics.handled.labels(self._options.group, topic).inc(len(ids))
+            self._metrics.entries_handled(self._options.group, topic, len(ids))
 
     async def _claim_idle(self, exclude: set[str]) -> int:
         """Claim entries idle past the bound; dead-letter those delivered too often; handle the rest.
@@ -510,41 +495,75 @@ class StreamConsumer:
             if gone:
                 await self._redis.xack(stream, self._options.group, *gone)
             if alive:
-                self._metrics.claimed.labels(self._options.group, topic).inc(len(alive))
+                self._metrics.entries_claimed(self._options.group, topic, len(alive))
                 await self._handle(alive)
                 handled += len(alive)
         return handled
 
     def _error_key(self, entry: Entry) -> str:
-        """Where the last error of an entry waits for whichever consumer dead-letters it (same slot as its stream)."""
-        return "{" + entry.stream + "}:error:" + self._options.group + ":" + entry.entry_id
+        return error_key(entry, self._options.group)
 
     async def _dead_letter(self, entry: Entry, deliveries: int | None, error: str) -> None:
-        reason = "undeliverable" if deliveries is None else f"failed {deliveries} deliveries"
-        fields: Fields = {name: value for name, value in entry.fields.items()}
-        fields.update(
-            {
-                "dlq_reason": f"{reason} in group {self._options.group}: {error}",
-                "dlq_error": error,
-                "dlq_group": self._options.group,
-                "dlq_deliveries": str(deliveries or 1),
-                "dlq_source_topic": entry.stream,
-                "dlq_source_entry": entry.entry_id,
-            }
+        await dead_letter(
+            self._redis, self._producer, self._options.group, entry, deliveries, error
         )
-        await self._producer.publish_raw(dlq_topic(entry.topic), fields)
-        await self._redis.xack(entry.stream, self._options.group, entry.entry_id)
-        await self._redis.delete(self._error_key(entry))
-        self._metrics.dead_lettered.labels(self._options.group, entry.topic).inc()
-        log.error(
-            "entry dead-lettered",
-            extra={
-                "group": self._options.group,
-                "topic": entry.topic,
-                "entry": entry.entry_id,
-                "deliveries": deliveries,
-            },
-        )
+        self._metrics.entry_dead_lettered(self._options.group, entry.topic)
+
+
+async def create_groups(
+    redis: RedisClient, group: str, streams: Sequence[str], start: Literal["beginning", "now"]
+) -> None:
+    """Create ``group`` on each stream (and the stream) at its first entry or at its end; a group
+    that exists keeps its position."""
+    for stream in streams:
+        try:
+            await redis.xgroup_create(
+                stream, group, id="0" if start == "beginning" else "$", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+def error_key(entry: Entry, group: str) -> str:
+    """Where the last error of an entry waits for whichever consumer dead-letters it (same slot as its stream)."""
+    return "{" + entry.stream + "}:error:" + group + ":" + entry.entry_id
+
+
+async def dead_letter(
+    redis: RedisClient,
+    producer: Producer,
+    group: str,
+    entry: Entry,
+    deliveries: int | None,
+    error: str,
+) -> None:
+    """Append ``entry`` to ``<topic>.dlq`` with why (``dlq_*`` fields), then acknowledge it.
+    ``deliveries`` None: undeliverable (malformed), dead-lettered at its first delivery."""
+    reason = "undeliverable" if deliveries is None else f"failed {deliveries} deliveries"
+    fields: Fields = {name: value for name, value in entry.fields.items()}
+    fields.update(
+        {
+            "dlq_reason": f"{reason} in group {group}: {error}",
+            "dlq_error": error,
+            "dlq_group": group,
+            "dlq_deliveries": str(deliveries or 1),
+            "dlq_source_topic": entry.stream,
+            "dlq_source_entry": entry.entry_id,
+        }
+    )
+    await producer.publish_raw(dlq_topic(entry.topic), fields)
+    await redis.xack(entry.stream, group, entry.entry_id)
+    await redis.delete(error_key(entry, group))
+    log.error(
+        "entry dead-lettered",
+        extra={
+            "group": group,
+            "topic": entry.topic,
+            "entry": entry.entry_id,
+            "deliveries": deliveries,
+        },
+    )
 
 
 def _text(value: object) -> str:

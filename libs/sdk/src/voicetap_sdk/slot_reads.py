@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 
 from redis.asyncio import RedisCluster
 
-from voicetap_common.redis_client import keys_by_slot
-from voicetap_common.streams import Entry, entries_of
+from voicetap_sdk.redis_client import keys_by_slot
+from voicetap_sdk.streams import Entry, entries_of
 
 
 class SlotReads:

@@ -83,3 +83,19 @@ async def ping(redis: RedisClient, timeout: float) -> bool:
         return bool(await asyncio.wait_for(redis.ping(), timeout))
     except Exception:
         return False
+
+
+async def is_cluster(url: str, timeout_seconds: float) -> bool:
+    """Whether the server at ``url`` is a node of a Redis Cluster (``INFO cluster``), so that a
+    caller never has to say so. Raises one of :data:`REDIS_UNAVAILABLE` when it does not answer."""
+    probe = Redis.from_url(
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        retry=Retry(NoBackoff(), 0),
+    )
+    try:
+        info = await probe.info("cluster")
+        return bool(int(info.get("cluster_enabled", 0)))
+    finally:
+        await probe.aclose()

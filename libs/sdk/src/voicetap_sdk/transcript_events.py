@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from voicetap_common.topics import TRANSCRIPT_COMPLETED
+from voicetap_sdk.topics import TRANSCRIPT_COMPLETED
 
 
 class TranscriptSegment(BaseModel):

@@ -25,12 +25,12 @@ STREAMING_STARTED: Final = "telnyx.streaming.started"
 STREAMING_STOPPED: Final = "telnyx.streaming.stopped"
 STREAMING_FAILED: Final = "telnyx.streaming.failed"
 
-# Call Control commands (``voicetap_common.commands``) and their outcomes.
+# Call Control commands (``voicetap_sdk.commands``) and their outcomes.
 MEDIA_COMMANDS: Final = "voicetap.command.media"
 TRANSCRIPTION_COMMANDS: Final = "voicetap.command.transcription"
 COMMAND_RESULTS: Final = "voicetap.command.result"
 
-# Media events (``voicetap_common.media_events``), written by media_ingest but playback.
+# Media events (``voicetap_sdk.media_events``), written by media_ingest but playback.
 MEDIA_ANALYTICS: Final = "voicetap.media.analytics"
 MEDIA_AUDIO: Final = "voicetap.media.audio"
 RECORDING_COMPLETED: Final = "voicetap.recording.completed"
@@ -39,7 +39,7 @@ MEDIA_DTMF: Final = "voicetap.media.dtmf"
 MEDIA_MARK: Final = "voicetap.media.mark"
 MEDIA_PLAYBACK: Final = "voicetap.media.playback"
 
-# Transcript events (``voicetap_common.transcript_events``), written by transcript_indexer.
+# Transcript events (``voicetap_sdk.transcript_events``), written by transcript_indexer.
 TRANSCRIPT_COMPLETED: Final = "voicetap.transcript.completed"
 
 # Retention and erasure (``voicetap_common.erasure``): requests, each service's part of one, and

@@ -11,7 +11,7 @@
 
 Entries use the common format (``id``, ``type``, ``event`` JSON) plus ``call_control_id`` (and
 ``leg`` on audio) as routing fields. Audio travels base64 in the JSON, so every field stays UTF-8.
-The topic names are declared in ``voicetap_common.topics``.
+The topic names are declared in ``voicetap_sdk.topics``.
 """
 
 from datetime import UTC, datetime

@@ -2,11 +2,17 @@
 outage logged twice (when it starts, and when it ends with its length) instead of once per retry."""
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
 
-from voicetap_common.serving import sleep_or_stop
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less when ``stop`` is set meanwhile: a loop's pause that never delays
+    its process's shutdown."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 class Backoff:
