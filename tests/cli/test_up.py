@@ -77,6 +77,9 @@ def test_up_runs_the_stack_and_leaves_nothing_behind(
         # Printed only once every service answers: each one is ready the moment it appears.
         for base in (console, gateway, ingest, indexer):
             assert httpx.get(base + "/readyz", timeout=2).status_code == 200, base
+        for base in (gateway, ingest, indexer):  # a person opening a service finds the console
+            home = httpx.get(base + "/", timeout=2)
+            assert home.status_code == 200 and f'href="{console}/"' in home.text, base
         lines = block.splitlines()
         assert lines[0] == "voicetap is ready:" and lines[-1] == "Ctrl-C stops everything."
         urls = {line.split()[0]: line.split()[1] for line in lines[1:-1]}

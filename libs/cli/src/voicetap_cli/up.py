@@ -132,11 +132,14 @@ def _checked_run(settings: CliSettings, demo: bool) -> int:
 def console_targets(
     service_settings: dict[str, BaseSettings], env: dict[str, str]
 ) -> dict[str, str]:
-    """The console reads the other services: point it at them where they really listen (a port
-    set by the user included), unless its own setting says otherwise."""
+    """The console reads the other services, and their `/` links to it: point each at the other
+    where it really listens (a port set by the user included), unless a setting says otherwise."""
     if "console" not in service_settings:
         return {}
     targets = {}
+    console = base_url("console", service_settings["console"])
+    if console is not None and "VOICETAP_CONSOLE_URL" not in env:
+        targets["VOICETAP_CONSOLE_URL"] = console + "/"  # the other services' `/` links to it
     for service, variable in (
         ("indexer", "CONSOLE_INDEXER_URL"),
         ("ingest", "CONSOLE_INGEST_URL"),

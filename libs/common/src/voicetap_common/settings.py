@@ -50,6 +50,10 @@ class CommonSettings(BaseSettings):
         description="How long an erased call's tombstone lasts: meanwhile a late webhook or transcription about it "
         "is acknowledged and not stored. At least `GATEWAY_DEDUPE_WINDOW_SECONDS` (Telnyx retries within it).",
     )
+    voicetap_console_url: str = Field(
+        default="http://127.0.0.1:8080/",
+        description="The console's address: the `/` of every other service links to it.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: Literal["json", "console"] = Field(
         default="json", description="`json` (one object per line) or `console` (human-readable)."

@@ -23,7 +23,9 @@ from voicetap_common.recordings_http import stored_recording
 from voicetap_common.serving import WorkFailure
 
 
-def create_app(service: IngestService, failure: WorkFailure) -> Starlette:
+def create_app(
+    service: IngestService, failure: WorkFailure, console_url: str | None = None
+) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with service.running(failure):
@@ -41,7 +43,9 @@ def create_app(service: IngestService, failure: WorkFailure) -> Starlette:
                 ),
                 methods=["GET"],
             ),
-            *operational_routes(service.prometheus, service.ready),
+            *operational_routes(
+                service.prometheus, service.ready, service="ingest", console_url=console_url
+            ),
         ],
         lifespan=lifespan,
     )

@@ -43,7 +43,7 @@ def main() -> None:
             service = build_service(settings)  # in the loop: its clients belong to it
         except StoreError as exc:
             sys.exit(f"voicetap ingest: VOICETAP_RECORDINGS_URL cannot be used: {exc}")
-        app = create_app(service, failure)
+        app = create_app(service, failure, settings.voicetap_console_url)
         server = uvicorn.Server(
             uvicorn.Config(
                 app,

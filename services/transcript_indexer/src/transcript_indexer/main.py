@@ -71,6 +71,7 @@ def build_app(settings: IndexerSettings, failure: WorkFailure | None = None) -> 
         else None,
         api_token=token.get_secret_value() if token is not None else None,
         failure=failure or WorkFailure(),
+        console_url=settings.voicetap_console_url,
         erasure=ErasureOptions(
             tombstone_seconds=settings.voicetap_tombstone_seconds,
             timeout_seconds=settings.indexer_erasure_timeout_seconds,

@@ -55,6 +55,7 @@ def create_app(
     dedupe_window_seconds: int,
     max_body_bytes: int,
     answer_deadline_seconds: float,
+    console_url: str | None = None,
     registry: CollectorRegistry | None = None,
 ) -> GatewayApp:
     """The gateway; ``verifier`` None accepts unsigned webhooks (development only, logged loudly)."""
@@ -107,5 +108,11 @@ def create_app(
             await redis.aclose()
 
     return GatewayApp(
-        webhook, Starlette(routes=operational_routes(registry, readiness), lifespan=lifespan)
+        webhook,
+        Starlette(
+            routes=operational_routes(
+                registry, readiness, service="gateway", console_url=console_url
+            ),
+            lifespan=lifespan,
+        ),
     )

@@ -34,6 +34,7 @@ def build_app(settings: GatewaySettings) -> GatewayApp:
         dedupe_window_seconds=settings.gateway_dedupe_window_seconds,
         max_body_bytes=settings.gateway_max_body_bytes,
         answer_deadline_seconds=settings.gateway_answer_deadline_seconds,
+        console_url=settings.voicetap_console_url,
     )
 
 
