@@ -26,7 +26,7 @@ from voicetap_common.consumer import default_consumer_name
 from voicetap_common.logs import configure_logging
 from voicetap_common.redis_client import connect
 from voicetap_common.serving import WorkFailure, serve_until, until_signalled
-from voicetap_common.settings import load_settings
+from voicetap_common.settings import access_settings, load_settings, refuse_open_bind
 
 if TYPE_CHECKING:
     from telnyx import AsyncTelnyx
@@ -35,10 +35,20 @@ if TYPE_CHECKING:
 def main() -> None:
     settings = load_settings(IngestSettings, "voicetap ingest")
     configure_logging("media_ingest", settings.log_level, settings.log_format)
+    access = access_settings(settings)
+    refuse_open_bind(
+        settings.ingest_host,
+        access.tokens,
+        access.insecure_no_auth,
+        "voicetap ingest",
+        "INGEST_HOST",
+    )
 
     async def run(stop: asyncio.Event) -> None:
         failure = WorkFailure()
-        app = create_app(build_service(settings), failure)  # in the loop: its clients belong to it
+        app = create_app(
+            build_service(settings), failure, access
+        )  # in the loop: its clients belong to it
         server = uvicorn.Server(
             uvicorn.Config(
                 app,

@@ -13,7 +13,6 @@ that is down) is cancelled, its batch left unacknowledged for redelivery.
 import asyncio
 import contextlib
 import dataclasses
-import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -22,8 +21,6 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from transcript_indexer.completion import Completer
 from transcript_indexer.consumer import Indexer, consumer_names
@@ -33,9 +30,11 @@ from transcript_indexer.erasure import TOPICS as ERASURE_TOPICS
 from transcript_indexer.erasure import Eraser
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.retention import RetentionSweeper
-from transcript_indexer.routes import api_routes
+from transcript_indexer.routes import LinkOptions, api_routes
 from transcript_indexer.storage import open_when_available
 from transcript_indexer.storage.base import Storage
+from voicetap_common.access import Access
+from voicetap_common.access_http import AccessGuard, refused_counter
 from voicetap_common.command_runner import CommandRunner
 from voicetap_common.commands import (
     TRANSCRIPTION_ACTIONS,
@@ -60,7 +59,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("voicetap.transcript_indexer")
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapers carry no token
 STOP_GRACE_SECONDS = 5.0
 COMMAND_BATCH_SIZE = 50
 ERASURE_BATCH_SIZE = 10
@@ -86,27 +84,6 @@ class AutoTranscription:
     tracks: TranscriptionTracks
 
 
-class BearerToken:
-    """Answers 401 to any request but the probes that lacks ``Authorization: Bearer <token>``."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self._app = app
-        self._expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
-                response = JSONResponse(
-                    {"error": "a valid bearer token is required"},
-                    status_code=401,
-                    headers={"www-authenticate": "Bearer"},
-                )
-                await response(scope, receive, send)
-                return
-        await self._app(scope, receive, send)
-
-
 def create_app(
     *,
     storage: Storage,
@@ -122,7 +99,9 @@ def create_app(
     sse_keepalive_seconds: float,
     telnyx_client: Callable[[], "AsyncTelnyx"],
     auto_transcription: AutoTranscription | None,
-    api_token: str | None,
+    access: Access,
+    public_ingest_url: str = "",
+    public_indexer_url: str = "",
     failure: WorkFailure,
     erasure: ErasureOptions | None = None,
     registry: CollectorRegistry | None = None,
@@ -280,9 +259,25 @@ def create_app(
 
     return Starlette(
         routes=[
-            *api_routes(storage, redis, registry, keepalive_ms, erase_call),
+            *api_routes(
+                storage,
+                redis,
+                registry,
+                keepalive_ms,
+                erase_call,
+                LinkOptions(access.link_key, public_ingest_url, public_indexer_url),
+            ),
             *operational_routes(registry, readiness),
         ],
-        middleware=[Middleware(BearerToken, token=api_token)] if api_token is not None else [],
+        middleware=[
+            Middleware(
+                AccessGuard,
+                tokens=access.tokens,
+                link_key=access.link_key,
+                metrics_token=access.metrics_token,
+                refused=refused_counter(registry),
+                service="indexer",
+            )
+        ],
         lifespan=lifespan,
     )

@@ -26,13 +26,12 @@ from voicetap_common.call_control import telnyx_client
 from voicetap_common.consumer import ConsumerOptions, default_consumer_name
 from voicetap_common.logs import configure_logging
 from voicetap_common.serving import WorkFailure, serve_until, until_signalled
-from voicetap_common.settings import load_settings
+from voicetap_common.settings import access_settings, load_settings, refuse_open_bind
 
 
 def build_app(settings: IndexerSettings, failure: WorkFailure | None = None) -> Starlette:
     """The app, its arguments taken from ``settings`` (the only place that reads them); its
     background work reports a failure for good to ``failure``."""
-    token = settings.indexer_api_token
     return create_app(
         storage=create_storage(
             settings.indexer_database_url,
@@ -67,7 +66,9 @@ def build_app(settings: IndexerSettings, failure: WorkFailure | None = None) -> 
         )
         if settings.indexer_auto_transcribe
         else None,
-        api_token=token.get_secret_value() if token is not None else None,
+        access=access_settings(settings, settings.indexer_api_token),
+        public_ingest_url=settings.voicetap_public_ingest_url,
+        public_indexer_url=settings.voicetap_public_indexer_url,
         failure=failure or WorkFailure(),
         erasure=ErasureOptions(
             tombstone_seconds=settings.voicetap_tombstone_seconds,
@@ -84,6 +85,14 @@ def build_app(settings: IndexerSettings, failure: WorkFailure | None = None) -> 
 def main() -> None:
     settings = load_settings(IndexerSettings, "voicetap indexer")
     configure_logging("transcript_indexer", settings.log_level, settings.log_format)
+    access = access_settings(settings, settings.indexer_api_token)
+    refuse_open_bind(
+        settings.indexer_host,
+        access.tokens,
+        access.insecure_no_auth,
+        "voicetap indexer",
+        "INDEXER_HOST",
+    )
     failure = WorkFailure()
     server = uvicorn.Server(
         uvicorn.Config(
