@@ -155,7 +155,7 @@ def refuse_open_bind(
         print(refusal, file=sys.stderr)
         raise SystemExit(2)
     if insecure and not tokens:
-        logging.getLogger("voicetap.access").warning(
+        logging.getLogger("voicetap.access").critical(
             "VOICETAP_INSECURE_NO_AUTH=true: recordings and transcripts are served to anyone who "
             "can reach this address; set VOICETAP_API_TOKEN",
             extra={"program": program, variable.lower(): host},

@@ -34,6 +34,9 @@ def build_app(settings: GatewaySettings) -> GatewayApp:
         dedupe_window_seconds=settings.gateway_dedupe_window_seconds,
         max_body_bytes=settings.gateway_max_body_bytes,
         answer_deadline_seconds=settings.gateway_answer_deadline_seconds,
+        metrics_token=settings.voicetap_metrics_token.get_secret_value()
+        if settings.voicetap_metrics_token is not None
+        else None,
     )
 
 
