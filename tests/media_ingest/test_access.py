@@ -26,7 +26,7 @@ def _link(path: str, *, ttl: int = 600, now: float | None = None) -> dict[str, s
     return dict(part.split("=") for part in link_query(key, path, ttl, now).split("&"))
 
 
-def _write_recording(data_dir: Path) -> bytes:
+def write_recording(data_dir: Path) -> bytes:
     path = recording_path(data_dir, CALL)
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as file:
@@ -40,7 +40,7 @@ def _write_recording(data_dir: Path) -> bytes:
 async def test_the_recording_takes_each_rotated_token_or_its_link_and_nothing_else(
     redis: Redis, redis_url: str, fake, tmp_path: Path
 ) -> None:
-    content = _write_recording(tmp_path)
+    content = write_recording(tmp_path)
     settings = ingest_settings(
         tmp_path,
         redis_url,
@@ -85,7 +85,7 @@ async def test_the_recording_takes_each_rotated_token_or_its_link_and_nothing_el
 async def test_without_a_token_on_loopback_the_recording_is_served(
     redis: Redis, redis_url: str, fake, tmp_path: Path, insecure: bool
 ) -> None:
-    content = _write_recording(tmp_path)
+    content = write_recording(tmp_path)
     settings = ingest_settings(tmp_path, redis_url, fake.url, voicetap_insecure_no_auth=insecure)
     async with running(settings) as (_, url), httpx.AsyncClient(base_url=url) as http:
         answer = await http.get(quote(f"/calls/{CALL}/recording.wav"))
