@@ -134,12 +134,6 @@ class Access:
     metrics_token: str | None
     insecure_no_auth: bool = False
 
-    @property
-    def enforced(self) -> bool:
-        """False only when no token is configured: the service then serves without a check (it
-        may, on loopback or with ``VOICETAP_INSECURE_NO_AUTH``; see ``open_bind_refusal``)."""
-        return bool(self.tokens)
-
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
