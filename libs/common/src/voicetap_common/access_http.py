@@ -6,7 +6,10 @@ behind ``VOICETAP_API_TOKEN`` (or a signed link), and counts and logs what it re
 | ``open_paths`` (``/healthz``, ``/readyz``) | nothing: probes carry no credential |
 | ``/metrics`` | ``Authorization: Bearer <VOICETAP_METRICS_TOKEN>`` when that is set, else nothing |
 | anything else over HTTP | ``Authorization: Bearer <one of the tokens>``, or for GET/HEAD a link's ``?expires=…&signature=…`` minted for that very path |
-| WebSocket scopes, ``passthrough_paths`` | untouched: Telnyx's own proof (per-call token, signature) |
+| WebSocket scopes (``/streams/telnyx``) | untouched: Telnyx's per-call token |
+
+The gateway's ``/webhooks/telnyx`` never reaches the guard: ``GatewayApp`` sends it straight to the
+endpoint, which checks the Ed25519 signature.
 
 Missing, wrong or tampered credentials answer 401, an expired link 403; the body says which.
 Without any token configured the guard lets everything through: ``main`` only starts a service so
@@ -86,13 +89,12 @@ class AccessGuard:
         refused: Counter,
         service: str,
         open_paths: frozenset[str] = PROBE_PATHS,
-        passthrough_paths: frozenset[str] = frozenset(),
     ) -> None:
         self._app = app
         self._tokens = tokens
         self._link_key = link_key
         self._metrics_tokens = (metrics_token,) if metrics_token else ()
-        self._open = open_paths | passthrough_paths
+        self._open = open_paths
         self._refused = refused
         self._service = service
         self._warning = _RateLimitedWarning(service)
