@@ -16,6 +16,7 @@ from redis import Redis
 
 from telnyx_simulator.signing import WebhookSigner
 from tests.webhook_gateway.conftest import make_event
+from voicetap_cli.embedded_redis import free_port
 
 VOICETAP = str(Path(sys.executable).with_name("voicetap"))
 
@@ -205,3 +206,70 @@ def test_a_service_that_crashes_after_it_was_ready_is_restarted(
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0
     assert "ingest exited with -9; restarting" in err.decode()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses (hex, as /proc/net/tcp shows them) listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].rsplit(":", 1)
+            if int(hex_port, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+LOOPBACK_V4 = "0100007F"  # 127.0.0.1
+ANY_V4 = "00000000"  # 0.0.0.0
+
+
+@pytest.mark.slow
+def test_up_serves_call_content_on_loopback_unless_told_and_then_behind_the_token(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Without a token the servers of call content listen on 127.0.0.1 only; with one, a host the
+    user chose beyond loopback is served and each route asks for the token."""
+    for given in (
+        {},
+        {"INGEST_HOST": "0.0.0.0", "VOICETAP_API_TOKEN": "new-up-token,old-up-token"},
+    ):
+        env = {**stack_env, **given}
+        env.update(
+            VOICETAP_DATA_DIR=str(tmp_path / f"data-{len(given)}"),
+            VOICETAP_EMBEDDED_REDIS_PORT=str(free_port()),
+        )
+        out = tmp_path / f"stdout-{len(given)}.txt"
+        with out.open("wb") as stdout:
+            process = subprocess.Popen(
+                [VOICETAP, "up"], env=env, cwd=tmp_path, stdout=stdout, stderr=subprocess.PIPE
+            )
+        try:
+            wait_for_block(out, process)
+            ingest_port, indexer_port = int(env["INGEST_PORT"]), int(env["INDEXER_PORT"])
+            assert listening_addresses(indexer_port) == {LOOPBACK_V4}
+            ingest = f"http://127.0.0.1:{ingest_port}"
+            indexer = f"http://127.0.0.1:{indexer_port}"
+            recording = f"{ingest}/calls/v3:none/recording.wav"
+            if not given:
+                assert listening_addresses(ingest_port) == {LOOPBACK_V4}
+                assert httpx.get(recording, timeout=5).status_code == 404  # no credential needed
+                continue
+            assert listening_addresses(ingest_port) == {ANY_V4}
+            assert httpx.get(recording, timeout=5).status_code == 401
+            assert httpx.get(f"{indexer}/calls", timeout=5).status_code == 401
+            for token in ("new-up-token", "old-up-token"):
+                bearer = {"authorization": f"Bearer {token}"}
+                assert httpx.get(recording, headers=bearer, timeout=5).status_code == 404
+                assert httpx.get(f"{indexer}/calls", headers=bearer, timeout=5).status_code == 200
+            link = subprocess.run(
+                [VOICETAP, "link", "v3:none", "--what", "transcript"],
+                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert link.returncode == 0, link.stderr
+            opened = httpx.get(link.stdout.strip(), timeout=5)
+            assert opened.status_code == 404 and opened.json()["error"] == "no call v3:none"
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(30)
+        assert process.returncode == 0

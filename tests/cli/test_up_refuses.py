@@ -261,3 +261,15 @@ def test_version(tmp_path: Path) -> None:
 
     done = subprocess.run([VOICETAP, "--version"], capture_output=True, text=True, timeout=30)
     assert (done.returncode, done.stdout) == (0, f"voicetap {version('voicetap')}\n")
+
+
+@pytest.mark.parametrize("variable", ["INGEST_HOST", "INDEXER_HOST"])
+def test_a_server_of_call_content_beyond_loopback_needs_a_token(
+    env: dict[str, str], tmp_path: Path, variable: str
+) -> None:
+    env[variable] = "0.0.0.0"
+    code, err = up(env, tmp_path)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"voicetap up: {variable}=0.0.0.0 listens beyond loopback")
+    assert "set VOICETAP_API_TOKEN" in err
+    assert nothing_started(tmp_path)

@@ -50,6 +50,14 @@ def interpolation_variables(text: str) -> set[str]:
     return {m.group("name") or m.group("bare") for m in _VARIABLE.finditer(text.replace("$$", ""))}
 
 
+class MissingVariable(ValueError):
+    """A ``${NAME:?message}`` whose variable is unset: compose refuses to start with the message."""
+
+
+# What a deployment must set (compose's `${NAME:?...}`), with a value for the tests that read the file.
+REQUIRED_ENV = {"VOICETAP_API_TOKEN": "token-for-the-manifest-tests"}
+
+
 def interpolate(node: Any, env: dict[str, str]) -> Any:
     """Compose's interpolation with ``env`` (unset variables take their defaults)."""
     if isinstance(node, dict):
@@ -62,6 +70,8 @@ def interpolate(node: Any, env: dict[str, str]) -> Any:
     def substitute(match: re.Match[str]) -> str:
         name = match.group("name") or match.group("bare")
         value, op, arg = env.get(name), match.group("op"), match.group("arg") or ""
+        if op in (":?", "?") and (value is None or (op == ":?" and value == "")):
+            raise MissingVariable(f"required variable {name} is missing a value: {arg}")
         if op in (":-", "-"):
             return arg if value is None or (op == ":-" and value == "") else value
         return value or ""
@@ -70,7 +80,9 @@ def interpolate(node: Any, env: dict[str, str]) -> Any:
 
 
 def compose_resolved(env: dict[str, str] | None = None) -> dict[str, Any]:
-    return interpolate(compose_raw(), env or {})
+    """compose.yaml as compose resolves it with ``env`` (the required variables set unless ``env``
+    sets them otherwise)."""
+    return interpolate(compose_raw(), {**REQUIRED_ENV, **(env or {})})
 
 
 def voicetap_compose_services(document: dict[str, Any]) -> dict[str, dict[str, Any]]:

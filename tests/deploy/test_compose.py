@@ -9,9 +9,12 @@ import pytest
 
 from tests.deploy.manifests import (
     PORTS,
+    REQUIRED_ENV,
+    MissingVariable,
     compose_raw,
     compose_resolved,
     dockerfile_stages,
+    interpolate,
     require,
     voicetap_compose_services,
 )
@@ -165,3 +168,16 @@ def test_postgres_is_an_optional_profile_for_the_indexer() -> None:
     for name, service in document["services"].items():
         if name not in ("postgres", "prometheus", "s3", "s3-bucket"):
             assert "profiles" not in service, f"{name} runs without a profile"
+
+
+def test_the_servers_of_call_content_take_a_required_token() -> None:
+    services = voicetap_compose_services(compose_resolved())
+    for command in ("ingest", "indexer"):
+        environment = services[command]["environment"]
+        assert environment["VOICETAP_API_TOKEN"] == REQUIRED_ENV["VOICETAP_API_TOKEN"], command
+    assert "VOICETAP_API_TOKEN" not in services["gateway"]["environment"]  # signed webhooks only
+    for unset in ({}, {"VOICETAP_API_TOKEN": ""}):
+        with pytest.raises(
+            MissingVariable, match=r"set VOICETAP_API_TOKEN \(openssl rand -hex 32\)"
+        ):
+            interpolate(compose_raw(), unset)

@@ -185,3 +185,17 @@ def test_prometheus_scrapes_every_service(tmp_path: Path) -> None:
     assert keep["action"] == "keep" and keep["source_labels"] == [
         "__meta_kubernetes_pod_annotation_prometheus_io_scrape"
     ]
+
+
+def test_the_servers_of_call_content_take_the_token_from_the_secret() -> None:
+    secret = k8s_by_kind("Secret")["voicetap-secrets"]
+    assert "VOICETAP_API_TOKEN" in secret["stringData"]
+    deployments = k8s_by_kind("Deployment")
+    for name, deployment in deployments.items():
+        env = {e["name"]: e for e in _container(deployment).get("env", [])}
+        wanted = "gateway" not in name
+        assert ("VOICETAP_API_TOKEN" in env) is wanted, name
+        if wanted:
+            ref = env["VOICETAP_API_TOKEN"]["valueFrom"]["secretKeyRef"]
+            # not optional: a pod without the key fails to start, naming it
+            assert ref == {"name": "voicetap-secrets", "key": "VOICETAP_API_TOKEN"}, name

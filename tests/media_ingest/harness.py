@@ -22,6 +22,7 @@ from telnyx_simulator.serve import serve
 from tests.conftest import API_KEY
 from tests.media_ingest.test_ports import free_range
 from voicetap_common.serving import WorkFailure
+from voicetap_common.settings import access_settings
 from voicetap_sdk import codec
 from voicetap_sdk.streams import Producer
 from voicetap_sdk.topics import (
@@ -59,7 +60,8 @@ async def running(
     """An instance, started, with its HTTP/WebSocket app served on a free port (base URL yielded)."""
     service = build_service(settings, client)
     failure = WorkFailure()
-    async with serve(create_app(service, failure)) as url:  # its lifespan runs the instance
+    app = create_app(service, failure, access_settings(settings))
+    async with serve(app) as url:  # its lifespan runs the instance
         await asyncio.wait_for(service.playback_ready.wait(), 5)
         yield service, url
     assert failure.error is None, failure.message("the instance's background work")

@@ -11,6 +11,7 @@ from telnyx_simulator.serve import serve
 from transcript_indexer.main import build_app
 from transcript_indexer.settings import IndexerSettings
 from voicetap_cli.embedded_redis import free_port
+from voicetap_common.settings import access_settings
 
 
 def indexer_settings(
@@ -37,11 +38,8 @@ def indexer_settings(
 async def running_indexer(settings: IndexerSettings) -> AsyncIterator[str]:
     """The whole indexer app (consumers, sweeper, API) served in this event loop on
     ``settings.indexer_port``, ready (its database open); yields the API's base URL."""
-    headers = (
-        {"authorization": f"Bearer {settings.indexer_api_token.get_secret_value()}"}
-        if settings.indexer_api_token
-        else {}
-    )
+    tokens = access_settings(settings, settings.indexer_api_token).tokens
+    headers = {"authorization": f"Bearer {tokens[0]}"} if tokens else {}
     async with serve(build_app(settings), port=settings.indexer_port) as url:
         async with httpx.AsyncClient(base_url=url, headers=headers) as client:
             for _ in range(200):

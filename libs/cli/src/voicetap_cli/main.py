@@ -15,6 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from voicetap_cli.call import add_call_parser
 from voicetap_cli.erase import add_erase_parser
 from voicetap_cli.failures import CommandFailed
+from voicetap_cli.link import add_link_parser
 from voicetap_cli.settings import CliSettings
 from voicetap_cli.streams_cli import add_stream_parsers
 from voicetap_common.command_line import voicetap_command
@@ -123,6 +124,13 @@ def cmd_erase(args: argparse.Namespace, settings: CliSettings) -> int:
     )
 
 
+def cmd_link(args: argparse.Namespace, settings: CliSettings) -> int:
+    from voicetap_cli.link import LinkSettings, signed_link
+
+    print(signed_link(args, load_settings(LinkSettings, "voicetap link")))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """Reports a usage error in one line, naming where the help is, and exits 2."""
 
@@ -178,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.choices["call"].set_defaults(func=cmd_call)
     add_erase_parser(sub)
     sub.choices["erase"].set_defaults(func=cmd_erase)
+    add_link_parser(sub)
+    sub.choices["link"].set_defaults(func=cmd_link)
     return parser
 
 

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings
 
 from voicetap_cli import dev_keys
 from voicetap_cli.embedded_redis import PORT_SETTING, EmbeddedRedis, EmbeddedRedisError
+from voicetap_cli.exposure import loopback_defaults, open_bind_problems
 from voicetap_cli.preflight import (
     Listener,
     listeners,
@@ -97,6 +98,10 @@ def _checked_run(settings: CliSettings, demo: bool) -> int:
 
     names = list(installed_services())
     service_settings, problems = load_service_settings(names, env)
+    if not problems and (loopback := loopback_defaults(service_settings)):
+        overrides.update(loopback)
+        env = child_env(os.environ, **overrides)
+        service_settings, problems = load_service_settings(names, env)
     if problems:
         refuse(*(f"invalid setting {line}" for line in problems))
         return 2
@@ -112,6 +117,10 @@ def _checked_run(settings: CliSettings, demo: bool) -> int:
     if problems:
         refuse(*problems)
         return 1
+    if exposed := open_bind_problems(service_settings):
+        for line in exposed:
+            print(line, file=sys.stderr)
+        return 2
 
     for warning in warnings:
         log.warning(warning)

@@ -4,12 +4,15 @@ Each service subclasses :class:`CommonSettings` with its own prefixed fields, so
 holds everything a process reads.
 """
 
+import logging
 import sys
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from voicetap_common.access import Access, link_key, open_bind_refusal, parse_tokens
 
 
 class CommonSettings(BaseSettings):
@@ -53,6 +56,34 @@ class CommonSettings(BaseSettings):
     voicetap_console_url: str = Field(
         default="http://127.0.0.1:8080/",
         description="The console's address: the `/` of every other service links to it.",
+    )
+    voicetap_api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token(s) of every HTTP route that is not Telnyx's (the indexer's API, the ingest's "
+        "recordings, the console), comma-separated so that a token can be rotated without downtime. Required by a "
+        "service listening beyond loopback.",
+    )
+    voicetap_metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, `/metrics` needs `Authorization: Bearer <this>`; unset: `/metrics` is open.",
+    )
+    voicetap_link_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of signed links (`voicetap link`); unset: derived from the first `VOICETAP_API_TOKEN`.",
+    )
+    voicetap_insecure_no_auth: bool = Field(
+        default=False,
+        description="Development only: serve beyond loopback without `VOICETAP_API_TOKEN`. Logged loudly at every start.",
+    )
+    voicetap_public_ingest_url: str = Field(
+        default="",
+        description="Base URL of the ingest's HTTP server as a link's reader reaches it (`voicetap link`, "
+        "`POST /calls/{id}/links`); empty: `voicetap link` uses `http://127.0.0.1:<INGEST_PORT>`.",
+    )
+    voicetap_public_indexer_url: str = Field(
+        default="",
+        description="Base URL of the indexer's API as a link's reader reaches it; empty: `voicetap link` uses "
+        "`http://127.0.0.1:<INDEXER_PORT>`, the API the address it was asked on.",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: Literal["json", "console"] = Field(
@@ -99,3 +130,37 @@ def load_settings(model: type[S], program: str) -> S:
         for line in settings_errors(model, exc):
             print(f"{program}: invalid setting {line}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def access_settings(settings: CommonSettings, tokens: SecretStr | None = None) -> Access:
+    """The guard's plain values; ``tokens``: a service's alias of ``VOICETAP_API_TOKEN`` (the
+    indexer's ``INDEXER_API_TOKEN``), used when the common variable is unset."""
+    parsed = parse_tokens(_secret(settings.voicetap_api_token) or _secret(tokens))
+    return Access(
+        tokens=parsed,
+        link_key=link_key(_secret(settings.voicetap_link_secret), parsed),
+        metrics_token=_secret(settings.voicetap_metrics_token),
+        insecure_no_auth=settings.voicetap_insecure_no_auth,
+    )
+
+
+def refuse_open_bind(
+    host: str, tokens: tuple[str, ...], insecure: bool, program: str, variable: str
+) -> None:
+    """Exit with status 2 and one line naming the variable to set when the service would listen
+    beyond loopback with no token; warn at every start when it does so by
+    ``VOICETAP_INSECURE_NO_AUTH``."""
+    refusal = open_bind_refusal(host, tokens, insecure, program, variable)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        raise SystemExit(2)
+    if insecure and not tokens:
+        logging.getLogger("voicetap.access").critical(
+            "VOICETAP_INSECURE_NO_AUTH=true: recordings and transcripts are served to anyone who "
+            "can reach this address; set VOICETAP_API_TOKEN",
+            extra={"program": program, variable.lower(): host},
+        )

@@ -6,25 +6,32 @@ lifespan runs the instance (``IngestService.running``).
 | ``WS /streams/telnyx`` | Telnyx media streaming, both directions (``transports.stream_endpoint``) |
 | ``GET /calls/{call_control_id}/recording.wav`` | any call's recording: from this instance's spool while it is written (or waits for the store), else from the store (Range, ETag); 404 when there is none |
 | ``GET /healthz``, ``/readyz``, ``/metrics`` | probes and Prometheus metrics |
+
+Every HTTP route but the probes is behind ``AccessGuard`` (``VOICETAP_API_TOKEN`` or a signed
+link; ``/metrics`` behind ``VOICETAP_METRICS_TOKEN`` when set); the WebSocket keeps Telnyx's own
+per-call token.
 """
 
 import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
 from media_ingest.keys import STREAM_PATH
 from media_ingest.recordings_http import recording_route
 from media_ingest.service import IngestService
 from media_ingest.transports.stream_endpoint import stream_endpoint
+from voicetap_common.access import Access
+from voicetap_common.access_http import AccessGuard, refused_counter
 from voicetap_common.http import operational_routes
 from voicetap_common.recordings_http import stored_recording
 from voicetap_common.serving import WorkFailure
 
 
 def create_app(
-    service: IngestService, failure: WorkFailure, console_url: str | None = None
+    service: IngestService, failure: WorkFailure, access: Access, console_url: str | None = None
 ) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -46,6 +53,16 @@ def create_app(
             *operational_routes(
                 service.prometheus, service.ready, service="ingest", console_url=console_url
             ),
+        ],
+        middleware=[
+            Middleware(
+                AccessGuard,
+                tokens=access.tokens,
+                link_key=access.link_key,
+                metrics_token=access.metrics_token,
+                refused=refused_counter(service.prometheus),
+                service="ingest",
+            )
         ],
         lifespan=lifespan,
     )

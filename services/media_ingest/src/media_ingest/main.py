@@ -25,7 +25,7 @@ from voicetap_common.call_control import telnyx_client
 from voicetap_common.logs import configure_logging
 from voicetap_common.recordings_store import RecordingsStore, StoreError
 from voicetap_common.serving import WorkFailure, serve_until, until_signalled
-from voicetap_common.settings import load_settings
+from voicetap_common.settings import access_settings, load_settings, refuse_open_bind
 from voicetap_sdk.consumer import default_consumer_name
 from voicetap_sdk.redis_client import connect
 
@@ -36,6 +36,14 @@ if TYPE_CHECKING:
 def main() -> None:
     settings = load_settings(IngestSettings, "voicetap ingest")
     configure_logging("media_ingest", settings.log_level, settings.log_format)
+    access = access_settings(settings)
+    refuse_open_bind(
+        settings.ingest_host,
+        access.tokens,
+        access.insecure_no_auth,
+        "voicetap ingest",
+        "INGEST_HOST",
+    )
 
     async def run(stop: asyncio.Event) -> None:
         failure = WorkFailure()
@@ -43,7 +51,7 @@ def main() -> None:
             service = build_service(settings)  # in the loop: its clients belong to it
         except StoreError as exc:
             sys.exit(f"voicetap ingest: VOICETAP_RECORDINGS_URL cannot be used: {exc}")
-        app = create_app(service, failure, settings.voicetap_console_url)
+        app = create_app(service, failure, access, settings.voicetap_console_url)
         server = uvicorn.Server(
             uvicorn.Config(
                 app,

@@ -234,8 +234,10 @@ async def _recording_events(
 async def check_recordings(
     client: httpx.AsyncClient, ingest_url: str, api_url: str, redis: RedisClient, state: FakeTelnyxState,
     players: Sequence[CallPlayer], results: dict[str, CallResult], since_ms: int, deadline: float, partitions: int,
+    headers: dict[str, str] | None = None,
 ) -> list[Check]:  # fmt: skip
-    """Two checks: the media the stack asked for, and each call's recording (file and event)."""
+    """Two checks: the media the stack asked for, and each call's recording (file and event);
+    ``headers``: the bearer of ``VOICETAP_API_TOKEN`` when the stack has one."""
     media_problems: list[str] = []
     recorded: list[CallPlayer] = []
     for player in players:
@@ -288,7 +290,7 @@ async def check_recordings(
 
         async def fetch() -> tuple[int, bytes] | None:
             try:
-                response = await client.get(url, timeout=10.0)
+                response = await client.get(url, headers=headers, timeout=10.0)
             except httpx.HTTPError:
                 return None
             return (response.status_code, response.content) if response.status_code == 200 else None

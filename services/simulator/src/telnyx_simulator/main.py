@@ -202,7 +202,10 @@ def build_parser(settings: SimulatorSettings) -> argparse.ArgumentParser:
         help="default from CONSOLE_PORT",
     )
     stack.add_argument(
-        "--indexer-token", default=settings.indexer_api_token, help="default INDEXER_API_TOKEN"
+        "--indexer-token",
+        default=settings.stack_token(),
+        help="bearer of the stack's recordings and API (default the first token of "
+        "VOICETAP_API_TOKEN, else INDEXER_API_TOKEN)",
     )
     stack.add_argument(
         "--redis-url",
@@ -618,6 +621,7 @@ async def run_checks(
                 since_ms,
                 deadline,
                 opts.topic_partitions,
+                _bearer(opts.indexer_token),
             )
         else:
             found.append(_skipped("recordings", "media_ingest", ingest))
@@ -625,7 +629,7 @@ async def run_checks(
         await redis.aclose()
     indexer = summary.service("indexer")
     if indexer is not None and indexer.running:
-        headers = {"authorization": f"Bearer {opts.indexer_token}"} if opts.indexer_token else {}
+        headers = _bearer(opts.indexer_token)
         found.append(
             await checks.check_transcripts(
                 client, opts.indexer_url, headers, players, results, deadline
@@ -634,6 +638,10 @@ async def run_checks(
     else:
         found.append(_skipped("transcripts", "transcript_indexer", indexer))
     return found
+
+
+def _bearer(token: str | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"} if token else {}
 
 
 def _skipped(check: str, service: str, state: ServiceState | None) -> Check:

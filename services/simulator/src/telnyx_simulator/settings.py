@@ -6,6 +6,7 @@ demo), so the simulator finds a stack started with the same environment without 
 
 from pydantic import Field
 
+from voicetap_common.access import parse_tokens
 from voicetap_common.settings import CommonSettings
 
 
@@ -30,6 +31,13 @@ class SimulatorSettings(CommonSettings):
     indexer_api_token: str | None = Field(
         default=None, description="Bearer token of the indexer's query API, when it needs one."
     )
+
+    def stack_token(self) -> str | None:
+        """The bearer the stack accepts: the first of ``VOICETAP_API_TOKEN``, else the indexer's
+        alias."""
+        common = self.voicetap_api_token.get_secret_value() if self.voicetap_api_token else ""
+        tokens = parse_tokens(common or self.indexer_api_token)
+        return tokens[0] if tokens else None
 
     def stack_redis_url(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.voicetap_embedded_redis_port}/0"

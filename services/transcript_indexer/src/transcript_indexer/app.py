@@ -13,7 +13,6 @@ that is down) is cancelled, its batch left unacknowledged for redelivery.
 import asyncio
 import contextlib
 import dataclasses
-import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -23,9 +22,8 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from transcript_indexer.completion import Completer
 from transcript_indexer.consumer import Indexer, consumer_names
@@ -35,9 +33,11 @@ from transcript_indexer.erasure import TOPICS as ERASURE_TOPICS
 from transcript_indexer.erasure import Eraser
 from transcript_indexer.live import LiveFeed
 from transcript_indexer.retention import RetentionSweeper
-from transcript_indexer.routes import api_routes
+from transcript_indexer.routes import LinkOptions, api_routes
 from transcript_indexer.storage import open_when_available
 from transcript_indexer.storage.base import Storage
+from voicetap_common.access import Access
+from voicetap_common.access_http import AccessGuard, refused_counter
 from voicetap_common.command_runner import CommandRunner
 from voicetap_common.consumer_metrics import PrometheusConsumerMetrics
 from voicetap_common.erasure import ErasureOutcome, new_request_id, request_erasure
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("voicetap.transcript_indexer")
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapers carry no token
 STOP_GRACE_SECONDS = 5.0
 COMMAND_BATCH_SIZE = 50
 ERASURE_BATCH_SIZE = 10
@@ -87,27 +86,6 @@ class AutoTranscription:
     tracks: TranscriptionTracks
 
 
-class BearerToken:
-    """Answers 401 to any request but the probes that lacks ``Authorization: Bearer <token>``."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self._app = app
-        self._expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
-                response = JSONResponse(
-                    {"error": "a valid bearer token is required"},
-                    status_code=401,
-                    headers={"www-authenticate": "Bearer"},
-                )
-                await response(scope, receive, send)
-                return
-        await self._app(scope, receive, send)
-
-
 def recording_route(stored: RecordingHandler) -> Callable[[Request], Awaitable[Response]]:
     async def recording(request: Request) -> Response:
         return await stored(request, request.path_params["call_control_id"])
@@ -130,7 +108,9 @@ def create_app(
     sse_keepalive_seconds: float,
     telnyx_client: Callable[[], "AsyncTelnyx"],
     auto_transcription: AutoTranscription | None,
-    api_token: str | None,
+    access: Access,
+    public_ingest_url: str = "",
+    public_indexer_url: str = "",
     failure: WorkFailure,
     console_url: str | None = None,
     erasure: ErasureOptions | None = None,
@@ -296,9 +276,25 @@ def create_app(
                 recording_route(stored_recording(recordings)),
                 methods=["GET"],
             ),
-            *api_routes(storage, redis, registry, keepalive_ms, erase_call),
+            *api_routes(
+                storage,
+                redis,
+                registry,
+                keepalive_ms,
+                erase_call,
+                LinkOptions(access.link_key, public_ingest_url, public_indexer_url),
+            ),
             *operational_routes(registry, readiness, service="indexer", console_url=console_url),
         ],
-        middleware=[Middleware(BearerToken, token=api_token)] if api_token is not None else [],
+        middleware=[
+            Middleware(
+                AccessGuard,
+                tokens=access.tokens,
+                link_key=access.link_key,
+                metrics_token=access.metrics_token,
+                refused=refused_counter(registry),
+                service="indexer",
+            )
+        ],
         lifespan=lifespan,
     )

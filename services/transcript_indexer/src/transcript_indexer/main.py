@@ -26,7 +26,7 @@ from voicetap_common.call_control import telnyx_client
 from voicetap_common.logs import configure_logging
 from voicetap_common.recordings_store import RecordingsStore, StoreError
 from voicetap_common.serving import WorkFailure, serve_until, until_signalled
-from voicetap_common.settings import load_settings
+from voicetap_common.settings import access_settings, load_settings, refuse_open_bind
 from voicetap_sdk.consumer import ConsumerOptions, default_consumer_name
 
 
@@ -34,7 +34,6 @@ def build_app(settings: IndexerSettings, failure: WorkFailure | None = None) -> 
     """The app, its arguments taken from ``settings`` (the only place that reads them); its
     background work reports a failure for good to ``failure``. Raises StoreError when the
     recordings store cannot be opened."""
-    token = settings.indexer_api_token
     return create_app(
         storage=create_storage(
             settings.indexer_database_url,
@@ -69,7 +68,9 @@ def build_app(settings: IndexerSettings, failure: WorkFailure | None = None) -> 
         )
         if settings.indexer_auto_transcribe
         else None,
-        api_token=token.get_secret_value() if token is not None else None,
+        access=access_settings(settings, settings.indexer_api_token),
+        public_ingest_url=settings.voicetap_public_ingest_url,
+        public_indexer_url=settings.voicetap_public_indexer_url,
         failure=failure or WorkFailure(),
         console_url=settings.voicetap_console_url,
         erasure=ErasureOptions(
@@ -88,6 +89,14 @@ def build_app(settings: IndexerSettings, failure: WorkFailure | None = None) -> 
 def main() -> None:
     settings = load_settings(IndexerSettings, "voicetap indexer")
     configure_logging("transcript_indexer", settings.log_level, settings.log_format)
+    access = access_settings(settings, settings.indexer_api_token)
+    refuse_open_bind(
+        settings.indexer_host,
+        access.tokens,
+        access.insecure_no_auth,
+        "voicetap indexer",
+        "INDEXER_HOST",
+    )
     failure = WorkFailure()
     try:
         app = build_app(settings, failure)

@@ -1,6 +1,8 @@
 """The query API's routes: calls, transcripts in four formats, search, and the live transcript."""
 
+import dataclasses
 import html
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -20,10 +22,28 @@ from transcript_indexer.storage.base import (
     Storage,
     StorageUnavailable,
 )
+from voicetap_common.access import (
+    LINK_PATHS,
+    MAX_LINK_TTL_SECONDS,
+    LinkTarget,
+    link_path,
+    signed_url,
+)
 from voicetap_common.erasure import ErasureOutcome
+from voicetap_sdk import codec
 from voicetap_sdk.redis_client import RedisClient
 
 MAX_LIMIT = 200
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LinkOptions:
+    """What ``POST /calls/{id}/links`` mints with: the key (None: no token nor secret configured,
+    so no link would be accepted) and the public base URLs ("" : unknown)."""
+
+    key: bytes | None
+    ingest_url: str = ""
+    indexer_url: str = ""
 
 
 class BadRequest(ValueError):
@@ -94,6 +114,7 @@ def api_routes(
     registry: CollectorRegistry,
     keepalive_ms: int,
     erase_call: Callable[[str], Awaitable[ErasureOutcome]],
+    links: LinkOptions,
 ) -> list[Route]:
     """``erase_call``: requests a call's erasure and waits for every part
     (``voicetap_common.erasure.request_erasure``)."""
@@ -145,6 +166,46 @@ def api_routes(
                 status_code=504,
             )
         return JSONResponse(body)
+
+    async def mint_link(request: Request) -> Response:
+        """``{"what": "recording"|"transcript", "ttl_seconds": n}`` (both optional) → the signed
+        URL (``url`` null for a recording when ``VOICETAP_PUBLIC_INGEST_URL`` is unset: prefix
+        ``path_and_query`` with the ingest's address)."""
+        if links.key is None:
+            return _error(409, "no link key: set VOICETAP_API_TOKEN or VOICETAP_LINK_SECRET")
+        body = await request.body()
+        try:
+            asked = codec.loads(body) if body else {}
+        except ValueError:
+            raise BadRequest("the body must be JSON") from None
+        if not isinstance(asked, dict):
+            raise BadRequest("the body must be a JSON object")
+        what = asked.get("what", "recording")
+        if what not in LINK_PATHS:
+            raise BadRequest("what must be recording or transcript")
+        ttl = asked.get("ttl_seconds", 3600)
+        if (
+            not isinstance(ttl, int)
+            or isinstance(ttl, bool)
+            or not 1 <= ttl <= MAX_LINK_TTL_SECONDS
+        ):
+            raise BadRequest(f"ttl_seconds must be an integer between 1 and {MAX_LINK_TTL_SECONDS}")
+        target: LinkTarget = what
+        path = link_path(request.path_params["call_control_id"], target)
+        base = links.ingest_url if target == "recording" else links.indexer_url
+        if target == "transcript" and not base:
+            base = str(request.base_url)
+        now = time.time()
+        path_and_query = signed_url("", links.key, path, ttl, now)
+        return JSONResponse(
+            {
+                "what": target,
+                "path_and_query": path_and_query,
+                "url": f"{base.rstrip('/')}{path_and_query}" if base else None,
+                "expires": int(now + ttl),
+            },
+            status_code=201,
+        )
 
     async def transcript(request: Request) -> Response:
         call_control_id = request.path_params["call_control_id"]
@@ -198,6 +259,7 @@ def api_routes(
         Route("/calls", _guarded(list_calls), methods=["GET"]),
         Route("/calls/{call_control_id:str}", _guarded(get_call), methods=["GET"]),
         Route("/calls/{call_control_id:str}", _guarded(erase), methods=["DELETE"]),
+        Route("/calls/{call_control_id:str}/links", _guarded(mint_link), methods=["POST"]),
         Route("/calls/{call_control_id:str}/transcript", _guarded(transcript), methods=["GET"]),
         Route("/calls/{call_control_id:str}/transcript/live", _guarded(live), methods=["GET"]),
         Route("/search", _guarded(search), methods=["GET"]),

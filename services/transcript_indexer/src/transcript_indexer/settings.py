@@ -24,7 +24,7 @@ class IndexerSettings(CommonSettings, TelnyxApiSettings, RecordingsStoreSettings
     )
     indexer_api_token: SecretStr | None = Field(
         default=None,
-        description="When set, every query API request needs `Authorization: Bearer <token>`.",
+        description="Alias of `VOICETAP_API_TOKEN` for the indexer (read when that is unset): the query API's bearer token(s).",
     )
     indexer_auto_transcribe: bool = Field(
         default=False, description="Start Telnyx transcription on every `call.answered`."

@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 
+from voicetap_common.access_http import AccessGuard, refused_counter
 from voicetap_common.http import operational_routes
 from voicetap_sdk import redis_client
 from voicetap_sdk.streams import Producer
@@ -56,9 +58,14 @@ def create_app(
     max_body_bytes: int,
     answer_deadline_seconds: float,
     console_url: str | None = None,
+    metrics_token: str | None = None,
     registry: CollectorRegistry | None = None,
 ) -> GatewayApp:
-    """The gateway; ``verifier`` None accepts unsigned webhooks (development only, logged loudly)."""
+    """The gateway; ``verifier`` None accepts unsigned webhooks (development only, logged loudly).
+
+    Its one route that is not Telnyx's is ``/metrics``: behind ``metrics_token`` when set. The
+    gateway holds no call content, so it takes no ``VOICETAP_API_TOKEN`` and may listen on any
+    address without one (docs/DESIGN.md)."""
     registry = registry or CollectorRegistry()
     metrics = GatewayMetrics(registry)
     redis = redis_client.connect(
@@ -107,12 +114,21 @@ def create_app(
         finally:
             await redis.aclose()
 
+    guard = Middleware(
+        AccessGuard,
+        tokens=(),
+        link_key=None,
+        metrics_token=metrics_token,
+        refused=refused_counter(registry),
+        service="gateway",
+    )
     return GatewayApp(
         webhook,
         Starlette(
             routes=operational_routes(
                 registry, readiness, service="gateway", console_url=console_url
             ),
+            middleware=[guard],
             lifespan=lifespan,
         ),
     )

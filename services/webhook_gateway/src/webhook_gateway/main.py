@@ -35,6 +35,9 @@ def build_app(settings: GatewaySettings) -> GatewayApp:
         max_body_bytes=settings.gateway_max_body_bytes,
         answer_deadline_seconds=settings.gateway_answer_deadline_seconds,
         console_url=settings.voicetap_console_url,
+        metrics_token=settings.voicetap_metrics_token.get_secret_value()
+        if settings.voicetap_metrics_token is not None
+        else None,
     )
 
 

@@ -38,6 +38,13 @@ class GatewayMetrics:
             registry=registry,
         )
 
+        self.telnyx_topics = Gauge(
+            "voicetap_gateway_telnyx_topics",
+            "Distinct telnyx.* topics this process has published to (a sudden rise: event types "
+            "nobody reads)",
+            registry=registry,
+        )
+
     def count_trimmed(self, trimmed: dict[str, int]) -> None:
         for topic, count in trimmed.items():
             self.trimmed.labels(topic).inc(count)

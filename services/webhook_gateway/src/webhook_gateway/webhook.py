@@ -166,6 +166,7 @@ class WebhookEndpoint:
             counter = self._published_by_type[key.event_type] = self._metrics.published.labels(
                 key.event_type
             )
+            self._metrics.telnyx_topics.set(len(self._published_by_type))
         counter.inc()
         return 200, {"status": "stored", "id": key.event_id, "topic": topic, "entry": entry_id}
 
