@@ -51,6 +51,7 @@ def test_a_recordings_directory_that_cannot_be_made_is_one_line(tmp_path: Path) 
         {
             "VOICETAP_DATA_DIR": str(tmp_path),
             "VOICETAP_RECORDINGS_URL": f"file://{tmp_path}/file/recordings",
+            "INGEST_HOST": "127.0.0.1",  # else the start stops earlier: no token beyond loopback
         }
     )
     assert result.returncode == 1, result.stderr
