@@ -24,8 +24,12 @@ MAX_FORM_BYTES = 8192
 
 
 def safe_next(target: str) -> str:
-    """Where to go after logging in: a path of this console, never another site."""
+    """Where to go after logging in: a path of this console, never another site (browsers read
+    ``//host``, ``/\\host`` and ``/<tab>/host`` as another site: whitespace and control characters
+    are dropped before a URL is parsed)."""
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in target):
         return "/"
     return target
 
