@@ -17,7 +17,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("GATEWAY_", "INGEST_", "INDEXER_", "VOICETAP_", "TELNYX_"))
+        if not k.startswith(("GATEWAY_", "INGEST_", "INDEXER_", "CONSOLE_", "VOICETAP_", "TELNYX_"))
     }
 
 
@@ -45,3 +45,14 @@ def test_a_host_the_user_set_is_kept_and_needs_a_token(env: dict[str, str]) -> N
     )
     assert open_bind_problems(settings)[0].startswith("voicetap up: INGEST_HOST=")
     assert len(open_bind_problems(settings)) == 1  # the indexer's alias counts for the indexer
+
+
+def test_a_console_the_user_put_beyond_loopback_needs_a_token_too(env: dict[str, str]) -> None:
+    chosen = {**env, "CONSOLE_HOST": "0.0.0.0"}
+    settings, _ = load_service_settings(["console"], chosen)
+    (line,) = open_bind_problems(settings)
+    assert line.startswith("voicetap up: CONSOLE_HOST=0.0.0.0 ")
+    settings, _ = load_service_settings(["console"], {**chosen, "VOICETAP_API_TOKEN": "t"})
+    assert open_bind_problems(settings) == []
+    settings, _ = load_service_settings(["console"], env)
+    assert loopback_defaults(settings) == {"CONSOLE_HOST": "127.0.0.1"}  # its own default too

@@ -6,10 +6,12 @@ from voicetap_common.access import (
     Verdict,
     check_link,
     check_session,
+    check_session_keys,
     link_key,
     link_query,
     open_bind_refusal,
     parse_tokens,
+    session_keys,
     session_value,
     token_accepted,
 )
@@ -63,13 +65,26 @@ def test_a_session_value_is_valid_until_it_expires() -> None:
     key = b"k" * 32
     value = session_value(key, 60, now=1_000)
     assert check_session(key, value, now=1_030) is Verdict.OK
-    assert check_session(key, value, now=1_061) is Verdict.EXPIRED_LINK
-    assert check_session(b"x" * 32, value, now=1_030) is Verdict.TAMPERED_LINK
+    assert check_session(key, value, now=1_061) is Verdict.EXPIRED_SESSION
+    assert check_session(b"x" * 32, value, now=1_030) is Verdict.BAD_SESSION
     expires, _, signature = value.partition(".")
-    assert check_session(key, f"{int(expires) + 1}.{signature}", now=1_030) is (
-        Verdict.TAMPERED_LINK
-    )
-    assert check_session(key, "garbage", now=1_030) is Verdict.TAMPERED_LINK
+    assert check_session(key, f"{int(expires) + 1}.{signature}", now=1_030) is (Verdict.BAD_SESSION)
+    assert check_session(key, "garbage", now=1_030) is Verdict.BAD_SESSION
+
+
+def test_a_session_lasts_while_the_token_it_was_opened_with_is_configured() -> None:
+    old, new = session_keys(("old-token", "new-token"))
+    assert old != new and session_keys(("new-token",)) == (new,)
+    opened_with_old = session_value(old, 60, now=1_000)
+    opened_with_new = session_value(new, 60, now=1_000)
+    for value in (opened_with_old, opened_with_new):
+        assert check_session_keys((old, new), value, now=1_030) is Verdict.OK
+    rotated = session_keys(("new-token",))
+    assert check_session_keys(rotated, opened_with_new, now=1_030) is Verdict.OK
+    assert check_session_keys(rotated, opened_with_old, now=1_030) is Verdict.BAD_SESSION
+    assert check_session_keys(rotated, opened_with_new, now=1_061) is Verdict.EXPIRED_SESSION
+    assert check_session_keys((), opened_with_new, now=1_030) is Verdict.BAD_SESSION
+    assert session_keys(("token",))[0] != link_key(None, ("token",))
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"])

@@ -13,7 +13,11 @@ from pydantic_settings import BaseSettings
 from voicetap_common.access import open_bind_refusal
 from voicetap_common.settings import CommonSettings, access_settings, env_name
 
-GUARDED_HOSTS = {"ingest": "ingest_host", "indexer": "indexer_host"}  # service -> its host field
+GUARDED_HOSTS = {  # service -> its host field
+    "ingest": "ingest_host",
+    "indexer": "indexer_host",
+    "console": "console_host",
+}
 LOOPBACK = "127.0.0.1"
 
 

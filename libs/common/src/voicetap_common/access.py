@@ -8,7 +8,10 @@ signed links and the console's session value.
   ``path|expires``: valid for that path only, until that time. Its key is
   ``VOICETAP_LINK_SECRET``, else derived from the first token (so rotating the first token
   invalidates the links minted with it).
-- The console's session value is ``<expires>.<HMAC over "session|<expires>">`` with the same key.
+- The console's session value is ``<expires>.<HMAC over "session|<expires>">``, keyed by a key
+  derived from the token the browser logged in with (``session_keys``), never from
+  ``VOICETAP_LINK_SECRET``: a session lasts only while that token is configured, so removing a token
+  from ``VOICETAP_API_TOKEN`` also ends every session opened with it.
 """
 
 import dataclasses
@@ -21,6 +24,7 @@ from typing import Literal
 from urllib.parse import quote
 
 LINK_KEY_LABEL = b"voicetap link key v1"
+SESSION_KEY_LABEL = b"voicetap console session key v1"
 
 
 def parse_tokens(raw: str | None) -> tuple[str, ...]:
@@ -90,6 +94,8 @@ class Verdict(enum.Enum):
     TAMPERED_LINK = "tampered_link"
     EXPIRED_LINK = "expired_link"
     LINK_READ_ONLY = "link_read_only"
+    BAD_SESSION = "bad_session"
+    EXPIRED_SESSION = "expired_session"
 
 
 def check_link(
@@ -108,6 +114,12 @@ def check_link(
     return Verdict.OK
 
 
+def session_keys(tokens: tuple[str, ...]) -> tuple[bytes, ...]:
+    """One session key per configured token, in the same order: a session is signed with the key
+    of the token it was opened with and accepted while that token is configured."""
+    return tuple(hmac.new(t.encode(), SESSION_KEY_LABEL, hashlib.sha256).digest() for t in tokens)
+
+
 def session_value(key: bytes, ttl_seconds: int, now: float | None = None) -> str:
     """A browser session's cookie value for the console, valid ``ttl_seconds``."""
     expires = int((time.time() if now is None else now) + ttl_seconds)
@@ -117,12 +129,22 @@ def session_value(key: bytes, ttl_seconds: int, now: float | None = None) -> str
 def check_session(key: bytes | None, value: str, now: float | None = None) -> Verdict:
     expires, _, signature = value.partition(".")
     if key is None or not expires.isdigit() or len(expires) > 12:
-        return Verdict.TAMPERED_LINK
+        return Verdict.BAD_SESSION
     if not hmac.compare_digest(signature.encode(), _sign(key, f"session|{expires}").encode()):
-        return Verdict.TAMPERED_LINK
+        return Verdict.BAD_SESSION
     if int(expires) < (time.time() if now is None else now):
-        return Verdict.EXPIRED_LINK
+        return Verdict.EXPIRED_SESSION
     return Verdict.OK
+
+
+def check_session_keys(keys: tuple[bytes, ...], value: str, now: float | None = None) -> Verdict:
+    """A session's verdict under any of ``keys`` (each checked, no early exit): OK when one signed
+    it and it has not expired; expired when one signed it; else bad."""
+    verdicts = {check_session(key, value, now) for key in keys}
+    for verdict in (Verdict.OK, Verdict.EXPIRED_SESSION):
+        if verdict in verdicts:
+            return verdict
+    return Verdict.BAD_SESSION
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

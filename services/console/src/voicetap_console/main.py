@@ -3,7 +3,7 @@
 import uvicorn
 
 from voicetap_common.logs import configure_logging
-from voicetap_common.settings import load_settings
+from voicetap_common.settings import access_settings, load_settings, refuse_open_bind
 from voicetap_console.app import create_app
 from voicetap_console.reader import BLOCK_MS
 from voicetap_console.settings import ConsoleSettings
@@ -14,7 +14,16 @@ from voicetap_sdk.redis_client import connect
 def main() -> None:
     settings = load_settings(ConsoleSettings, "voicetap console")
     configure_logging("console", settings.log_level, settings.log_format)
-    token = settings.console_indexer_token
+    access = access_settings(settings)
+    refuse_open_bind(
+        settings.console_host,
+        access.tokens,
+        access.insecure_no_auth,
+        "voicetap console",
+        "CONSOLE_HOST",
+    )
+    stack_token = access.tokens[0] if access.tokens else None
+    indexer_token = settings.console_indexer_token
     app = create_app(
         redis=connect(
             settings.redis_url,
@@ -24,8 +33,9 @@ def main() -> None:
         ),
         upstreams=Upstreams(
             settings.console_indexer_url,
-            token.get_secret_value() if token is not None else None,
+            indexer_token.get_secret_value() if indexer_token is not None else stack_token,
             settings.console_ingest_url,
+            stack_token,
         ),
         service_urls={
             "gateway": settings.console_gateway_url,
@@ -36,6 +46,8 @@ def main() -> None:
         recent_calls=settings.console_recent_calls,
         history_seconds=settings.console_history_seconds,
         redis_timeout_s=settings.redis_timeout_seconds,
+        access=access,
+        session_seconds=settings.console_session_seconds,
     )
     uvicorn.run(
         app,

@@ -1,33 +1,24 @@
 """The console's settings: ``CONSOLE_*`` environment variables on top of the common ones."""
 
-import ipaddress
-
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from voicetap_common.settings import CommonSettings
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ConsoleSettings(CommonSettings):
     console_host: str = Field(
         default="127.0.0.1",
-        description="Address the console listens on. It shows call content and has no access control "
-        "yet, so only a loopback address is accepted.",
+        description="Address the console listens on. Beyond loopback it needs `VOICETAP_API_TOKEN` (a "
+        "browser logs in with one of its tokens) or `VOICETAP_INSECURE_NO_AUTH`.",
     )
     console_port: int = Field(default=8080, ge=0, le=65535, description="Port of the console.")
     console_indexer_url: str = Field(
         default="http://127.0.0.1:8002", description="The transcript indexer's query API."
     )
     console_indexer_token: SecretStr | None = Field(
-        default=None, description="Bearer token of the indexer's query API, when it needs one."
+        default=None,
+        description="Bearer token of the indexer's query API; unset: the first `VOICETAP_API_TOKEN`, "
+        "also the ingest's bearer for recordings.",
     )
     console_ingest_url: str = Field(
         default="http://127.0.0.1:8001", description="media_ingest, which serves the recordings."
@@ -43,13 +34,8 @@ class ConsoleSettings(CommonSettings):
         ge=0,
         description="At start, calls of this long ago are read back from the topics.",
     )
-
-    @field_validator("console_host")
-    @classmethod
-    def _loopback_only(cls, host: str) -> str:
-        if not is_loopback(host):
-            raise ValueError(
-                "must be a loopback address (127.0.0.1, ::1, localhost): the console shows call "
-                "content and has no access control yet"
-            )
-        return host
+    console_session_seconds: int = Field(
+        default=12 * 3600,
+        ge=60,
+        description="How long a browser stays logged in to the console (with `VOICETAP_API_TOKEN`).",
+    )

@@ -1,7 +1,8 @@
 """What the browser needs from the other services, from the console's own origin.
 
 ``/api/...`` forwards read-only query API requests to the transcript indexer (with its bearer
-token, which the browser never sees); ``/recordings/{id}.wav`` forwards a recording from
+token, which the browser never sees; so are the recordings fetched from the ingest, with the
+stack's); ``/recordings/{id}.wav`` forwards a recording from
 media_ingest and answers ``Range`` requests (206) whether or not the ingest does, since an audio
 element can only seek in a resource it may ask ranges of.
 """
@@ -29,15 +30,21 @@ class Upstreams:
     """Clients (not yet connected) of the indexer and the ingest."""
 
     def __init__(
-        self, indexer_url: str, indexer_token: str | None, ingest_url: str, timeout: float = 5.0
+        self,
+        indexer_url: str,
+        indexer_token: str | None,
+        ingest_url: str,
+        ingest_token: str | None = None,
+        timeout: float = 5.0,
     ) -> None:
-        headers = {"authorization": f"Bearer {indexer_token}"} if indexer_token else {}
         self.indexer_url = indexer_url.rstrip("/")
         self.ingest_url = ingest_url.rstrip("/")
         self.indexer = httpx.AsyncClient(
-            base_url=self.indexer_url, headers=headers, timeout=timeout
+            base_url=self.indexer_url, headers=_bearer(indexer_token), timeout=timeout
         )
-        self.ingest = httpx.AsyncClient(base_url=self.ingest_url, timeout=timeout)
+        self.ingest = httpx.AsyncClient(
+            base_url=self.ingest_url, headers=_bearer(ingest_token), timeout=timeout
+        )
 
     async def aclose(self) -> None:
         await self.indexer.aclose()
@@ -153,6 +160,10 @@ async def _relay(
                 return
     finally:
         await response.aclose()
+
+
+def _bearer(token: str | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"} if token else {}
 
 
 def _said(service: str, response: httpx.Response) -> str:
