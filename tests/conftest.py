@@ -35,7 +35,6 @@ from voicetap_cli.embedded_redis import EmbeddedRedis, free_port, server_binary
 from voicetap_cli.lifetime import die_with_parent
 from voicetap_common.recordings_store import StoreConfig
 
-
 REDIS_IMAGE = "redis:7.4-alpine"
 RYUK_IMAGE = "testcontainers/ryuk:0.8.1"
 
