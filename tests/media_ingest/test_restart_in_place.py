@@ -14,9 +14,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import websockets
 from redis.asyncio import Redis
 
 from media_ingest.protocol.wav import read_wav
+from media_ingest.transports.stream_endpoint import AUTH_HEADER
 from telnyx_simulator.audio import CallAudio
 from telnyx_simulator.rtp import ForkLeg, RtpFork
 from tests.media_ingest.harness import (
@@ -32,7 +34,9 @@ from tests.media_ingest.harness import (
 )
 from tests.media_ingest.test_ingest_rtp import round_trip
 from tests.media_ingest.test_ports import free_range
+from tests.media_ingest.test_streaming import start_frame, stream_audio
 from voicetap_cli.embedded_redis import free_port
+from voicetap_sdk import codec
 from voicetap_sdk.topics import RECORDING_COMPLETED
 
 pytestmark = pytest.mark.slow  # real-time media and real processes
@@ -152,10 +156,17 @@ async def test_a_forked_call_goes_on_in_the_same_recording_after_kill_9(
         event = await recording_completed(redis, ccid, timeout=20)
         await asyncio.sleep(1.0)  # a second event would be there by now
         assert len(await completed_events(redis, ccid)) == 1
+    assert_one_recording_with_the_gap(event, audio, sent_frames, back_at - killed_at)
+
+
+def assert_one_recording_with_the_gap(
+    event: dict[str, Any], audio: CallAudio, sent_frames: int, downtime: float
+) -> None:
+    """Everything sent is in the file, sample-exact and where the wall clock puts it, except what
+    was sent while no process held the call (at most the downtime plus 1 s), which is silence."""
     assert event["reason"] == "hangup" and not event["recovered"], event
     [gap] = event["gaps"]
     assert gap["reason"] == "worker_restart"
-    downtime = back_at - killed_at
     _, frames = read_wav(Path(event["path"]))
     for channel, pcm in ((0, audio.inbound), (1, audio.outbound)):
         reference = round_trip(pcm)[: sent_frames * FRAME]
@@ -172,6 +183,54 @@ async def test_a_forked_call_goes_on_in_the_same_recording_after_kill_9(
         assert gap["start"] <= (at + (before + 1) * FRAME) / 8000
         assert abs(gap["end"] - later / 8000) <= 0.05, (gap, later / 8000)
     assert abs(event["duration"] - len(frames) / 8000) <= 0.001
-    for leg in ("inbound", "outbound"):
-        # every packet the two processes took (the first one's as its sidecar last saved them)
-        assert event["legs"][leg]["received"] >= sent_frames - round(downtime / 0.02) - 300
+
+
+async def test_a_streamed_call_asks_for_its_stream_again_after_kill_9(
+    redis: Redis, redis_url: str, fake, tmp_path: Path
+) -> None:
+    call = fake.state.create_call()
+    ccid = call.call_control_id
+    env = instance_env(tmp_path, redis_url, fake.url, "ingest-restart-stream")
+    url = f"ws://127.0.0.1:{env['INGEST_PORT']}/streams/telnyx"
+    audio = CallAudio(noise(13, 61), noise(13, 62))
+    loop = asyncio.get_running_loop()
+
+    async def stream(token: str, stream_id: str, first_frame: int, chunks: int) -> None:
+        async with websockets.connect(url, additional_headers={AUTH_HEADER: token}) as ws:
+            await ws.send(codec.dumps({"event": "connected", "version": "1.0.0"}).decode())
+            await ws.send(codec.dumps(start_frame(ccid, stream_id)).decode())
+            await stream_audio(ws, audio, first_frame, chunks, stream_id)
+
+    async with ingest_process(env) as first:
+        assert (await run_command(redis, "streaming_start", ccid))["ok"]
+        [request] = fake.state.requests_for(ccid, "streaming_start")
+        t0 = loop.time()
+        streaming = asyncio.create_task(
+            stream(request.body["stream_auth_token"], "stream-1", 0, 600)
+        )
+        await asyncio.sleep(3.5)
+        killed_at = loop.time() - t0
+        await kill(first)
+        await asyncio.gather(streaming, return_exceptions=True)  # the socket died with it
+    async with ingest_process(env):
+        back_at = loop.time() - t0
+        asked = await wait_for(
+            lambda: _again(fake.state.requests_for(ccid, "streaming_start")),
+            10,
+            "streaming_start asked for again",
+        )
+        resumed_frame = round((loop.time() - t0) / 0.02)
+        sent_frames = 600
+        await stream(
+            asked.body["stream_auth_token"], "stream-2", resumed_frame, sent_frames - resumed_frame
+        )
+        await publish_webhook(redis, "call.hangup", ccid)
+        event = await recording_completed(redis, ccid, timeout=20)
+        await asyncio.sleep(1.0)
+        assert len(await completed_events(redis, ccid)) == 1
+    assert event["media"] == ["stream"]
+    assert_one_recording_with_the_gap(event, audio, sent_frames, back_at - killed_at)
+
+
+async def _again(requests: list[Any]) -> Any:
+    return requests[1] if len(requests) > 1 else None
