@@ -122,6 +122,33 @@ async def test_a_holder_that_died_releases_the_lock_by_expiry(redis: Redis) -> N
     assert result["ok"] is True and result["executed_by"] == "survivor"
 
 
+async def test_a_runner_restarted_under_its_name_takes_its_earlier_lives_lock_at_once(
+    redis: Redis,
+) -> None:
+    """An instance restarted in place executes the command its killed life held, without waiting
+    for the lock to expire; another instance's lock is still waited for."""
+    command = TranscriptionStop(call_control_id="v3:restarted")
+    await publish(redis, command, deliveries=1)
+    await redis.set(lock_key(command.id), "ingest-w0:0123456789ab:token", px=60_000)
+    executor = SlowExecutor(0.0)
+    again = instance(redis, executor, "ingest-w0", wait_seconds=0.05)
+    await again.ensure_groups()
+    started = time.monotonic()
+    assert await again.run_once() == 1
+    [(name, command_id, at)] = executor.executed
+    assert (name, command_id) == ("ingest-w0", command.id) and at - started < 1.0
+    [result] = await results(redis)
+    assert result["ok"] is True and not await redis.exists(lock_key(command.id))
+
+    other = TranscriptionStop(call_control_id="v3:elsewhere")
+    await publish(redis, other, deliveries=1)
+    await redis.set(lock_key(other.id), "ingest-w0x:0123456789ab:token", px=800)
+    started = time.monotonic()
+    await again.run_once()  # a name that only starts like this one's: not an earlier life
+    (_, command_id, at) = executor.executed[-1]
+    assert command_id == other.id and at - started >= 0.7, "did not wait for the other's lock"
+
+
 async def test_a_cancelled_execution_releases_the_lock_at_once(redis: Redis) -> None:
     command = TranscriptionStop(call_control_id="v3:cancelled")
     await publish(redis, command, deliveries=2)

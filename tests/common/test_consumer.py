@@ -7,6 +7,7 @@ handled, and claim cycles running without taking the entries read ahead.
 """
 
 import asyncio
+import contextlib
 from collections import Counter
 
 import pytest
@@ -125,6 +126,51 @@ async def test_a_dead_consumers_entries_are_claimed_and_nothing_is_lost_or_doubl
     await asyncio.sleep(0.15)
     await drain(survivor, 3)
     assert handled == Counter({f"ev-{i}": 1 for i in range(15)})
+    assert (await redis.xpending(TOPIC, "g"))["pending"] == 0
+
+
+async def test_a_consumer_restarted_under_its_name_takes_its_pending_entries_back_at_once(
+    redis: Redis,
+) -> None:
+    """Restart in place: no claim bound to wait for, each entry handled once, in order, before
+    anything new; an entry that kills every life of the process is dead-lettered in the end."""
+    await publish(redis, 6)
+
+    async def crash(entries: list[Entry]) -> None:
+        raise KeyboardInterrupt  # killed mid-batch: nothing acknowledged
+
+    dying = consumer_for(redis, crash, "ingest-w0", batch_size=4)
+    await dying.ensure_groups()
+    with pytest.raises(KeyboardInterrupt):
+        await dying.run_once()
+    assert len(await pending_ids(redis, "ingest-w0")) == 4
+    await publish(redis, 2, start=6)
+
+    handled: list[str] = []
+
+    async def handle(entries: list[Entry]) -> None:
+        handled.extend(e.event_id for e in entries)
+
+    again = consumer_for(redis, handle, "ingest-w0", batch_size=4, claim_idle_ms=60_000)
+    stop = asyncio.Event()
+    running = asyncio.create_task(again.run(stop))
+    for _ in range(100):
+        if len(handled) == 8:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await running
+    assert handled == [f"ev-{i}" for i in range(8)]  # its own first, then the rest, once each
+    assert (await redis.xpending(TOPIC, "g"))["pending"] == 0
+
+    await publish(redis, 1, start=100)
+    for _ in range(4):  # three lives killed by the entry; the fourth dead-letters it
+        poisoned = consumer_for(redis, crash, "ingest-w0", max_deliveries=3)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.3, stop.set)
+        with contextlib.suppress(KeyboardInterrupt):
+            await poisoned.run(stop)
+    assert [f[b"id"] for _, f in await redis.xrange(f"{TOPIC}.dlq")] == [b"ev-100"]
     assert (await redis.xpending(TOPIC, "g"))["pending"] == 0
 
 

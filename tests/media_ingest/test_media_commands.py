@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 
 from media_ingest.keys import owner_key
 from media_ingest.protocol.wav import read_wav
+from media_ingest.tokens import token_digest
 from telnyx_simulator.audio import CallAudio
 from tests.media_ingest.harness import (
     API_KEY,
@@ -62,7 +63,7 @@ async def test_each_media_command_reaches_the_api_and_the_result_topic(
         assert (
             request.body["command_id"]
             == started["telnyx_command_id"]
-            == f"voicetap:fork_start:{started['command_id']}"
+            == f"voicetap:fork_start:{started['command_id']}:{target_port(request.body['rx'])}"
         )
         assert (
             request.body["rx"] == started["allocated"]["rx"]
@@ -98,7 +99,13 @@ async def test_each_media_command_reaches_the_api_and_the_result_topic(
             request.body["stream_bidirectional_mode"] == "rtp"
             and request.body["stream_bidirectional_codec"] == "PCMU"
         )
-        assert request.body["command_id"] == f"voicetap:streaming_start:{streaming['command_id']}"
+        # the token's digest in it: a re-execution with a new token is not a repeat
+        digest = token_digest(request.body["stream_auth_token"])[:12]
+        assert (
+            request.body["command_id"]
+            == streaming["telnyx_command_id"]
+            == f"voicetap:streaming_start:{streaming['command_id']}:{digest}"
+        )
 
         ending = await run_command(redis, "streaming_stop", ccid)
         assert ending["ok"]

@@ -132,14 +132,18 @@ def result_for(
     error: BaseException | None = None,
     allocated: dict[str, Any] | None = None,
 ) -> CommandResult:
-    """The result event of ``command``: ok, or the classified failure of ``error``."""
+    """The result event of ``command``: ok, or the classified failure of ``error``. An executor
+    that had to send Telnyx another ``command_id`` than the command's own (so that a re-execution
+    with other parameters is not de-duplicated away) names it in ``allocated["telnyx_command_id"]``."""
+    allocated = dict(allocated) if allocated is not None else None
+    sent = allocated.pop("telnyx_command_id", None) if allocated is not None else None
     base: dict[str, Any] = dict(
         id=f"result:{command.id}",
         command_id=command.id,
         action=command.action,
         call_control_id=command.call_control_id,
         correlation_id=command.correlation_id,
-        telnyx_command_id=command.telnyx_command_id(),
+        telnyx_command_id=sent or command.telnyx_command_id(),
         allocated=allocated,
         executed_by=executed_by,
     )

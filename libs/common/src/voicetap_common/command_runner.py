@@ -14,7 +14,8 @@ releases it only after the result is published. A holder that finds the lock tak
 that result and then acknowledges its delivery without executing; after ``wait_seconds`` without
 one it raises :class:`~voicetap_sdk.consumer.RetryLater`, so the consumer tries the entry again
 in place. A holder that died never releases its lock: it expires, and the next try executes the
-command.
+command; a runner restarted under the same stable name (``executed_by``: an ingest instance
+restarted in place) knows a lock of its earlier life and takes it over at once.
 """
 
 import asyncio
@@ -54,6 +55,15 @@ return 0
 """
 
 
+# Hands a lock over only while it is still the token seen (an earlier life of the same runner).
+_TAKE_OVER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return false
+"""
+
+
 def lock_key(command_id: str) -> str:
     """The execution lock of a command (in the result topic's slot, like its result marker)."""
     return "{" + COMMAND_RESULTS + "}:executing:" + command_id
@@ -79,6 +89,8 @@ class CommandRunner:
         self._lock_ms = int(lock_seconds * 1000)
         self._wait_seconds = wait_seconds
         self._release = redis.register_script(_RELEASE)
+        self._take_over = redis.register_script(_TAKE_OVER)
+        self._life = f"{executed_by}:{uuid.uuid4().hex[:12]}:"  # this process's lock tokens
 
     async def handle(self, entries: list[Entry]) -> None:
         for entry in entries:
@@ -121,21 +133,39 @@ class CommandRunner:
         deadline = time.monotonic() + self._wait_seconds
         pause = 0.02
         while True:
-            token = f"{self._executed_by}:{uuid.uuid4().hex}"
+            token = f"{self._life}{uuid.uuid4().hex}"
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(lock_key(command.id), token, nx=True, px=self._lock_ms)
                 pipe.exists(result_key)
-                taken, answered = await pipe.execute()
+                pipe.get(lock_key(command.id))
+                taken, answered, holder = await pipe.execute()
             if answered:
                 if taken:
                     await self._release(keys=[lock_key(command.id)], args=[token])
                 return None
             if taken:
                 return token
+            if (
+                holder is not None
+                and self._earlier_life(holder)
+                and await self._take_over(
+                    keys=[lock_key(command.id)], args=[holder, token, self._lock_ms]
+                )
+            ):
+                log.info(
+                    "took over the lock an earlier life of this runner held",
+                    extra={"command": command.id},
+                )
+                return token
             if time.monotonic() >= deadline:
                 raise RetryLater(f"command {command.id} is being executed elsewhere; no result yet")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.5)
+
+    def _earlier_life(self, holder: bytes | str) -> bool:
+        """The lock is this runner's name's, but not this process's: it was killed holding it."""
+        value = holder.decode() if isinstance(holder, bytes) else holder
+        return value.startswith(f"{self._executed_by}:") and not value.startswith(self._life)
 
     async def _answer_malformed(
         self,

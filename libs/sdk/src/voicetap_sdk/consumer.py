@@ -6,7 +6,8 @@ What FastStream 0.7.8's stream subscriber lacks (STACK.md), done once here for e
 - a batch is acknowledged only after the handler returned, i.e. after its effect is durable;
 - a failing batch is retried entry by entry, so one poison entry does not hold the rest back;
 - entries a dead or failing consumer holds are claimed by any consumer of the group once they
-  have been idle for ``claim_idle_ms``;
+  have been idle for ``claim_idle_ms``; a consumer that comes back under the same name (a process
+  restarted in place) takes its own pending entries back at once, before it reads anything new;
 - an entry delivered ``max_deliveries`` times goes to ``<topic>.dlq`` with its error, and is
   acknowledged, so processing continues;
 - an :class:`Undeliverable` entry (malformed) goes to the dead-letter topic at once;
@@ -190,10 +191,14 @@ class StreamConsumer:
             cap=self._options.retry_backoff_max_s,
             context={"group": self._options.group, "consumer": self._consumer},
         )
+        taken_back = False
         try:
             while not stop.is_set():
                 try:
                     await self.ensure_groups()
+                    if not taken_back:
+                        await self._take_back_own()
+                        taken_back = True
                     while not stop.is_set():
                         await self.run_once()
                         # Only a whole step ends an outage: a pooled connection from before it
@@ -445,10 +450,21 @@ class StreamConsumer:
             topic = self._stream_topic[stream]
             self._metrics.entries_handled(self._options.group, topic, len(ids))
 
-    async def _claim_idle(self, exclude: set[str]) -> int:
-        """Claim entries idle past the bound; dead-letter those delivered too often; handle the rest.
+    async def _take_back_own(self) -> None:
+        """Entries an earlier process of this consumer name read and never acknowledged (it was
+        killed): handled first, delivery counted (an entry that kills the process every time is
+        dead-lettered after ``max_deliveries`` restarts)."""
+        while await self._claim_idle(set(), idle_ms=0, mine=True):
+            pass
+
+    async def _claim_idle(
+        self, exclude: set[str], idle_ms: int | None = None, mine: bool = False
+    ) -> int:
+        """Claim entries idle past the bound (``idle_ms``, of this consumer only with ``mine``);
+        dead-letter those delivered too often; handle the rest.
 
         ``exclude``: entries this consumer read ahead and will handle next (not idle, only waiting)."""
+        idle = self._options.claim_idle_ms if idle_ms is None else idle_ms
         handled = 0
         for stream in self._streams:
             pending = await self._redis.xpending_range(
@@ -457,7 +473,8 @@ class StreamConsumer:
                 min="-",
                 max="+",
                 count=self._options.batch_size,
-                idle=self._options.claim_idle_ms,
+                idle=idle,
+                consumername=self._consumer if mine else None,
             )
             if not pending:
                 continue
@@ -471,11 +488,7 @@ class StreamConsumer:
             if not deliveries:
                 continue
             claimed = await self._redis.xclaim(  # entries, or None for one trimmed away
-                stream,
-                self._options.group,
-                self._consumer,
-                self._options.claim_idle_ms,
-                list(deliveries),
+                stream, self._options.group, self._consumer, idle, list(deliveries)
             )
             topic = self._stream_topic[stream]
             alive: list[Entry] = []

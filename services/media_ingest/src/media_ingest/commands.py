@@ -22,7 +22,7 @@ from media_ingest.locks import CallLocks
 from media_ingest.metrics import IngestMetrics
 from media_ingest.ownership import Ownership
 from media_ingest.ports import Allocation, PortAllocator, PortPair, PortsExhausted
-from media_ingest.tokens import StreamTokens, new_token
+from media_ingest.tokens import StreamTokens, new_token, token_digest
 from media_ingest.transports.udp import open_receiver
 from voicetap_sdk.commands import CallCommand, ForkStart, ForkStop, StreamingStart, StreamingStop
 
@@ -119,7 +119,10 @@ class MediaCommands:
                 ]  # fmt: skip
                 ports = (allocation, receivers)
             call.attach_fork(now, ports=ports)
-            await self._call_control.send(command, rx=rx, tx=tx)
+            # Telnyx de-duplicates a command_id: a re-execution (after a crash) to other ports
+            # must not be taken for the first one
+            sent_id = f"{command.telnyx_command_id()}:{allocation.pair.rx}"
+            await self._call_control.send(command, rx=rx, tx=tx, command_id=sent_id)
         except BaseException:
             if call is not None and fresh:
                 call.detach_fork()
@@ -135,7 +138,12 @@ class MediaCommands:
             call.stream.replaced()
         await self._ownership.note(call)
         log.info("fork started", extra={"call_control_id": ccid, "rx": rx, "tx": tx})
-        return {"rx": rx, "tx": tx, "instance": self._ownership.instance}
+        return {
+            "rx": rx,
+            "tx": tx,
+            "instance": self._ownership.instance,
+            "telnyx_command_id": sent_id,
+        }
 
     async def resume_fork(self, call: Call, pair: PortPair | None, command_id: str) -> None:
         """The fork of a call picked up again (restart in place): its leased ports bound again,
@@ -211,11 +219,20 @@ class MediaCommands:
         call.touch(time.monotonic())
         await self._ownership.note(call)
         log.info("streaming started", extra={"call_control_id": ccid, "stream_url": url})
-        return {"stream_url": url, "instance": self._ownership.instance}
+        return {
+            "stream_url": url,
+            "instance": self._ownership.instance,
+            "telnyx_command_id": overrides["command_id"],
+        }
 
     def _stream_overrides(self, command: StreamingStart, url: str, token: str) -> dict[str, Any]:
         targets = self._targets
-        overrides: dict[str, Any] = {"stream_url": url, "stream_auth_token": token}
+        overrides: dict[str, Any] = {
+            "stream_url": url,
+            "stream_auth_token": token,
+            # a re-execution (after a crash) comes with a new token: not the same request to Telnyx
+            "command_id": f"{command.telnyx_command_id()}:{token_digest(token)[:12]}",
+        }
         if command.stream_track is None:
             overrides["stream_track"] = "both_tracks"
         if command.stream_codec is None:
