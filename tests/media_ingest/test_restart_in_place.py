@@ -3,6 +3,7 @@ picks its live calls up; the call ends with one recording, aligned to the wall c
 everything sent except the downtime (plus at most 1 s), and one completed event naming the gap."""
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -17,14 +18,17 @@ import pytest
 import websockets
 from redis.asyncio import Redis
 
+from media_ingest.keys import held_key, owner_key
 from media_ingest.protocol.wav import read_wav
 from media_ingest.transports.stream_endpoint import AUTH_HEADER
 from telnyx_simulator.audio import CallAudio
 from telnyx_simulator.rtp import ForkLeg, RtpFork
 from tests.media_ingest.harness import (
     API_KEY,
+    command_result,
     locate,
     noise,
+    publish_command,
     publish_webhook,
     recording_completed,
     run_command,
@@ -32,12 +36,12 @@ from tests.media_ingest.harness import (
     topic_events,
     wait_for,
 )
-from tests.media_ingest.test_ingest_rtp import round_trip
+from tests.media_ingest.test_ingest_rtp import round_trip, send_fork
 from tests.media_ingest.test_ports import free_range
 from tests.media_ingest.test_streaming import start_frame, stream_audio
 from voicetap_cli.embedded_redis import free_port
 from voicetap_sdk import codec
-from voicetap_sdk.topics import RECORDING_COMPLETED
+from voicetap_sdk.topics import COMMAND_RESULTS, RECORDING_COMPLETED
 
 pytestmark = pytest.mark.slow  # real-time media and real processes
 
@@ -243,3 +247,123 @@ async def test_a_streamed_call_asks_for_its_stream_again_after_kill_9(
 
 async def _again(requests: list[Any]) -> Any:
     return requests[1] if len(requests) > 1 else None
+
+
+class Gate:
+    """Holds the fake API's first request of ``action`` once armed, until released: a command
+    in flight when its process is killed."""
+
+    def __init__(self, app: Any, action: str) -> None:
+        self.app, self.action = app, action
+        self.armed = False
+        self.entered, self.released = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            self.armed
+            and scope["type"] == "http"
+            and scope["path"].endswith(f"/actions/{self.action}")
+        ):
+            self.armed = False
+            self.entered.set()
+            await self.released.wait()
+        await self.app(scope, receive, send)
+
+
+async def metric(env: dict[str, str], line: str) -> bool:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{env['INGEST_PORT']}/metrics")).text
+    return line in text
+
+
+async def test_killed_while_paused_then_with_a_command_in_flight_nothing_doubles(
+    redis: Redis, redis_url: str, fake, fake_server, tmp_path: Path
+) -> None:
+    call = fake.state.create_call()
+    ccid = call.call_control_id
+    env = instance_env(tmp_path, redis_url, fake.url, "ingest-edge", free_range(4))
+    audio = CallAudio(noise(30, 81), noise(30, 82))
+    sidecar = tmp_path / "spool" / f"{ccid}.json"
+
+    async def paused_saved() -> bool:
+        try:
+            facts = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            return False
+        return facts["live"] is None and facts["paused"] and facts["paused"][-1][1] is None
+
+    async with ingest_process(env) as first:
+        started = await run_command(redis, "fork_start", ccid)
+        await send_fork(
+            audio,
+            target_port(started["allocated"]["rx"]),
+            target_port(started["allocated"]["tx"]),
+            1.5,
+        )
+        assert (await run_command(redis, "fork_stop", ccid))["ok"]  # paused (a PCI pause, say)
+        await wait_for(paused_saved, 5, "the pause saved")
+        await kill(first)
+    swappable, _ = fake_server
+    gate = Gate(swappable.app, "fork_start")
+    swappable.app = gate
+    async with ingest_process(env) as second:
+        assert len(fake.state.requests_for(ccid, "fork_start")) == 1  # a paused call stays paused
+        assert await redis.get(owner_key(ccid)) == b"ingest-edge"
+        gate.armed = True
+        resume_id = await publish_command(
+            redis, {"id": "resume-1", "action": "fork_start", "call_control_id": ccid}
+        )
+        await asyncio.wait_for(gate.entered.wait(), 10)  # the request is at Telnyx: kill now
+        await kill(second)
+        gate.released.set()
+    async with ingest_process(env):
+        result = await command_result(redis, resume_id, timeout=15)
+        assert result["ok"], result
+        await asyncio.sleep(1.0)
+        answers = [
+            r for r in await topic_events(redis, COMMAND_RESULTS) if r["command_id"] == resume_id
+        ]
+        assert len(answers) == 1  # executed again after the kill, answered once
+        rx, tx = target_port(result["allocated"]["rx"]), target_port(result["allocated"]["tx"])
+        assert fake.state.requests_for(ccid, "fork_start")[-1].body["rx"] == f"udp:127.0.0.1:{rx}"
+        last = await send_fork(audio, rx, tx, 1.5, start_frame=500)
+        await publish_webhook(redis, "call.hangup", ccid)
+        event = await recording_completed(redis, ccid, timeout=20)
+        await asyncio.sleep(1.0)
+        assert len(await completed_events(redis, ccid)) == 1
+        assert await metric(env, "voicetap_ingest_active_calls 0.0")  # no zombie call
+    assert event["reason"] == "hangup" and event["paused"] and event["gaps"]
+    assert {gap["reason"] for gap in event["gaps"]} == {"worker_restart"}
+    _, frames = read_wav(Path(event["path"]))
+    reference = round_trip(audio.inbound)
+    sent = reference[500 * FRAME : (500 + last.sent["inbound"]) * FRAME]
+    assert locate(frames[:, 0], sent[:FRAME]) >= 0  # the audio after the resume is there
+    assert await redis.get(owner_key(ccid)) is None and not await redis.hlen(
+        held_key("ingest-edge")
+    )
+
+
+async def test_killed_right_after_hang_up_the_call_ends_once(
+    redis: Redis, redis_url: str, fake, tmp_path: Path
+) -> None:
+    call = fake.state.create_call()
+    ccid = call.call_control_id
+    env = instance_env(tmp_path, redis_url, fake.url, "ingest-hungup")
+    audio = CallAudio(noise(3, 91), noise(3, 92))
+    async with ingest_process(env) as first:
+        started = await run_command(redis, "fork_start", ccid)
+        await send_fork(
+            audio,
+            target_port(started["allocated"]["rx"]),
+            target_port(started["allocated"]["tx"]),
+            1.0,
+        )
+        await publish_webhook(redis, "call.hangup", ccid)
+        await recording_completed(redis, ccid, timeout=20)
+        await kill(first)
+    async with ingest_process(env):
+        await asyncio.sleep(2.0)
+        assert len(await completed_events(redis, ccid)) == 1
+        assert await metric(env, "voicetap_ingest_active_calls 0.0")
+        assert len(fake.state.requests_for(ccid, "fork_start")) == 1  # nothing restarted
+    assert not [p for p in (tmp_path / "spool").iterdir() if ccid.split(":")[-1] in p.name]
