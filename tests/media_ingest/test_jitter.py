@@ -307,3 +307,30 @@ def test_interarrival_jitter_matches_rfc3550(delay_ms: float) -> None:
     # |D| is delay*rate for every packet: J converges to it (A.8: J += (|D| - J) / 16)
     assert leg.jb.stats.jitter_ms == pytest.approx(delay_ms, rel=1e-3)
     assert leg.jb.stats.to_dict()["jitter_ms"] == pytest.approx(delay_ms, rel=1e-3)
+
+
+def test_a_stream_continued_in_another_process_lands_by_its_timestamps() -> None:
+    """Restart in place: the new buffer, seeded with where the old one placed the stream, places
+    the packets after the downtime sample-exact, whenever they arrive, and counts no loss for
+    what it never saw."""
+    before = Leg(depth=0.06)
+    stream(before, list(range(10)), ts0=5000)
+    saved = before.jb.timeline()
+    assert saved is not None and saved["seq"] == 9 and saved["ts"] == 5000 + 9 * TICKS
+    after = Leg(depth=0.06)
+    after.jb.continue_timeline(saved, now=103.0)
+    # 150 packets later (3 s of downtime), arriving 0.3 s late (a busy process just started)
+    stream(after, list(range(160, 170)), ts0=5000, t0=100.5 + 0.3)
+    after.jb.flush()
+    first_position = dict(before.played)[0]
+    assert after.positions() == [first_position + k * TICKS for k in range(160, 170)]
+    assert after.jb.stats.lost == 0
+
+
+def test_a_new_stream_after_a_continued_one_is_placed_where_it_arrives() -> None:
+    after = Leg(depth=0.06)
+    after.jb.continue_timeline({"ssrc": 1, "seq": 9, "ts": 6440, "pos": 4000, "rate": RATE}, 101.0)
+    for k in range(6):  # a new fork: another SSRC, adopted on its second packet
+        after.push(k, 90_000 + k * TICKS, 103.0 + k * PTIME, ssrc=2)
+    after.jb.flush()
+    assert after.positions()[0] == round((103.0 - 100.0) * RATE)

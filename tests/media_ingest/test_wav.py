@@ -45,3 +45,18 @@ def test_repair_refuses_what_is_not_our_wav(tmp_path: Path) -> None:
     path.write_bytes(b"not a wav file at all, not even close to forty-four bytes")
     with pytest.raises(ValueError, match="not a WAV"):
         repair_wav(path)
+
+
+def test_a_repaired_file_is_written_on_where_it_ends(tmp_path: Path) -> None:
+    """Restart in place: the writer of the next process appends after what the last one left."""
+    path = tmp_path / "c.wav"
+    WavWriter(path, 8000).write(stereo(100))
+    with open(path, "ab") as file:  # killed mid-append: a torn frame
+        file.write(b"\x07")
+    assert repair_wav(path) == 100
+    writer = WavWriter(path, 8000, append=True)
+    assert writer.frames == 100
+    writer.write(stereo(50, 100))
+    assert np.array_equal(read_wav(path)[1], stereo(150))
+    with pytest.raises(ValueError, match="2 channels at 8000 Hz"):
+        WavWriter(path, 16000, append=True)
