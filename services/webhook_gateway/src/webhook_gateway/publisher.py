@@ -6,10 +6,11 @@ keys share the stream's hash slot, so this holds on Redis Cluster too). Requests
 arrive while a pipeline is in flight wait for the next one, so under load many webhooks share a
 single round trip, and with one request at a time nothing waits.
 
-A webhook about an erased call (``voicetap_common.erasure``) is not appended: the tombstones of a
-batch's calls are read first, in one pipeline of EXISTS (on a cluster a tombstone lives in its own
-slot, not the stream's, so the script cannot read it), and only the others go on to the script.
-Two round trips per batch, whatever its size.
+A webhook about an erased call (``voicetap_common.erasure``) is not appended. On a single server
+the script checks the call's tombstone itself (one round trip per batch, as before erasure
+existed). On a cluster a tombstone lives in its own slot, not the stream's, so the script cannot
+read it: the tombstones of a batch's calls are read first, in one pipeline of EXISTS, and only the
+others go on to the script (two round trips per batch, whatever its size).
 
 On Redis Cluster the pipeline is split by node (one round trip to each node, concurrently), and
 SCRIPT LOAD goes to every primary. A node that restarted has lost its script cache while the
@@ -21,12 +22,19 @@ import asyncio
 import enum
 from dataclasses import dataclass
 
+from redis.asyncio import RedisCluster
 from redis.exceptions import NoScriptError
 
 from voicetap_common.erasure import tombstone_key
 from voicetap_sdk.redis_client import RedisClient
 from voicetap_sdk.streams import PUBLISH_ONCE
 from voicetap_sdk.topics import dedupe_key
+
+# PUBLISH_ONCE with the call's tombstone (KEYS[3], when there is one) checked first: -1 if erased.
+# Single server only: the keys are in different hash slots.
+_PUBLISH_UNLESS_ERASED = (
+    "if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then\n  return -1\nend\n" + PUBLISH_ONCE
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +65,8 @@ class PublishBatcher:
         self._maxlen = maxlen
         self._timeout = timeout_seconds
         self._sha: str | None = None
+        self._cluster = isinstance(redis, RedisCluster)
+        self._script = PUBLISH_ONCE if self._cluster else _PUBLISH_UNLESS_ERASED
         self._queue: list[tuple[Publication, asyncio.Future[str | Erased | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.last_batch_size = 0
@@ -114,12 +124,17 @@ class PublishBatcher:
     async def _send(
         self, publications: list[Publication]
     ) -> list[bytes | Erased | None | Exception]:
+        if not self._cluster:
+            return [  # the script's -1: the call is erased
+                ERASED if isinstance(result, int) else result
+                for result in await self._store(publications)
+            ]
         erased = await self._erased(publications)
         kept = [i for i in range(len(publications)) if i not in erased]
         stored = await self._store([publications[i] for i in kept])
         results: list[bytes | Erased | None | Exception] = [ERASED] * len(publications)
         for i, result in zip(kept, stored, strict=True):
-            results[i] = result
+            results[i] = ERASED if isinstance(result, int) else result  # (no -1 on a cluster)
         return results
 
     async def _erased(self, publications: list[Publication]) -> set[int]:
@@ -133,15 +148,15 @@ class PublishBatcher:
             found = await pipe.execute()
         return {i for (i, _), exists in zip(about, found, strict=True) if exists}
 
-    async def _store(self, publications: list[Publication]) -> list[bytes | None | Exception]:
+    async def _store(self, publications: list[Publication]) -> list[bytes | int | None | Exception]:
         if not publications:
             return []
         if self._sha is None:
-            self._sha = await self._redis.script_load(PUBLISH_ONCE)
+            self._sha = await self._redis.script_load(self._script)
         results = await self._pipeline(self._sha, publications)
         lost = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
         if lost:  # Redis (or a node of the cluster) restarted and lost its script cache
-            self._sha = await self._redis.script_load(PUBLISH_ONCE)
+            self._sha = await self._redis.script_load(self._script)
             retried = await self._pipeline(self._sha, [publications[i] for i in lost])
             for i, result in zip(lost, retried, strict=True):
                 results[i] = result
@@ -149,17 +164,19 @@ class PublishBatcher:
 
     async def _pipeline(
         self, sha: str, publications: list[Publication]
-    ) -> list[bytes | None | Exception]:
+    ) -> list[bytes | int | None | Exception]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for p in publications:
+                keys = [p.stream, dedupe_key(p.stream, p.event_id)]
+                if p.call_control_id and not self._cluster:
+                    keys.append(tombstone_key(p.call_control_id))
                 # The raw command, which is what ``pipe.evalsha`` sends: redis-py's cluster pipeline
                 # refuses that method, as a node may lack the script; ``_send`` handles NOSCRIPT.
                 pipe.execute_command(
                     "EVALSHA",
                     sha,
-                    2,
-                    p.stream,
-                    dedupe_key(p.stream, p.event_id),
+                    len(keys),
+                    *keys,
                     self._window,
                     self._maxlen,
                     *p.fields,
