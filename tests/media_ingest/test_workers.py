@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -39,8 +40,6 @@ from tests.media_ingest.test_streaming import AUTH, start_frame, stop_stream, st
 from voicetap_cli.embedded_redis import free_port
 from voicetap_sdk import codec
 from voicetap_sdk.topics import RECORDING_COMPLETED
-
-pytestmark = pytest.mark.slow  # real processes, real-time media
 
 VOICETAP = Path(sys.executable).parent / "voicetap"
 
@@ -134,6 +133,7 @@ async def ingest_host(redis_url: str, fake_url: str, tmp_path: Path) -> AsyncIte
                 await process.wait()
 
 
+@pytest.mark.slow  # real-time media
 async def test_forks_land_on_both_workers_and_the_shared_port_serves_every_recording_and_sigterm_finishes_every_call(
     redis: Redis, redis_url: str, fake, tmp_path: Path
 ) -> None:
@@ -184,6 +184,7 @@ async def test_forks_land_on_both_workers_and_the_shared_port_serves_every_recor
     assert sorted(completed) == sorted(calls), "every call completed, each once"
 
 
+@pytest.mark.slow  # real-time media
 async def test_a_stream_landing_on_the_other_worker_is_recorded_whole_by_the_holder(
     redis: Redis, redis_url: str, fake, tmp_path: Path
 ) -> None:
@@ -222,6 +223,7 @@ async def test_a_stream_landing_on_the_other_worker_is_recorded_whole_by_the_hol
         assert ws.close_code == 1008
 
 
+@pytest.mark.slow  # real-time media
 async def test_a_worker_killed_9_is_restarted_with_its_name_and_the_host_gets_ready_again(
     redis: Redis, redis_url: str, fake, tmp_path: Path
 ) -> None:
@@ -246,3 +248,55 @@ async def test_a_worker_killed_9_is_restarted_with_its_name_and_the_host_gets_re
         assert host.workers()[f"{host.name}-w0"] == before[f"{host.name}-w0"]  # untouched
         assert await redis.exists(INSTANCE_PREFIX + victim)  # back in Redis under its name
         assert host.process.returncode is None
+
+
+def _run_ingest(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VOICETAP), "ingest", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_range_too_small_for_the_workers_is_refused_in_one_line(tmp_path: Path) -> None:
+    done = _run_ingest(
+        {
+            "VOICETAP_DATA_DIR": str(tmp_path),
+            "INGEST_HOST": "127.0.0.1",
+            "INGEST_RTP_PORTS": "40000-40003",
+        },
+        "--workers",
+        "3",
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "voicetap ingest: INGEST_RTP_PORTS=40000-40003 holds 2 port pair(s) (an even port and the "
+        "next), too few for 3 workers (INGEST_WORKERS): each needs at least one; widen the range "
+        "or run fewer workers"
+    )
+
+
+def test_a_worker_that_cannot_start_stops_the_host_with_its_own_last_line(
+    redis_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    rtp = free_range(2)
+    done = _run_ingest(
+        {
+            "REDIS_URL": redis_url,
+            "VOICETAP_DATA_DIR": str(tmp_path / "a-file" / "data"),
+            "INGEST_HOST": "127.0.0.1",
+            "INGEST_PORT": str(free_port()),
+            "INGEST_RTP_PORTS": f"{rtp.start}-{rtp.stop - 1}",
+            "INGEST_WORKERS": "2",
+        }
+    )
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"voicetap ingest: \S+-w[01] cannot start \(exit code 1\): voicetap ingest: "
+        r"VOICETAP_RECORDINGS_URL cannot be used: .*",
+        last,
+    ), last
