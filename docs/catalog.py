@@ -163,6 +163,12 @@ MEDIA_TOPICS: tuple[TopicSpec, ...] = (
         written_by="media_ingest",
     ),
     TopicSpec(
+        name=topics.MEDIA_TAKEOVER,
+        summary="A live call's holder went silent past `INGEST_TAKEOVER_SECONDS`: another instance took the call, moved its media (fork or stream) to itself and records the rest as the next part of the same recording.",
+        message=media_events.MediaTakeover,
+        written_by="media_ingest",
+    ),
+    TopicSpec(
         name=topics.MEDIA_DTMF,
         summary="A DTMF digit received on a call's media stream.",
         message=media_events.MediaDtmf,

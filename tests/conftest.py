@@ -35,10 +35,20 @@ from voicetap_cli.embedded_redis import EmbeddedRedis, free_port, server_binary
 from voicetap_common.lifetime import die_with_parent
 from voicetap_common.recordings_store import StoreConfig
 
+REDIS_IMAGE = "redis:7.4-alpine"
+RYUK_IMAGE = "testcontainers/ryuk:0.8.1"
 
-def _docker_engine_answers() -> bool:
+
+def _docker_images_present(*images: str) -> bool:
+    """A Docker engine answers and holds ``images`` (a machine without a registry cannot pull)."""
     try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=5).returncode == 0
+        return all(
+            subprocess.run(
+                ["docker", "image", "inspect", image], capture_output=True, timeout=10
+            ).returncode
+            == 0
+            for image in images
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -48,10 +58,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url := os.environ.get("REDIS_URL"):
         yield url
         return
-    if _docker_engine_answers():
+    if _docker_images_present(REDIS_IMAGE, RYUK_IMAGE):
         from testcontainers.redis import RedisContainer
 
-        with RedisContainer("redis:7.4-alpine") as container:
+        with RedisContainer(REDIS_IMAGE) as container:
             host, port = container.get_container_host_ip(), container.get_exposed_port(6379)
             yield f"redis://{host}:{port}/0"
         return

@@ -25,6 +25,7 @@ VOICETAP_MODELS: dict[str, Any] = {
     topics.MEDIA_AUDIO: media_events.MediaAudio,
     topics.RECORDING_COMPLETED: media_events.RecordingCompleted,
     topics.MEDIA_ERROR: media_events.MediaError,
+    topics.MEDIA_TAKEOVER: media_events.MediaTakeover,
     topics.MEDIA_DTMF: media_events.MediaDtmf,
     topics.MEDIA_MARK: media_events.MediaMark,
     topics.MEDIA_PLAYBACK: media_events.PlaybackRequest,

@@ -6,6 +6,7 @@
 | ``voicetap.media.audio`` | (when enabled) one leg's PCM chunk; ``encoding``/``sample_rate``/``channels`` say what it is |
 | ``voicetap.recording.completed`` | once per call, once the stereo WAV (left = inbound caller, right = outbound) is stored and verified: where, its size, SHA-256 and statistics |
 | ``voicetap.media.error`` | a media failure a user must see: ports exhausted, unsupported codec, refused stream, API error |
+| ``voicetap.media.takeover`` | a live call's media moved to another instance because its holder went silent |
 | ``voicetap.media.dtmf`` / ``voicetap.media.mark`` | DTMF digits and playback marks echoed by Telnyx on a media stream |
 | ``voicetap.media.playback`` | written by any consumer: audio (or ``clear``/``mark``) to send into a streamed call |
 
@@ -92,6 +93,32 @@ class LegStatistics(BaseModel):
     sample_rate: int = Field(description="Decoded sample rate of the wire codec.")
 
 
+class RecordingGap(BaseModel):
+    """An interval of the call no instance recorded (seconds from the recording start)."""
+
+    start: float
+    end: float
+    reason: Literal["worker_restart", "takeover"] = Field(
+        description="`worker_restart`: the holding instance was killed and came back; "
+        "`takeover`: it did not, and another instance took the call."
+    )
+
+
+class RecordingPart(BaseModel):
+    """One instance's share of a call whose media moved (seconds from the recording start)."""
+
+    part: int = Field(description="1 for the instance that set the call up, then one per takeover.")
+    instance: str
+    start: float
+    end: float | None = Field(
+        description="Where its audio ends; None when the part was not reachable when the call ended."
+    )
+    joined: bool = Field(
+        description="True when its audio is in this event's file; False when it was not reachable "
+        "(its instance's disk, not shared, with no object store between them)."
+    )
+
+
 class RecordingCompleted(BaseModel):
     """A call's recording is complete: a stereo 16-bit PCM WAV, left = inbound (caller), right = outbound."""
 
@@ -142,7 +169,36 @@ class RecordingCompleted(BaseModel):
     recovered: bool = Field(
         default=False, description="True when repaired after the recording instance died."
     )
+    gaps: list[RecordingGap] = Field(
+        default_factory=list,
+        description="Intervals lost while the holding instance was down (restart or takeover); "
+        "silence in the file, which stays aligned to the call's wall clock.",
+    )
+    parts: list[RecordingPart] = Field(
+        default_factory=list,
+        description="When the call's media moved between instances (takeover): each one's share, in order. "
+        "Empty for a call one instance recorded.",
+    )
     completed_at: datetime = Field(default_factory=_now)
+
+
+class MediaTakeover(BaseModel):
+    """A live call's holder went silent past `INGEST_TAKEOVER_SECONDS`: another instance took the
+    call, moved its media to itself and records the rest as the next part of the same recording."""
+
+    id: str = Field(description="`takeover:<call_control_id>:<part>`: once per takeover.")
+    call_control_id: str
+    dead_instance: str
+    instance: str = Field(description="The instance holding the call from now on.")
+    part: int = Field(description="The part this instance records (2 for the first takeover).")
+    gap_start: float = Field(
+        description="Seconds from the recording start at which the dead instance's audio stops "
+        "at the latest (its last heartbeat)."
+    )
+    media: Literal["fork", "stream", "paused"] = Field(
+        description="What the new holder asked for: the fork or stream moved to itself, or nothing while the call is paused."
+    )
+    at: datetime = Field(default_factory=_now)
 
 
 MediaErrorKind = Literal[

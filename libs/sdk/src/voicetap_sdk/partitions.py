@@ -30,6 +30,7 @@ from voicetap_sdk.topics import (
     MEDIA_DTMF,
     MEDIA_ERROR,
     MEDIA_MARK,
+    MEDIA_TAKEOVER,
     RECORDING_COMPLETED,
     TELNYX_PREFIX,
     TRANSCRIPT_COMPLETED,
@@ -45,6 +46,7 @@ PARTITIONED_VOICETAP_TOPICS = frozenset(
         MEDIA_ERROR,
         MEDIA_DTMF,
         MEDIA_MARK,
+        MEDIA_TAKEOVER,
         TRANSCRIPT_COMPLETED,
     }
 )

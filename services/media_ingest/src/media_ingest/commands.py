@@ -21,7 +21,7 @@ from media_ingest.keys import STREAM_PATH
 from media_ingest.locks import CallLocks
 from media_ingest.metrics import IngestMetrics
 from media_ingest.ownership import Ownership
-from media_ingest.ports import Allocation, PortAllocator, PortsExhausted
+from media_ingest.ports import Allocation, PortAllocator, PortPair, PortsExhausted
 from media_ingest.tokens import StreamTokens, new_token
 from media_ingest.transports.udp import open_receiver
 from voicetap_sdk.commands import CallCommand, ForkStart, ForkStop, StreamingStart, StreamingStop
@@ -130,6 +130,25 @@ class MediaCommands:
             call.stream.replaced()
         log.info("fork started", extra={"call_control_id": ccid, "rx": rx, "tx": tx})
         return {"rx": rx, "tx": tx, "instance": self._ownership.instance}
+
+    async def resume_fork(self, call: Call, pair: PortPair | None, command_id: str) -> None:
+        """The fork of a call picked up again (restart in place): its leased ports bound again,
+        where Telnyx still sends; or, when they cannot be, new ones and a ``fork_start`` to them
+        (``command_id``: the same for every instance that might send it). Caller holds the lock."""
+        ccid = call.call_control_id
+        allocation = await self._allocator.adopt(pair, ccid) if pair is not None else None
+        if allocation is None:
+            await self.fork_start(ForkStart(id=command_id, call_control_id=ccid))
+            return
+        receivers = [
+            await open_receiver(call.recording, call.touch, "inbound", allocation.rx_socket, ccid),
+            await open_receiver(call.recording, call.touch, "outbound", allocation.tx_socket, ccid),
+        ]
+        call.attach_fork(time.monotonic(), ports=(allocation, receivers))
+        log.info(
+            "fork picked up again",
+            extra={"call_control_id": ccid, "rx": pair.rx if pair else None},
+        )
 
     async def _allocate(self, call_control_id: str) -> Allocation:
         try:

@@ -33,6 +33,17 @@ return 0
 """
 
 
+# Takes a lease back for a restarted process of the same instance: still ours, or expired and free.
+_ADOPT = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
 class PortsExhausted(NoCapacity):
     """Every pair of the range is in use: the instance is at capacity."""
 
@@ -72,6 +83,7 @@ class PortAllocator:
         self._cursor = 0
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
+        self._adopt = redis.register_script(_ADOPT)
 
     @property
     def capacity(self) -> int:
@@ -108,6 +120,28 @@ class PortAllocator:
             self._cursor = (self._pairs.index(pair) + 1) % len(self._pairs)
             return Allocation(pair, rx, tx, owner)
         raise PortsExhausted(f"all {len(self._pairs)} port pairs of this instance are in use")
+
+    async def adopt(self, pair: PortPair, owner: str) -> Allocation | None:
+        """The pair an earlier process of this instance held for ``owner``, leased and bound
+        again (Telnyx still sends there); None when it is another's now, or cannot be bound."""
+        if pair not in self._pairs or pair in self._held:
+            return None
+        value = f"{self._instance}|{owner}"
+        if not await self._adopt(keys=[self._key(pair)], args=[value, self._lease]):
+            return None
+        try:
+            rx = _bind(self._bind_host, pair.rx)
+        except OSError:
+            await self._release(keys=[self._key(pair)], args=[value])
+            return None
+        try:
+            tx = _bind(self._bind_host, pair.tx)
+        except OSError:
+            rx.close()
+            await self._release(keys=[self._key(pair)], args=[value])
+            return None
+        self._held[pair] = owner
+        return Allocation(pair, rx, tx, owner)
 
     async def release(self, allocation: Allocation) -> None:
         allocation.rx_socket.close()

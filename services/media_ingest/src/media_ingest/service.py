@@ -43,6 +43,7 @@ from media_ingest.ports import PortAllocator
 from media_ingest.protocol.payload_table import PayloadTable
 from media_ingest.recording.spool import Spool
 from media_ingest.recovery import Recovery
+from media_ingest.resumption import Resumption
 from media_ingest.routing import Router
 from media_ingest.streams import StreamCalls
 from media_ingest.timers import heartbeat, tick
@@ -169,6 +170,15 @@ class IngestService:
             errors,
             metrics,
             c.targets,
+        )
+        self.resumption = Resumption(
+            self.redis,
+            self.calls,
+            commands,
+            self.ownership,
+            self.endings,
+            instance=self.instance,
+            data_dir=c.data_dir,
         )
         lifecycle = Lifecycle(
             self.redis,
@@ -314,6 +324,7 @@ class IngestService:
             log.warning("TELNYX_API_KEY is not set: media ingest cannot start forks or streams")
         else:
             self.client.calls.actions  # noqa: B018 - the SDK loads its resources lazily (0.7 s): not during a call
+        resumed = await self.resumption.resume_own_calls()  # before its ports are freed
         reclaimed = await self.recovery.reclaim_own_leases()
         await self.ownership.heartbeat()
         recovered = await self.recovery.recover_orphans()
@@ -325,6 +336,7 @@ class IngestService:
                 "instance": self.instance,
                 "mode": self._config.mode,
                 "ports": f"{self._config.ports.ports.start}-{self._config.ports.ports.stop - 1}",
+                "resumed_calls": len(resumed),
                 "reclaimed_port_pairs": reclaimed,
                 "recovered_recordings": len(recovered),
                 "erased_recordings": erased,

@@ -11,6 +11,11 @@ stream, all feed the same recording. Its transitions, each written once:
 - :meth:`Call.pause` (media stopped: the rest is silent until it resumes) and the resume that
   attaching media does;
 - :meth:`Call.end`: the call is over (its recording is completed by the registry).
+
+A call picked up where an earlier process left it (restart in place, takeover: ``media_ingest.
+resumption``, ``media_ingest.takeover``) carries that process's statistics (``prior_legs``), the
+gap no one recorded (``gaps``, closed by the first audio placed afterwards) and, after a
+takeover, the earlier instances' parts.
 """
 
 import time
@@ -26,6 +31,10 @@ from media_ingest.recording.sidecar import SidecarWriter
 
 MediaKind = Literal["fork", "stream"]
 LEGS: tuple[Track, ...] = ("inbound", "outbound")
+_ADDED = frozenset(  # counters an earlier process's statistics add to
+    ("received", "lost", "duplicated", "reordered", "late", "discarded", "malformed", "foreign")
+    + ("ssrc_changes", "restarts", "resyncs", "unsupported", "decode_errors", "late_samples")
+)
 
 
 class Receiver(Protocol):
@@ -76,6 +85,11 @@ class Call:
     started_at: float = field(default_factory=time.time)
     saved: tuple[Any, ...] = ()  # the facts_key() the sidecar was last written with
     save_due: float = 0.0  # monotonic time of the next periodic sidecar write
+    part: int = 1  # 1 unless this instance took the call over from another
+    file_start: float = 0.0  # seconds on the call timeline of the file's first frame
+    earlier_parts: list[dict[str, Any]] = field(default_factory=list)  # RecordingPart fields
+    gaps: list[dict[str, Any]] = field(default_factory=list)  # RecordingGap fields, end None: open
+    prior_legs: dict[str, dict[str, Any]] = field(default_factory=dict)  # an earlier process's
 
     @property
     def paused(self) -> bool:
@@ -169,9 +183,30 @@ class Call:
         return counts
 
     def leg_statistics(self, track: Track) -> dict[str, Any]:
+        """The leg's statistics over the whole call: an earlier process's counts added in."""
         stats = self.recording.leg(track).stats.to_dict()
         stats.update(self.socket_counts(track))
+        prior = self.prior_legs.get(track)
+        if prior:
+            for name, value in prior.items():
+                if name in _ADDED and isinstance(value, int):
+                    stats[name] += value
+            if not stats["codec"]:
+                stats["codec"], stats["sample_rate"] = (
+                    prior.get("codec", ""),
+                    prior.get("sample_rate", 0),
+                )
         return stats
+
+    def close_gap(self, end: float | None = None) -> None:
+        """An open gap ends where audio came again (at ``end`` if none did and the call ends)."""
+        if not self.gaps or self.gaps[-1]["end"] is not None:
+            return
+        first = self.recording.mixer.first_placed
+        if first is None and end is None:
+            return
+        gap = self.gaps[-1]
+        gap["end"] = round(max(gap["start"], first if first is not None else end or 0.0), 3)
 
     def facts_key(self) -> tuple[Any, ...]:
         """Changes whenever a fact of the sidecar other than the statistics does (cheap: every tick)."""
@@ -180,6 +215,9 @@ class Call:
             recording.inbound.stats.codec,
             recording.outbound.stats.codec,
             len(self.media),
+            self.live_media(),
+            len(self.gaps),
+            self.gaps[-1]["end"] if self.gaps else None,
             len(recording.mixer.paused_intervals),
             self.paused,
             self.stopped_at is not None,
@@ -197,6 +235,14 @@ class Call:
         elif self.stopped_at is not None:
             intervals.append([round(max(self.stopped_at - self.origin, mixer.placed_end), 3), None])
         return intervals
+
+    def live_media(self) -> MediaKind | None:
+        """The media feeding the call (or asked for and not yet connected); None while paused."""
+        if self.fork_active:
+            return "fork"
+        if self.stream is not None or (self.stopped_at is None and self.stream_started_wall > 0):
+            return "stream"
+        return None
 
     def media_kinds(self) -> list[str]:
         """Each kind of media that fed the call, once, in order."""

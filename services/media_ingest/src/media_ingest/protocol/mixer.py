@@ -3,6 +3,8 @@ right = outbound). Audio is placed by timeline position; whatever no packet cove
 so a leg that sends nothing, loses packets or suppresses silence stays aligned with the other.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 
 _INITIAL_CAPACITY = 16000
@@ -25,6 +27,7 @@ class LegTimeline:
         self._snap = snap
         self.late_samples = 0
         self.end = 0  #: timeline index just after the last placed sample (not moved by ``take``)
+        self.first: int | None = None  #: timeline index of the first sample placed since the start
         # Encoded audio placed but not yet decoded: (offset in _buf, bytes), one decode table.
         self._encoded: list[tuple[int, bytes]] = []
         self._table: np.ndarray | None = None
@@ -73,6 +76,8 @@ class LegTimeline:
             self._buf = grown
         if rel > fill:
             self._buf[fill:rel] = 0
+        if self.first is None:
+            self.first = self._base + rel
         self._fill = end
         self.end = self._base + end
         return rel, skip
@@ -92,6 +97,13 @@ class LegTimeline:
             return
         for rel, payload in encoded:
             self._buf[rel : rel + len(payload)] = table[np.frombuffer(payload, np.uint8)]
+
+    def start_at(self, index: int) -> None:
+        """Read (and place) from ``index`` on: the timeline of a call this leg joins midway."""
+        self._base = self.end = index
+        self._fill = 0
+        self.first = None
+        self._encoded.clear()
 
     def take(self, count: int) -> np.ndarray:
         """The next ``count`` samples (silence where none was placed); moves the read position."""
@@ -145,6 +157,21 @@ class StereoMixer:
         if self._paused_at is not None:
             spans.append((self._paused_at, max(self._done, self._paused_at)))
         return [(start / rate, end / rate) for start, end in spans]
+
+    @property
+    def first_placed(self) -> float | None:
+        """Seconds on the call timeline of the first audio placed on either leg (since the start)."""
+        firsts = [leg.first for leg in (self.inbound, self.outbound) if leg.first is not None]
+        return min(firsts) / self.sample_rate if firsts else None
+
+    def start_at(self, at: float, paused: Sequence[tuple[float, float]] = ()) -> None:
+        """Go on from ``at`` seconds (a call recorded up to there by an earlier process, whose
+        closed ``paused`` intervals it keeps): nothing is produced before it."""
+        rate = self.sample_rate
+        self._done = round(at * rate)
+        self._pauses = [(round(a * rate), round(b * rate)) for a, b in paused]
+        self.inbound.start_at(self._done)
+        self.outbound.start_at(self._done)
 
     def pause(self, at: float) -> None:
         if self._paused_at is None:

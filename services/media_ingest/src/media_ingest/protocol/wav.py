@@ -43,11 +43,24 @@ def _header(sample_rate: int, channels: int, data_size: int) -> bytes:
 class WavWriter:
     """Appends int16 frames (shape ``(n, channels)``; left = inbound, right = outbound)."""
 
-    def __init__(self, path: Path, sample_rate: int, channels: int = 2) -> None:
+    def __init__(
+        self, path: Path, sample_rate: int, channels: int = 2, *, append: bool = False
+    ) -> None:
+        """``append``: go on writing a file a writer left (repaired first, ``repair_wav``);
+        ValueError when its format differs."""
         self.path = path
         self.sample_rate = sample_rate
         self.channels = channels
         self.frames = 0
+        if append:
+            header = read_header(path)
+            if (header.sample_rate, header.channels) != (sample_rate, channels):
+                raise ValueError(
+                    f"{path} holds {header.channels} channels at {header.sample_rate} Hz, "
+                    f"not {channels} at {sample_rate}"
+                )
+            self.frames = header.data_size // header.block
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(_header(sample_rate, channels, 0))
 

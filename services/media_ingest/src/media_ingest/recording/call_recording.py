@@ -12,10 +12,13 @@ The I/O glue owns sockets and clocks and calls, for each call:
 A payload type no decoder takes is reported through ``on_unsupported(track, payload_type,
 detail)`` on its first packet of each leg; its packets are counted in the leg's ``unsupported``.
 
-All times are one monotonic clock in seconds; ``origin`` is the call's media start on it.
+All times are one monotonic clock in seconds; ``origin`` is the call's media start on it. A
+recording that goes on where an earlier process left it (restart in place, takeover) starts its
+timeline at ``start`` seconds: nothing before is produced, and with ``append`` the WAV file there
+(repaired) is continued.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -151,11 +154,16 @@ class CallRecording:
         amrwb_mode: AmrWbMode = "auto",
         analytics: CallAnalytics | None = None,
         on_unsupported: Callable[[Track, int, str], None] | None = None,
+        start: float = 0.0,
+        paused: Sequence[tuple[float, float]] = (),
+        append: bool = False,
     ) -> None:
         self.origin = origin
         self.sample_rate = sample_rate
         self.holdback = holdback
         self.mixer = StereoMixer(sample_rate)
+        if start or paused:
+            self.mixer.start_at(start, paused)
         types = payload_types if payload_types is not None else PayloadTypes()
         codecs = codecs or {}
         self.inbound, self.outbound = (
@@ -173,7 +181,7 @@ class CallRecording:
             )
             for track, timeline in _legs(self.mixer)
         )
-        self.writer = WavWriter(path, sample_rate) if path is not None else None
+        self.writer = WavWriter(path, sample_rate, append=append) if path is not None else None
         self.analytics = analytics if analytics is not None else CallAnalytics(sample_rate)
 
     def leg(self, track: Track) -> LegReceiver:

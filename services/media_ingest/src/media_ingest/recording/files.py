@@ -20,6 +20,20 @@ def spool_path(data_dir: Path, call_control_id: str) -> Path:
     return spool_dir(data_dir) / object_name(call_control_id)
 
 
+def part_path(data_dir: Path, call_control_id: str, part: int) -> Path:
+    """Where this instance writes part ``part`` of a call (1: the call's own name; a later part,
+    after a takeover, ``<stem>.p<part>.wav``, so that it never meets a dead holder's file in a
+    shared directory)."""
+    if part == 1:
+        return spool_path(data_dir, call_control_id)
+    return spool_dir(data_dir) / object_name(part_object(call_control_id, part))
+
+
+def part_object(call_control_id: str, part: int) -> str:
+    """The store's key (as a call id) of a part kept apart until the parts are joined."""
+    return f"{call_control_id}.part{part}"
+
+
 def sidecar_path(wav: Path) -> Path:
     return wav.with_suffix(".json")
 

@@ -1,0 +1,236 @@
+"""Restart in place: an ingest process with a stable name killed -9 mid-call and started again
+picks its live calls up; the call ends with one recording, aligned to the wall clock, that holds
+everything sent except the downtime (plus at most 1 s), and one completed event naming the gap."""
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import websockets
+from redis.asyncio import Redis
+
+from media_ingest.protocol.wav import read_wav
+from media_ingest.transports.stream_endpoint import AUTH_HEADER
+from telnyx_simulator.audio import CallAudio
+from telnyx_simulator.rtp import ForkLeg, RtpFork
+from tests.media_ingest.harness import (
+    API_KEY,
+    locate,
+    noise,
+    publish_webhook,
+    recording_completed,
+    run_command,
+    target_port,
+    topic_events,
+    wait_for,
+)
+from tests.media_ingest.test_ingest_rtp import round_trip
+from tests.media_ingest.test_ports import free_range
+from tests.media_ingest.test_streaming import start_frame, stream_audio
+from voicetap_cli.embedded_redis import free_port
+from voicetap_sdk import codec
+from voicetap_sdk.topics import RECORDING_COMPLETED
+
+pytestmark = pytest.mark.slow  # real-time media and real processes
+
+FRAME = 160  # samples of one 20 ms packet at 8 kHz
+
+
+def instance_env(tmp_path: Path, redis_url: str, fake_url: str, name: str) -> dict[str, str]:
+    ports = free_range(2)
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "VOICETAP_DATA_DIR": str(tmp_path),
+        "TELNYX_API_KEY": API_KEY,
+        "TELNYX_BASE_URL": f"{fake_url}/v2",
+        "INGEST_PORT": str(free_port()),
+        "INGEST_HOST": "127.0.0.1",
+        "INGEST_RTP_HOST": "127.0.0.1",
+        "INGEST_PUBLIC_HOST": "127.0.0.1",
+        "INGEST_RTP_PORTS": f"{ports.start}-{ports.stop - 1}",
+        "INGEST_INSTANCE_ID": name,
+        "INGEST_PORT_LEASE_SECONDS": "30",
+        "INGEST_ANALYTICS_INTERVAL_SECONDS": "0.3",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@asynccontextmanager
+async def ingest_process(env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A real ``media_ingest.main`` process, ready; stopped with SIGTERM at the end if alive."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "media_ingest.main", env=env
+    )
+    base = f"http://127.0.0.1:{env['INGEST_PORT']}"
+
+    async def ready() -> bool:
+        if process.returncode is not None:
+            raise AssertionError(f"the ingest exited with {process.returncode}")
+        try:
+            async with httpx.AsyncClient() as http:
+                return (await http.get(f"{base}/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        await wait_for(ready, 30, "the ingest to be ready")
+        yield process
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), 30)
+
+
+async def kill(process: asyncio.subprocess.Process) -> None:
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+
+
+def received_runs(channel: np.ndarray, reference: np.ndarray) -> list[tuple[int, int, int]]:
+    """Where the sent audio lies in the recording: runs of exact 20 ms frames as
+    ``(first frame sent, frames, offset in the recording)``, in order."""
+    runs: list[tuple[int, int, int]] = []
+    frame = 0
+    total = len(reference) // FRAME
+    while frame < total:
+        offset = locate(channel, reference[frame * FRAME : (frame + 1) * FRAME])
+        if offset < 0:
+            frame += 1
+            continue
+        length = 1
+        while (
+            frame + length < total
+            and offset + (length + 1) * FRAME <= len(channel)
+            and np.array_equal(
+                channel[offset + length * FRAME : offset + (length + 1) * FRAME],
+                reference[(frame + length) * FRAME : (frame + length + 1) * FRAME],
+            )
+        ):
+            length += 1
+        runs.append((frame, length, offset))
+        frame += length
+    return runs
+
+
+async def completed_events(redis: Redis, call_control_id: str) -> list[dict[str, Any]]:
+    events = await topic_events(redis, RECORDING_COMPLETED)
+    return [event for event in events if event["call_control_id"] == call_control_id]
+
+
+async def test_a_forked_call_goes_on_in_the_same_recording_after_kill_9(
+    redis: Redis, redis_url: str, fake, tmp_path: Path
+) -> None:
+    call = fake.state.create_call()
+    ccid = call.call_control_id
+    env = instance_env(tmp_path, redis_url, fake.url, "ingest-restart")
+    seconds = 12.0
+    audio = CallAudio(noise(seconds + 1, 51), noise(seconds + 1, 52))
+    loop = asyncio.get_running_loop()
+    async with ingest_process(env) as first:
+        started = await run_command(redis, "fork_start", ccid)
+        rx, tx = target_port(started["allocated"]["rx"]), target_port(started["allocated"]["tx"])
+        fork = RtpFork(
+            audio, [ForkLeg("inbound", "127.0.0.1", rx), ForkLeg("outbound", "127.0.0.1", tx)]
+        )
+        sending = asyncio.create_task(fork.run())  # Telnyx goes on sending through the crash
+        t0 = loop.time()
+        await asyncio.sleep(3.5)
+        killed_at = loop.time() - t0
+        await kill(first)
+    async with ingest_process(env):
+        back_at = loop.time() - t0
+        await asyncio.sleep(max(seconds - (loop.time() - t0), 1.0))
+        sending.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+        sent_frames = min(fork.sent.values())
+        await publish_webhook(redis, "call.hangup", ccid)
+        event = await recording_completed(redis, ccid, timeout=20)
+        await asyncio.sleep(1.0)  # a second event would be there by now
+        assert len(await completed_events(redis, ccid)) == 1
+    assert_one_recording_with_the_gap(event, audio, sent_frames, back_at - killed_at)
+
+
+def assert_one_recording_with_the_gap(
+    event: dict[str, Any], audio: CallAudio, sent_frames: int, downtime: float
+) -> None:
+    """Everything sent is in the file, sample-exact and where the wall clock puts it, except what
+    was sent while no process held the call (at most the downtime plus 1 s), which is silence."""
+    assert event["reason"] == "hangup" and not event["recovered"], event
+    [gap] = event["gaps"]
+    assert gap["reason"] == "worker_restart"
+    _, frames = read_wav(Path(event["path"]))
+    for channel, pcm in ((0, audio.inbound), (1, audio.outbound)):
+        reference = round_trip(pcm)[: sent_frames * FRAME]
+        runs = received_runs(frames[:, channel], reference)
+        assert len(runs) == 2, runs  # before the kill, after the restart: nothing else
+        (first_frame, before, at), (resumed_frame, after, later) = runs
+        assert first_frame == 0 and resumed_frame + after == sent_frames, runs
+        lost = (resumed_frame - before) * 0.02
+        assert lost <= downtime + 1.0, (lost, downtime)
+        # the two runs are where the wall clock puts them (within the jitter of a real loop)
+        assert abs((later - at) - resumed_frame * FRAME) <= 0.06 * 8000, runs
+        # the gap is silence (after the part of a packet the file ended in)
+        assert not frames[at + (before + 1) * FRAME : later, channel].any()
+        assert gap["start"] <= (at + (before + 1) * FRAME) / 8000
+        assert abs(gap["end"] - later / 8000) <= 0.05, (gap, later / 8000)
+    assert abs(event["duration"] - len(frames) / 8000) <= 0.001
+
+
+async def test_a_streamed_call_asks_for_its_stream_again_after_kill_9(
+    redis: Redis, redis_url: str, fake, tmp_path: Path
+) -> None:
+    call = fake.state.create_call()
+    ccid = call.call_control_id
+    env = instance_env(tmp_path, redis_url, fake.url, "ingest-restart-stream")
+    url = f"ws://127.0.0.1:{env['INGEST_PORT']}/streams/telnyx"
+    audio = CallAudio(noise(13, 61), noise(13, 62))
+    loop = asyncio.get_running_loop()
+
+    async def stream(token: str, stream_id: str, first_frame: int, chunks: int) -> None:
+        async with websockets.connect(url, additional_headers={AUTH_HEADER: token}) as ws:
+            await ws.send(codec.dumps({"event": "connected", "version": "1.0.0"}).decode())
+            await ws.send(codec.dumps(start_frame(ccid, stream_id)).decode())
+            await stream_audio(ws, audio, first_frame, chunks, stream_id)
+
+    async with ingest_process(env) as first:
+        assert (await run_command(redis, "streaming_start", ccid))["ok"]
+        [request] = fake.state.requests_for(ccid, "streaming_start")
+        t0 = loop.time()
+        streaming = asyncio.create_task(
+            stream(request.body["stream_auth_token"], "stream-1", 0, 600)
+        )
+        await asyncio.sleep(3.5)
+        killed_at = loop.time() - t0
+        await kill(first)
+        await asyncio.gather(streaming, return_exceptions=True)  # the socket died with it
+    async with ingest_process(env):
+        back_at = loop.time() - t0
+        asked = await wait_for(
+            lambda: _again(fake.state.requests_for(ccid, "streaming_start")),
+            10,
+            "streaming_start asked for again",
+        )
+        resumed_frame = round((loop.time() - t0) / 0.02)
+        sent_frames = 600
+        await stream(
+            asked.body["stream_auth_token"], "stream-2", resumed_frame, sent_frames - resumed_frame
+        )
+        await publish_webhook(redis, "call.hangup", ccid)
+        event = await recording_completed(redis, ccid, timeout=20)
+        await asyncio.sleep(1.0)
+        assert len(await completed_events(redis, ccid)) == 1
+    assert event["media"] == ["stream"]
+    assert_one_recording_with_the_gap(event, audio, sent_frames, back_at - killed_at)
+
+
+async def _again(requests: list[Any]) -> Any:
+    return requests[1] if len(requests) > 1 else None
