@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from media_ingest.calls.registry import SIDECAR_SECONDS
+from media_ingest.keys import owner_key
 from media_ingest.ports import LEASE_PREFIX
 from media_ingest.protocol.wav import read_wav
 from media_ingest.recording.files import spool_path
@@ -176,7 +177,10 @@ async def test_an_instance_killed_mid_call_leaves_a_valid_recording_and_its_port
     )  # still held by the dead process
     assert wav.exists() and wav.with_suffix(".json").exists()
 
-    process = await start()  # the same instance comes back: repairs, announces, frees its ports
+    # Its holder key ran out while it was down (restarted in time, it would pick the call up again,
+    # test_restart_in_place): the same instance comes back, repairs, announces, frees its ports.
+    await redis.delete(owner_key(ccid))
+    process = await start()
     try:
         event = await recording_completed(redis, ccid, timeout=20)
         assert (

@@ -82,8 +82,13 @@ class MediaCommands:
                 call = self._registry.get(command.call_control_id)
                 if call is not None and call.stream is not None:
                     call.pause()
+                    await self._ownership.note(call)
                 return None
             raise ValueError(f"media_ingest does not execute {command.action}")
+
+    async def send_only(self, command: CallCommand) -> None:
+        """Send a command that changes nothing here (a dead holder's fork stopped)."""
+        await self._call_control.send(command)
 
     async def fork_start(self, command: ForkStart) -> dict[str, Any] | None:
         """Fork to this instance's port pair (allocated unless the call has one), or, with
@@ -128,6 +133,7 @@ class MediaCommands:
             self._metrics.calls_started.labels("fork").inc()
         if call.stream is not None:  # Telnyx replaces the stream with the fork
             call.stream.replaced()
+        await self._ownership.note(call)
         log.info("fork started", extra={"call_control_id": ccid, "rx": rx, "tx": tx})
         return {"rx": rx, "tx": tx, "instance": self._ownership.instance}
 
@@ -168,6 +174,7 @@ class MediaCommands:
         if call.stream is None:
             call.pause()
         await self._endings.release(allocation)
+        await self._ownership.note(call)
 
     async def streaming_start(self, command: StreamingStart) -> dict[str, Any] | None:
         """Stream to this instance's WebSocket with a fresh per-call token, or, with someone else's
@@ -202,6 +209,7 @@ class MediaCommands:
             if allocation is not None:
                 await self._allocator.release(allocation)
         call.touch(time.monotonic())
+        await self._ownership.note(call)
         log.info("streaming started", extra={"call_control_id": ccid, "stream_url": url})
         return {"stream_url": url, "instance": self._ownership.instance}
 

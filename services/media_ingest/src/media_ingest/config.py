@@ -35,6 +35,7 @@ class Ports:
     bind_host: str  # INGEST_RTP_HOST
     ports: range  # INGEST_RTP_PORTS
     lease_seconds: int  # INGEST_PORT_LEASE_SECONDS
+    takeover_seconds: float  # INGEST_TAKEOVER_SECONDS
 
 
 @dataclass(frozen=True)

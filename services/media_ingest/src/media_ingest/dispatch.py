@@ -78,3 +78,14 @@ class Dispatcher:
                 await self._lifecycle.on_event(original, entry_call(original))
             else:
                 raise Undeliverable(f"forwarded entry from unknown topic {source!r}")
+
+    async def reroute(self, entries: list[Entry]) -> None:
+        """Entries forwarded to an instance that died before handling them: routed again, to
+        their calls' holders now (or handled here), as read from their own topic."""
+        for entry in entries:
+            source = entry.fields.get("source_topic", b"").decode()
+            original = Entry(source, entry.entry_id, entry.fields)
+            if source == MEDIA_COMMANDS:
+                await self.handle_commands([original])
+            elif source in LIFECYCLE_TOPICS:
+                await self.handle_lifecycle([original])

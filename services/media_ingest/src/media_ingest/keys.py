@@ -26,6 +26,11 @@ TOKEN_PREFIX = _TAG + "stream-token:"  # -> sha256 of the call's media-stream to
 ENDED_PREFIX = _TAG + "ended:"  # -> a hang-up seen (a late call.answered starts nothing)
 REPAIR_PREFIX = _TAG + "repair:"  # -> the instance repairing an orphaned recording
 UPLOAD_PREFIX = _TAG + "upload:"  # -> the instance uploading a dead instance's spooled recording
+ALIVE = _TAG + "alive"  # zset: instance -> wall time of its last liveness beat
+HELD_PREFIX = _TAG + "held:"  # hash per instance: call -> what a takeover needs of it (JSON)
+PARTS_PREFIX = _TAG + "parts:"  # hash per call: part -> holder, then "<part>:stored" -> where
+DRAIN_PREFIX = _TAG + "drain:"  # -> the instance re-routing a dead instance's inbox
+PARTS_TTL = 7 * 86_400  # a call's parts are joined long before
 INBOX_MAXLEN = 100_000
 TOKEN_TTL = 86_400
 ENDED_TTL = 86_400
@@ -33,6 +38,14 @@ ENDED_TTL = 86_400
 
 def owner_key(call_control_id: str) -> str:
     return OWNER_PREFIX + call_control_id
+
+
+def held_key(instance: str) -> str:
+    return HELD_PREFIX + instance
+
+
+def parts_key(call_control_id: str) -> str:
+    return PARTS_PREFIX + call_control_id
 
 
 def inbox(instance: str) -> str:

@@ -146,6 +146,7 @@ def ingest_config(settings: IngestSettings) -> IngestConfig:
             bind_host=s.ingest_rtp_host,
             ports=s.rtp_port_range(),
             lease_seconds=s.ingest_port_lease_seconds,
+            takeover_seconds=s.ingest_takeover_seconds,
         ),
         targets=MediaTargets(
             public_host=s.ingest_public_host,

@@ -1,19 +1,23 @@
 """Recovery after a crash: port leases an earlier life of this instance left, and recordings whose
 writer died (a sidecar still beside them) repaired and spooled for the store (which announces
-them once, ``media_ingest.uploads``)."""
+them once, ``media_ingest.uploads``). The part of a call another instance took over meanwhile
+(``media_ingest.takeover``) is stored apart instead, for that instance to join at the call's end."""
 
 import logging
 from pathlib import Path
 
 from media_ingest.calls.registry import CallRegistry
-from media_ingest.keys import INSTANCE_PREFIX, REPAIR_PREFIX
+from media_ingest.keys import INSTANCE_PREFIX, PARTS_TTL, REPAIR_PREFIX, held_key, parts_key
 from media_ingest.ports import PortAllocator
 from media_ingest.protocol.wav import read_header, repair_wav
 from media_ingest.recording.deletion import delete_recording
+from media_ingest.recording.files import part_object
 from media_ingest.recording.recovered import recovered_recording
 from media_ingest.recording.sidecar import Orphan, find_orphans
 from media_ingest.uploads import Uploads
 from voicetap_common.erasure import erased_among
+from voicetap_common.recordings_store import StoreError
+from voicetap_sdk import codec
 from voicetap_sdk.media_events import RecordingCompleted
 from voicetap_sdk.redis_client import RedisClient
 
@@ -63,23 +67,59 @@ class Recovery:
         return recovered
 
     async def _ours_to_repair(self, orphan: Orphan) -> bool:
-        if orphan.call_control_id in self._registry:
+        ccid = orphan.call_control_id
+        if ccid in self._registry:
             return False
-        if orphan.instance != self._instance and await self._redis.exists(
-            INSTANCE_PREFIX + orphan.instance
-        ):
+        if orphan.instance == self._instance:  # not picked up again: no one else will take it
+            await self._redis.hdel(held_key(self._instance), ccid)
+        elif await self._redis.exists(INSTANCE_PREFIX + orphan.instance):
             return False  # its writer is alive
+        elif await self._redis.hexists(held_key(orphan.instance), ccid):
+            return False  # a live call a survivor takes over first (then this is one part of it)
         # another instance sharing the directory may be on it
         return bool(
             await self._redis.set(
-                REPAIR_PREFIX + orphan.call_control_id,
+                REPAIR_PREFIX + ccid,
                 self._instance,
                 nx=True,
                 ex=REPAIR_CLAIM_SECONDS,
             )
         )
 
+    async def _store_part(self, orphan: Orphan, part: int) -> None:
+        """Store the part a dead holder recorded of a call taken over, for the instance that
+        finishes the call to join (its object apart until then); left for the next sweep while
+        the store is down."""
+        ccid = orphan.call_control_id
+        try:
+            frames = repair_wav(orphan.wav)
+            rate = read_header(orphan.wav).sample_rate
+            await self._uploads.store.put(part_object(ccid, part), orphan.wav)
+        except (OSError, ValueError, StoreError) as exc:
+            log.warning(
+                "could not store the part of a call taken over (tried again)",
+                extra={"call_control_id": ccid, "part": part, "error": str(exc)},
+            )
+            return
+        start = float(orphan.facts.get("start", 0.0))
+        stored = {"start": start, "end": round(start + frames / rate, 3)}
+        key = parts_key(ccid)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, f"{part}:stored", codec.dumps(stored))
+            pipe.expire(key, PARTS_TTL)
+            await pipe.execute()
+        orphan.wav.unlink(missing_ok=True)
+        orphan.remove_sidecar()
+        log.warning(
+            "stored the part a dead instance recorded of a call taken over",
+            extra={"call_control_id": ccid, "part": part, "dead_instance": orphan.instance},
+        )
+
     async def _recover(self, orphan: Orphan) -> RecordingCompleted | None:
+        part = int(orphan.facts.get("part", 1))
+        if await self._redis.hexists(parts_key(orphan.call_control_id), str(part)):
+            await self._store_part(orphan, part)  # its call was taken over: one part of it
+            return None
         try:
             frames = repair_wav(orphan.wav)
             rate = read_header(orphan.wav).sample_rate

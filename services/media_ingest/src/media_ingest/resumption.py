@@ -109,6 +109,7 @@ class Resumption:
                 extra={"call_control_id": ccid, "media": live, "kind": kind, "error": detail},
             )
             call.pause()
+        await self._ownership.note(call)
         log.warning(
             "picked a live call up again after a restart",
             extra={"call_control_id": ccid, "media": live, "gap_start": call.gaps[-1]["start"]},

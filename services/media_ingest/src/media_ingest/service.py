@@ -46,7 +46,8 @@ from media_ingest.recovery import Recovery
 from media_ingest.resumption import Resumption
 from media_ingest.routing import Router
 from media_ingest.streams import StreamCalls
-from media_ingest.timers import heartbeat, tick
+from media_ingest.takeover import Takeover
+from media_ingest.timers import heartbeat, liveness, tick
 from media_ingest.tokens import StreamTokens
 from media_ingest.transports.playback import PlaybackRouter
 from media_ingest.uploads import SpoolCollector, Uploads
@@ -144,7 +145,7 @@ class IngestService:
             self.allocator,
             instance=self.instance,
             lease_seconds=c.ports.lease_seconds,
-            held_calls=lambda: [call.call_control_id for call in self.calls.calls()],
+            held_calls=self.calls.calls,
         )
         tokens = StreamTokens(self.redis)
         locks = CallLocks(self.calls.__contains__)
@@ -208,6 +209,19 @@ class IngestService:
                 actions=MEDIA_ACTIONS,
             ),
         )
+        self.takeover = Takeover(
+            self.redis,
+            self.calls,
+            commands,
+            self.ownership,
+            self.endings,
+            locks,
+            self.publisher,
+            self.dispatcher,
+            instance=self.instance,
+            after_seconds=c.ports.takeover_seconds,
+        )
+        self._liveness_period = c.ports.takeover_seconds / 5
         self.recovery = Recovery(
             self.redis,
             self.calls,
@@ -303,6 +317,14 @@ class IngestService:
                             failure,
                         )
                     ),
+                    group.create_task(
+                        guarded(
+                            liveness(
+                                self.ownership, self.takeover, consuming, self._liveness_period
+                            ),
+                            failure,
+                        )
+                    ),
                     group.create_task(guarded(self.erasure_consumer.run(consuming), failure)),
                     group.create_task(
                         guarded(self.eraser.attend(consuming, self._heartbeat_period), failure)
@@ -324,6 +346,7 @@ class IngestService:
             log.warning("TELNYX_API_KEY is not set: media ingest cannot start forks or streams")
         else:
             self.client.calls.actions  # noqa: B018 - the SDK loads its resources lazily (0.7 s): not during a call
+        await self.ownership.beat()  # first: no takeover of this instance's calls succeeds after it
         resumed = await self.resumption.resume_own_calls()  # before its ports are freed
         reclaimed = await self.recovery.reclaim_own_leases()
         await self.ownership.heartbeat()

@@ -42,6 +42,12 @@ class IngestSettings(CommonSettings, TelnyxApiSettings, RecordingsStoreSettings)
         gt=0,
         description="Lease of an allocated port pair in Redis; renewed while the call lives, so a dead instance's ports come back.",
     )
+    ingest_takeover_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="An instance silent this long (no liveness beat; it beats five times as often) loses its live calls "
+        "to the surviving instances, which move the media to themselves and record the rest of each call.",
+    )
     ingest_media_timeout_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -13,23 +13,29 @@ is cleared, the event is not published again for the same reason.
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from media_ingest.events import EventPublisher
-from media_ingest.keys import INSTANCE_PREFIX, UPLOAD_PREFIX
+from media_ingest.keys import INSTANCE_PREFIX, UPLOAD_PREFIX, parts_key
+from media_ingest.recording.files import joining_path, part_object
+from media_ingest.recording.joining import join_parts
 from media_ingest.recording.spool import Spool, Spooled
+from media_ingest.redis_values import text
 from voicetap_common.recordings_store import RecordingsStore, StoreError
+from voicetap_sdk import codec
 from voicetap_sdk.backoff import Backoff
-from voicetap_sdk.media_events import RecordingCompleted
+from voicetap_sdk.media_events import RecordingCompleted, RecordingPart
 from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient
 from voicetap_sdk.topics import RECORDING_COMPLETED
 
 log = logging.getLogger("voicetap.media_ingest.uploads")
 
 RESCAN_SECONDS = 30.0
+PART_WAIT_SECONDS = 120.0  # for an earlier part of a call taken over to reach the store
 UPLOAD_CLAIM_SECONDS = 300  # another instance takes over a dead one's spooled recording
 
 
@@ -130,13 +136,21 @@ class Uploads:
 
     async def _upload(self, item: Spooled, stop: asyncio.Event) -> None:
         ccid = item.call_control_id
+        event = item.event
+        if item.joined and joining_path(item.wav).exists():  # killed before the rename
+            joining_path(item.wav).replace(item.wav)
+        if event.parts and not item.joined:
+            joined = await self._join(item)
+            if joined is None:
+                return  # an earlier part is still on its way to the store
+            event = joined
         stored = await self.store.put(ccid, item.wav)
         if not item.event_file.exists():  # erased while it was uploading: nothing stays stored
             await self.store.delete(ccid)
             log.info("recording erased during its upload: deleted", extra={"call_control_id": ccid})
             return
         local = self.store.local_path(ccid)
-        event = item.event.model_copy(
+        event = event.model_copy(
             update={
                 "path": str(local) if local is not None else stored.storage_url,
                 "storage_url": stored.storage_url,
@@ -150,6 +164,8 @@ class Uploads:
         if not published:  # stopping with Redis away: spooled for the next start
             return
         self.spool.remove(item)
+        if event.parts:
+            await self._forget_parts(ccid, event.parts)
         self.stored += 1
         log.info(
             "recording stored",
@@ -159,6 +175,88 @@ class Uploads:
                 "bytes": stored.bytes,
             },
         )
+
+    async def _join(self, item: Spooled) -> RecordingCompleted | None:
+        """The recording of a call taken over, made whole: the earlier parts the store holds
+        fetched and joined with this instance's part into one file aligned to the call's start
+        (silence for a part still missing after ``PART_WAIT_SECONDS``); None while waiting.
+
+        The joined file is written aside, the spooled event rewritten to say so, then the file
+        renamed over the part: a process killed in between renames it on its next pass."""
+        ccid, event = item.call_control_id, item.event
+        pending = joining_path(item.wav)
+        stored = await self._stored_parts(ccid)
+        earlier = [part for part in event.parts if not part.joined]
+        if (
+            any(part.part not in stored for part in earlier)
+            and time.time() - item.spooled_at < PART_WAIT_SECONDS
+        ):
+            return None
+        fetched: dict[int, Path] = {}
+        try:
+            for part in earlier:
+                if part.part in stored:
+                    fetched[part.part] = await self._fetch(
+                        part_object(ccid, part.part), item.wav.with_suffix(f".part{part.part}")
+                    )
+            sources = [(part.start, fetched.get(part.part)) for part in earlier]
+            own = event.parts[-1]
+            rate = event.sample_rate
+            await asyncio.to_thread(join_parts, pending, [*sources, (own.start, item.wav)], rate)
+        finally:
+            for path in fetched.values():
+                path.unlink(missing_ok=True)
+        parts = [
+            part.model_copy(update={"joined": True, "end": stored[part.part]["end"]})
+            if part.part in stored
+            else part
+            for part in event.parts
+        ]
+        joined = event.model_copy(update={"parts": parts})
+        self.spool.add(joined, item.wav, item.instance, joined=True)
+        pending.replace(item.wav)
+        missing = [part.part for part in parts if not part.joined]
+        log.info(
+            "joined the parts of a call taken over",
+            extra={"call_control_id": ccid, "parts": len(parts), "missing": missing},
+        )
+        return joined
+
+    async def _stored_parts(self, call_control_id: str) -> dict[int, dict[str, float]]:
+        found: dict[int, dict[str, float]] = {}
+        for name, value in (await self._redis.hgetall(parts_key(call_control_id))).items():
+            part, _, kind = text(name).partition(":")
+            if kind == "stored":
+                found[int(part)] = codec.loads(value)
+        return found
+
+    async def _fetch(self, key: str, target: Path) -> Path:
+        info = await self.store.head(key)
+        if info is None:
+            raise StoreError(f"the part {key} is listed as stored but the store has none")
+        with open(target, "wb") as file:
+            async for chunk in self.store.read(key, None, info.etag):
+                await asyncio.to_thread(file.write, chunk)
+        return target
+
+    async def _forget_parts(self, call_control_id: str, parts: list[RecordingPart]) -> None:
+        """The parts are in the announced recording: their objects and list go."""
+        try:
+            for part in parts:
+                if part.joined and part.part != parts[-1].part:
+                    await self.store.delete(part_object(call_control_id, part.part))
+            await self._redis.delete(parts_key(call_control_id))
+        except StoreError as exc:
+            _parts_left(call_control_id, exc)
+        except REDIS_UNAVAILABLE as exc:
+            _parts_left(call_control_id, exc)
+
+
+def _parts_left(call_control_id: str, exc: Exception) -> None:
+    log.warning(
+        "could not delete the joined parts (erasure still finds them)",
+        extra={"call_control_id": call_control_id, "error": str(exc)},
+    )
 
 
 class SpoolCollector:

@@ -114,6 +114,11 @@ class CallRegistry:
         unfinished = [gap for gap in facts.get("gaps", []) if gap.get("end") is None]
         start = unfinished[0]["start"] if unfinished else round(call.recording.mixer.position, 3)
         call.gaps.append({"start": start, "end": None, "reason": "worker_restart"})
+        if facts.get("live") == "fork":  # the same RTP streams go on: placed by their timestamps
+            for leg in LEGS:
+                saved = (facts.get("timeline") or {}).get(leg)
+                if saved:
+                    call.recording.leg(leg).jitter.continue_timeline(saved, time.monotonic())
         open_pause = [a for a, b in facts.get("paused", []) if b is None]
         if open_pause:  # stopped before the crash: paused from then on, until media resumes
             call.stopped_at = call.origin + open_pause[0]
@@ -230,6 +235,7 @@ class CallRegistry:
                 "start": call.file_start,
                 "live": live,
                 "fork": [pair.rx, pair.tx] if pair is not None else None,
+                "timeline": {leg: call.recording.leg(leg).jitter.timeline() for leg in LEGS},
                 "part": call.part,
                 "parts": call.earlier_parts,
                 "gaps": call.gaps,

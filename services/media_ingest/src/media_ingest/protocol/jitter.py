@@ -100,6 +100,31 @@ class JitterBuffer:
         """Packets waiting for a gap before them to be filled or given up."""
         return len(self._pending)
 
+    def timeline(self) -> dict[str, int] | None:
+        """Where the current stream's RTP timestamps lie on the timeline (None before any audio):
+        what :meth:`continue_timeline` needs to place the same stream in another process."""
+        if self._ssrc is None or self._last_ts is None:
+            return None
+        return {
+            "ssrc": self._ssrc,
+            "seq": self._last_seq & 0xFFFF,
+            "ts": self._last_ts,
+            "pos": self._last_pos,
+            "rate": self._rate,
+        }
+
+    def continue_timeline(self, saved: dict[str, int], now: float) -> None:
+        """Go on with a stream an earlier process placed up to ``saved`` (:meth:`timeline`): its
+        packets land by their timestamps, sample-exact, wherever this process picks them up; the
+        first ones are held as at any stream's start (no loss counted for what it never saw)."""
+        self._ssrc = saved["ssrc"]
+        self._max = self._last_seq = saved["seq"]
+        self._last_ts, self._last_pos = saved["ts"], saved["pos"]
+        self._rate = self.stats.clock_rate = saved["rate"]
+        self._dur = self._rate // 50
+        self._end = self._last_pos + self._dur
+        self._win_start, self._win_min = now, _NO_LAG
+
     def push(self, packet: RtpPacket, arrival: float, clock_rate: int) -> None:
         self.stats.received += 1
         if packet.ssrc != self._ssrc:

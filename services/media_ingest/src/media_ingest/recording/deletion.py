@@ -5,9 +5,17 @@ or while its upload waits) and the recordings store (``VOICETAP_RECORDINGS_URL``
 from collections.abc import Iterator
 from urllib.parse import unquote
 
-from media_ingest.recording.files import event_path, sidecar_path
+from media_ingest.recording.files import (
+    MAX_PARTS,
+    call_of,
+    event_path,
+    part_object,
+    sidecar_path,
+)
 from media_ingest.recording.spool import Spool
 from voicetap_common.recordings_store import RecordingsStore, object_name
+
+PARTS = range(1, MAX_PARTS + 1)
 
 
 async def delete_recording(spool: Spool, store: RecordingsStore, call_control_id: str) -> int:
@@ -16,11 +24,16 @@ async def delete_recording(spool: Spool, store: RecordingsStore, call_control_id
     A store that cannot be reached raises ``StoreError``: the erasure's entry stays pending and is
     retried. An upload under way when the spool files go deletes what it stored (``Uploads``)."""
     wav = spool.directory / object_name(call_control_id)
-    spooled = any(path.exists() for path in (wav, event_path(wav), sidecar_path(wav)))
-    spool.erase(wav)
+    parts = [spool.directory / object_name(part_object(call_control_id, k)) for k in PARTS]
+    spooled = False
+    for path in (wav, *parts):
+        spooled |= any(p.exists() for p in (path, event_path(path), sidecar_path(path)))
+        spool.erase(path)
     stored = await store.head(call_control_id) is not None
     if stored:
         await store.delete(call_control_id)
+    for k in PARTS:  # a part kept apart until its call's parts are joined (takeover)
+        await store.delete(part_object(call_control_id, k))
     return int(spooled or stored)
 
 
@@ -28,4 +41,4 @@ def spooled_calls(spool: Spool) -> Iterator[str]:
     """The call ids of the recordings in this instance's spool (file names are object names)."""
     if spool.directory.is_dir():
         for wav in spool.directory.glob("*.wav"):
-            yield unquote(wav.stem)
+            yield call_of(unquote(wav.stem))

@@ -29,9 +29,18 @@ def part_path(data_dir: Path, call_control_id: str, part: int) -> Path:
     return spool_dir(data_dir) / object_name(part_object(call_control_id, part))
 
 
+MAX_PARTS = 8  # takeovers of one call that erasure looks for (each one a lost instance)
+
+
 def part_object(call_control_id: str, part: int) -> str:
     """The store's key (as a call id) of a part kept apart until the parts are joined."""
     return f"{call_control_id}.part{part}"
+
+
+def call_of(name: str) -> str:
+    """The call a spooled file's (unquoted) stem belongs to: itself, or the call of a part."""
+    stem, dot, part = name.rpartition(".part")
+    return stem if dot and part.isdigit() else name
 
 
 def sidecar_path(wav: Path) -> Path:
@@ -44,6 +53,11 @@ def event_path(wav: Path) -> Path:
 
 def temporary_path(sidecar: Path) -> Path:
     return sidecar.with_suffix(sidecar.suffix + ".tmp")
+
+
+def joining_path(wav: Path) -> Path:
+    """Where the parts of a call taken over are joined before the file replaces its last part."""
+    return wav.with_suffix(".joining")
 
 
 def url_path(call_control_id: str) -> str:

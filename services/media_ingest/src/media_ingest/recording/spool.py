@@ -27,6 +27,7 @@ class Spooled:
     instance: str  # the instance that spooled it
     wav: Path
     spooled_at: float  # wall-clock seconds
+    joined: bool = False  # a call taken over: its parts are joined in ``wav`` (or beside it)
 
     @property
     def call_control_id(self) -> str:
@@ -41,7 +42,9 @@ class Spool:
     def __init__(self, data_dir: Path) -> None:
         self.directory = spool_dir(data_dir)
 
-    def add(self, event: RecordingCompleted, wav: Path, instance: str) -> None:
+    def add(
+        self, event: RecordingCompleted, wav: Path, instance: str, *, joined: bool = False
+    ) -> None:
         """Spool a finished recording (its sidecar, if any, may go once this returns)."""
         target = event_path(wav)
         temporary = temporary_path(target)
@@ -49,6 +52,7 @@ class Spool:
             "instance": instance,
             "spooled_at": time.time(),
             "event": event.model_dump(mode="json"),
+            "joined": joined,
         }
         temporary.write_bytes(dumps(body))
         temporary.replace(target)
@@ -68,6 +72,7 @@ class Spool:
                         str(body["instance"]),
                         wav,
                         float(body["spooled_at"]),
+                        bool(body.get("joined", False)),
                     )
                 )
             except FileNotFoundError:  # uploaded (or erased) meanwhile
