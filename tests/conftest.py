@@ -32,7 +32,7 @@ from telnyx_simulator.serve import serve
 from telnyx_simulator.state import FakeTelnyxState
 from tests.s3_server import SeaweedServer
 from voicetap_cli.embedded_redis import EmbeddedRedis, free_port, server_binary
-from voicetap_cli.lifetime import die_with_parent
+from voicetap_common.lifetime import die_with_parent
 from voicetap_common.recordings_store import StoreConfig
 
 REDIS_IMAGE = "redis:7.4-alpine"

@@ -15,7 +15,7 @@ import httpx
 
 from tests.system_parts import missing
 from voicetap_cli.embedded_redis import free_port
-from voicetap_cli.lifetime import die_with_parent
+from voicetap_common.lifetime import die_with_parent
 from voicetap_common.recordings_store import StoreConfig
 
 BUCKET = "recordings"

@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from voicetap_cli.lifetime import die_with_parent
+from voicetap_common.lifetime import die_with_parent
 
 
 def _status_kib(pid: int, field: str) -> int | None:

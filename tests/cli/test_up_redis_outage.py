@@ -34,7 +34,8 @@ def ready(url: str) -> bool:
 def test_an_outage_is_two_lines_per_component(stack_env: dict[str, str], tmp_path: Path) -> None:
     redis = EmbeddedRedis(tmp_path / "redis", free_port())
     redis.start()
-    stack_env.update(REDIS_URL=redis.url, LOG_FORMAT="console")
+    # one ingest process: each worker of a host would say it once, as the component it is
+    stack_env.update(REDIS_URL=redis.url, LOG_FORMAT="console", INGEST_WORKERS="1")
     out = tmp_path / "stdout.txt"
     readyz = [f"http://127.0.0.1:{stack_env[p]}/readyz" for p in ("GATEWAY_PORT", "INDEXER_PORT")]
     with out.open("wb") as stdout:

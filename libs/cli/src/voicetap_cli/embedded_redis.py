@@ -14,8 +14,8 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import RedisError
 
-from voicetap_cli.lifetime import die_with_parent
 from voicetap_cli.ports import bind_problem, free_port
+from voicetap_common.lifetime import die_with_parent
 
 PORT_SETTING = "VOICETAP_EMBEDDED_REDIS_PORT"
 

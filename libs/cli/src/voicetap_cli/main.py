@@ -35,6 +35,8 @@ def cmd_up(args: argparse.Namespace, settings: CliSettings) -> int:
 def cmd_service(args: argparse.Namespace, settings: CliSettings) -> int:
     from voicetap_cli.services import run_service
 
+    if getattr(args, "workers", None) is not None:  # the service reads its settings itself
+        os.environ["INGEST_WORKERS"] = str(args.workers)
     run_service(args.service)
     return 0
 
@@ -139,6 +141,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see `{help_command}`)\n")
 
 
+def _workers(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"not a number of workers: {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = _Parser(
         prog="voicetap", description="Live Telnyx calls as typed events on Redis Streams."
@@ -162,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         service = sub.add_parser(name, help=f"run {text} alone, as a container does")
         service.set_defaults(func=cmd_service, service=name)
+    sub.choices["ingest"].add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="worker processes on this host, one port share each (INGEST_WORKERS; 0: one per "
+        "core; default 1)",
+    )
     sub.add_parser(
         "keys", help="print a new Ed25519 key pair for development (writes no file)"
     ).set_defaults(func=cmd_keys)

@@ -4,6 +4,7 @@ The command never imports a service: it only knows each by its entry point's nam
 as ``python -m voicetap_cli.run NAME`` in its own process.
 """
 
+import sys
 from importlib.metadata import EntryPoint, entry_points
 from importlib.util import find_spec
 
@@ -44,3 +45,8 @@ def run_service(name: str) -> None:
             f"voicetap: no service named {name!r} is installed (have: {', '.join(services) or 'none'})"
         )
     services[name].load()()
+
+
+def service_command(name: str, *args: str) -> tuple[str, ...]:
+    """The argv that runs a service or a tool in a process of its own (``voicetap_cli.run``)."""
+    return (sys.executable, "-m", "voicetap_cli.run", name, *args)

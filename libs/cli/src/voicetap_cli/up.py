@@ -21,11 +21,11 @@ from voicetap_cli.preflight import (
     redis_problem,
     without_password,
 )
-from voicetap_cli.services import installed_services
+from voicetap_cli.services import installed_services, service_command
 from voicetap_cli.settings import CliSettings
 from voicetap_cli.stack_lock import StackLock, StackRunning
 from voicetap_cli.stack_urls import base_url, endpoints, readiness_url, ready_block
-from voicetap_cli.supervisor import ChildSpec, Supervisor, child_env
+from voicetap_common.supervisor import ChildSpec, Supervisor, child_env
 
 log = logging.getLogger("voicetap.up")
 
@@ -93,6 +93,8 @@ def _checked_run(settings: CliSettings, demo: bool) -> int:
     else:
         embedded = EmbeddedRedis(data_dir / "redis", settings.voicetap_embedded_redis_port)
         overrides["REDIS_URL"] = embedded.url
+    if "INGEST_WORKERS" not in os.environ:  # the ingest takes every core of the host
+        overrides["INGEST_WORKERS"] = str(max(os.cpu_count() or 1, 1))
     warnings = local_mode(settings, overrides)
     env = child_env(os.environ, **overrides)
 
@@ -169,9 +171,13 @@ def _supervise(
 ) -> int:
     """Run the services until Ctrl-C; the block of URLs (and the demo) once all are ready."""
     specs = [
-        ChildSpec(name, ready_url=readiness_url(name, service_settings[name]))
-        if name in service_settings
-        else ChildSpec(name)
+        ChildSpec(
+            name,
+            service_command(name),
+            ready_url=readiness_url(name, service_settings[name])
+            if name in service_settings
+            else None,
+        )
         for name in names
     ]
     supervisor: Supervisor
@@ -188,7 +194,11 @@ def _supervise(
             # Every service started here must take part: one that never gets ready fails
             # the demo instead of being skipped as absent.
             supervisor.start(
-                ChildSpec("simulator", ("--demo", "--require", ",".join(names)), restart=False)
+                ChildSpec(
+                    "simulator",
+                    service_command("simulator", "--demo", "--require", ",".join(names)),
+                    restart=False,
+                )
             )
 
     supervisor = Supervisor(specs, env, on_ready)

@@ -30,9 +30,7 @@ def operational_routes(
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        checks = await readiness()
-        ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        return readiness_response(await readiness())
 
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -47,6 +45,12 @@ def operational_routes(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+
+
+def readiness_response(checks: dict[str, bool]) -> Response:
+    """``/readyz``'s answer: 200 when every check passed, else 503; the body names each."""
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
 def home_page(service: str | None, console_url: str) -> Callable[[Request], Awaitable[Response]]:

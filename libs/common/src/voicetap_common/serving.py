@@ -3,6 +3,7 @@ and the workers alike, so every part of a process stops the same way."""
 
 import asyncio
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -12,14 +13,18 @@ class Server(Protocol):
 
     should_exit: bool
 
-    async def serve(self) -> None: ...
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None: ...
 
 
 async def serve_until(
-    server: Server, stop: asyncio.Event, failure: "WorkFailure | None" = None
+    server: Server,
+    stop: asyncio.Event,
+    failure: "WorkFailure | None" = None,
+    sockets: list[socket.socket] | None = None,
 ) -> None:
     """Serve until the server returns by itself (uvicorn catches SIGTERM/SIGINT while serving),
-    ``stop`` is set, or background work records a ``failure``."""
+    ``stop`` is set, or background work records a ``failure``; on ``sockets`` made by the caller
+    (else on the address of the server's config)."""
 
     async def exit_on_stop() -> None:
         waits: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
@@ -34,7 +39,7 @@ async def serve_until(
 
     watcher = asyncio.create_task(exit_on_stop())
     try:
-        await server.serve()
+        await server.serve(sockets)
     finally:
         watcher.cancel()
 

@@ -7,40 +7,59 @@ lifespan runs the instance (``IngestService.running``).
 | ``GET /calls/{call_control_id}/recording.wav`` | any call's recording: from this instance's spool while it is written (or waits for the store), else from the store (Range, ETag); 404 when there is none |
 | ``GET /healthz``, ``/readyz``, ``/metrics`` | probes and Prometheus metrics |
 
+One worker of a host (``voicetap ingest --workers N``) answers ``/readyz`` for the host: its own
+checks and each sibling's ``/readyz?worker`` (that worker alone) on its private port.
+
 Every HTTP route but the probes is behind ``AccessGuard`` (``VOICETAP_API_TOKEN`` or a signed
 link; ``/metrics`` behind ``VOICETAP_METRICS_TOKEN`` when set); the WebSocket keeps Telnyx's own
 per-call token.
 """
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from media_ingest.keys import STREAM_PATH
 from media_ingest.recordings_http import recording_route
 from media_ingest.service import IngestService
+from media_ingest.siblings import Siblings
 from media_ingest.transports.stream_endpoint import stream_endpoint
 from voicetap_common.access import Access
 from voicetap_common.access_http import AccessGuard, refused_counter
-from voicetap_common.http import operational_routes
+from voicetap_common.http import operational_routes, readiness_response
 from voicetap_common.recordings_http import stored_recording
 from voicetap_common.serving import WorkFailure
 
 
 def create_app(
-    service: IngestService, failure: WorkFailure, access: Access, console_url: str | None = None
+    service: IngestService,
+    failure: WorkFailure,
+    access: Access,
+    console_url: str | None = None,
+    siblings: Siblings | None = None,
 ) -> Starlette:
+    """``siblings``: the other workers of this host, if it runs several."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with service.running(failure):
             yield
 
+    host_routes = [] if siblings is None else [Route("/readyz", host_readiness(service, siblings))]
     return Starlette(
         routes=[
-            WebSocketRoute(STREAM_PATH, stream_endpoint(service.streams)),
+            WebSocketRoute(
+                STREAM_PATH,
+                stream_endpoint(
+                    service.streams, None if siblings is None else siblings.holder_port
+                ),
+            ),
+            *host_routes,  # before the operational /readyz, which it replaces
             Route(
                 "/calls/{call_control_id:path}/recording.wav",
                 recording_route(
@@ -66,3 +85,15 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+
+
+def host_readiness(
+    service: IngestService, siblings: Siblings
+) -> Callable[[Request], Awaitable[Response]]:
+    async def readyz(request: Request) -> Response:
+        checks = await service.ready()
+        if "worker" not in request.query_params:
+            checks.update(await siblings.ready())
+        return readiness_response(checks)
+
+    return readyz

@@ -1,4 +1,5 @@
-"""``voicetap ingest``: one media_ingest instance on uvloop (UDP receivers, WebSocket, HTTP).
+"""``voicetap ingest``: one media_ingest instance on uvloop (UDP receivers, WebSocket, HTTP), or
+with ``INGEST_WORKERS`` above 1 the supervisor of that many (``workers``).
 
 The composition root: settings read once (a bad one is one line and exit 2), logging, the app
 built from plain values taken from the settings, uvicorn run with the app's lifespan (which runs
@@ -8,6 +9,7 @@ repairs.
 """
 
 import asyncio
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -18,9 +20,12 @@ from media_ingest.app import create_app
 from media_ingest.commands import MediaTargets
 from media_ingest.config import IngestConfig, Ports, Recording, Topics
 from media_ingest.endings import Timeouts
+from media_ingest.host import HostShare
 from media_ingest.protocol.codecs import parse_payload_map
 from media_ingest.service import BLOCK_MS, IngestService
 from media_ingest.settings import IngestSettings
+from media_ingest.worker_plan import worker_count
+from voicetap_common.access import Access
 from voicetap_common.call_control import telnyx_client
 from voicetap_common.logs import configure_logging
 from voicetap_common.recordings_store import RecordingsStore, StoreError
@@ -34,7 +39,18 @@ if TYPE_CHECKING:
 
 
 def main() -> None:
-    settings = load_settings(IngestSettings, "voicetap ingest")
+    settings, access = load(IngestSettings)
+    workers = worker_count(settings.ingest_workers, os.cpu_count())
+    if workers > 1:
+        from media_ingest.workers import supervise
+
+        sys.exit(supervise(settings, workers))
+    serve(settings, access)
+
+
+def load(kind: type[IngestSettings]) -> tuple[IngestSettings, Access]:
+    """The settings (a bad one is one line and exit 2), logging, and the access they allow."""
+    settings = load_settings(kind, "voicetap ingest")
     configure_logging("media_ingest", settings.log_level, settings.log_format)
     access = access_settings(settings)
     refuse_open_bind(
@@ -44,6 +60,11 @@ def main() -> None:
         "voicetap ingest",
         "INGEST_HOST",
     )
+    return settings, access
+
+
+def serve(settings: IngestSettings, access: Access, host: HostShare | None = None) -> None:
+    """Run the instance until a signal; ``host``: as one worker of a host (``media_ingest.worker``)."""
 
     async def run(stop: asyncio.Event) -> None:
         failure = WorkFailure()
@@ -51,7 +72,8 @@ def main() -> None:
             service = build_service(settings)  # in the loop: its clients belong to it
         except StoreError as exc:
             sys.exit(f"voicetap ingest: VOICETAP_RECORDINGS_URL cannot be used: {exc}")
-        app = create_app(service, failure, access, settings.voicetap_console_url)
+        siblings = None if host is None else host.siblings(service.redis, service.instance)
+        app = create_app(service, failure, access, settings.voicetap_console_url, siblings)
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -67,7 +89,8 @@ def main() -> None:
                 timeout_graceful_shutdown=3,
             )
         )
-        await serve_until(server, stop, failure)
+        sockets = None if host is None else host.sockets(settings.ingest_host, settings.ingest_port)
+        await serve_until(server, stop, failure, sockets)
         if failure.error is not None:
             sys.exit(failure.message("voicetap ingest"))
         if not server.started:  # the lifespan failed (logged by uvicorn): not a clean exit

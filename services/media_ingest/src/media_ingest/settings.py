@@ -85,6 +85,13 @@ class IngestSettings(CommonSettings, TelnyxApiSettings, RecordingsStoreSettings)
         default="",
         description="This instance's name in Redis (call routing, port leases); default `<hostname>-<pid>`.",
     )
+    ingest_workers: int = Field(
+        default=1,
+        ge=0,
+        description="Worker processes of this host (`voicetap ingest --workers N`; 0: one per core), each "
+        "`<host>-w<k>` with its own share of `INGEST_RTP_PORTS`, all on `INGEST_PORT` "
+        '(docs/DEPLOY.md, "Every core of a host"); `voicetap up` takes the host\'s core count.',
+    )
     ingest_ws_ping_seconds: float = Field(
         default=20.0, gt=0, description="Keep-alive ping period of media-stream WebSockets."
     )

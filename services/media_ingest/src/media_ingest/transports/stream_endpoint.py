@@ -6,6 +6,10 @@ the token is checked: the ``x-telnyx-streaming-auth-token`` handshake header (or
 same key in the ``connected`` frame) must match, in constant time, the token issued for the call
 that ``start`` names; otherwise the socket is closed with 1008 (policy violation) and nothing of
 it reaches the call. Keep-alive pings come from the server (``INGEST_WS_PING_SECONDS``).
+
+On a host of several workers (``voicetap ingest --workers N``) the stream lands on whichever the
+kernel picks; a ``start`` naming a call that another worker holds is relayed there
+(``transports.relay``), and the holder checks the token.
 """
 
 import logging
@@ -15,6 +19,7 @@ from typing import Any, Protocol
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from media_ingest.protocol.codecs import CodecSpec, UnsupportedCodec, codec_spec
+from media_ingest.transports.relay import relay
 from media_ingest.transports.stream_session import StreamSession, close_socket
 from voicetap_sdk import codec
 
@@ -37,10 +42,20 @@ class StreamGate(Protocol):
     def closed(self, session: StreamSession) -> None: ...
 
 
-def stream_endpoint(gate: StreamGate) -> Callable[[WebSocket], Awaitable[None]]:
+HolderPort = Callable[[str], Awaitable[int | None]]
+
+
+def stream_endpoint(
+    gate: StreamGate, holder_port: HolderPort | None = None
+) -> Callable[[WebSocket], Awaitable[None]]:
+    """``holder_port(call_control_id)``: the private port of the sibling worker holding the call,
+    None to take the stream here (``siblings.Siblings.holder_port``; not given: no siblings)."""
+
     async def endpoint(websocket: WebSocket) -> None:
         await websocket.accept()
-        token = websocket.headers.get(AUTH_HEADER)
+        header = websocket.headers.get(AUTH_HEADER)
+        token = header
+        opening: list[str] = []  # the ``connected`` frame, passed on by a relay
         session: StreamSession | None = None
         try:
             while True:
@@ -65,7 +80,13 @@ def stream_endpoint(gate: StreamGate) -> Callable[[WebSocket], Awaitable[None]]:
                 event = frame.get("event")
                 if event == "connected":
                     token = token or frame.get(AUTH_HEADER)
+                    opening = [text]
                 elif event == "start":
+                    port = await _holder(holder_port, frame)
+                    if port is not None:
+                        headers = {AUTH_HEADER: header} if header else {}
+                        await relay(websocket, port, headers, [*opening, text], _ccid(frame) or "")
+                        return
                     session = await _authenticate(gate, websocket, frame, token)
                     if session is None:
                         return
@@ -78,6 +99,17 @@ def stream_endpoint(gate: StreamGate) -> Callable[[WebSocket], Awaitable[None]]:
             await close_socket(websocket, 1000)
 
     return endpoint
+
+
+def _ccid(frame: dict[str, Any]) -> str | None:
+    start = frame.get("start")
+    ccid = start.get("call_control_id") if isinstance(start, dict) else None
+    return ccid if isinstance(ccid, str) and ccid else None
+
+
+async def _holder(holder_port: HolderPort | None, frame: dict[str, Any]) -> int | None:
+    ccid = _ccid(frame)
+    return None if holder_port is None or ccid is None else await holder_port(ccid)
 
 
 async def _authenticate(

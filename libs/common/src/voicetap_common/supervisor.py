@@ -1,25 +1,25 @@
-"""``voicetap up``: every service of the stack in its own process, stopped together.
+"""Child processes run together and stopped together: the services of ``voicetap up``, the
+workers of ``voicetap ingest --workers N``.
 
 Each child dies with its parent (PR_SET_PDEATHSIG on Linux), so not even a killed supervisor
-leaves processes behind. A service counts as started once its ``/readyz`` answers 200; one that
-exits before that cannot start (a setting, a port, a dependency) and stops the stack with its own
+leaves processes behind. A child counts as started once its ``/readyz`` answers 200; one that
+exits before that cannot start (a setting, a port, a dependency) and stops them all with its own
 last error line, while one that crashes after it was ready is restarted with backoff.
 """
 
 import logging
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from voicetap_cli.child_output import OutputTail
-from voicetap_cli.lifetime import die_with_parent
+from voicetap_common.child_output import OutputTail
+from voicetap_common.lifetime import die_with_parent
 
-log = logging.getLogger("voicetap.up")
+log = logging.getLogger("voicetap.supervisor")
 
 NOT_READY_WARNING_SECONDS = 60.0
 
@@ -28,12 +28,16 @@ NOT_READY_WARNING_SECONDS = 60.0
 class ChildSpec:
     """A service (kept running) or a one-shot tool such as the demo (``restart=False``).
 
-    ``ready_url`` is polled until it answers 200; a child without one counts as ready at once."""
+    ``command``: its argv; ``env``: what it gets beyond the supervisor's environment; ``pass_fds``:
+    sockets it inherits (kept open here, so a restarted child gets the same ones). ``ready_url``
+    is polled until it answers 200; a child without one counts as ready at once."""
 
     name: str
-    args: tuple[str, ...] = ()
+    command: tuple[str, ...]
     restart: bool = True
     ready_url: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    pass_fds: tuple[int, ...] = ()
 
 
 @dataclass
@@ -65,7 +69,12 @@ class Supervisor:
         env: Mapping[str, str],
         on_ready: Callable[[], None] = lambda: None,
         max_restarts_per_minute: int = 5,
+        *,
+        what: str = "stack",
+        stop_seconds: float = 15.0,
     ) -> None:
+        """``what`` the children form, as the log names it; ``stop_seconds``: how long they get to
+        stop after SIGTERM before they are killed."""
         self._specs = children
         self._env = dict(env)
         self._on_ready = on_ready
@@ -73,11 +82,15 @@ class Supervisor:
         self._children: list[Child] = []
         self._stopping = False
         self._all_ready = False
+        self._what = what
+        self._stop_seconds = stop_seconds
+        self.failure: str | None = None  # why it stopped by itself: a child's own last line
 
     def _spawn(self, spec: ChildSpec) -> Child:
         process = subprocess.Popen(
-            [sys.executable, "-m", "voicetap_cli.run", spec.name, *spec.args],
-            env=self._env,
+            spec.command,
+            env={**self._env, **spec.env},
+            pass_fds=spec.pass_fds,
             stdin=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             preexec_fn=die_with_parent,
@@ -149,20 +162,17 @@ class Supervisor:
                 child.ready = True
             return 0
         if not child.ready:
-            log.error(
-                "%s cannot start (exit code %s): %s; stopping the stack",
-                child.name,
-                status,
-                child.output.last_line(),
+            self.failure = (
+                f"{child.name} cannot start (exit code {status}): {child.output.last_line()}"
             )
+            log.error("%s; stopping the %s", self.failure, self._what)
             self._stopping = True
             return 1
         now = time.monotonic()
         child.restarts = [t for t in child.restarts if now - t < 60] + [now]
         if len(child.restarts) > self._max_restarts:
-            log.error(
-                "%s exited with %s and keeps crashing; stopping the stack", child.name, status
-            )
+            self.failure = f"{child.name} exited with {status} and keeps crashing"
+            log.error("%s; stopping the %s", self.failure, self._what)
             self._stopping = True
             return 1
         log.warning("%s exited with %s; restarting", child.name, status)
@@ -172,11 +182,11 @@ class Supervisor:
         child.process, child.output = restarted.process, restarted.output
         return 0
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self) -> None:
         for child in self._children:
             if child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + self._stop_seconds
         for child in self._children:
             try:
                 child.process.wait(max(deadline - time.monotonic(), 0.1))
@@ -185,7 +195,7 @@ class Supervisor:
                 child.process.kill()
                 child.process.wait()
             child.output.close()
-        log.info("stack stopped")
+        log.info("%s stopped", self._what)
 
 
 def child_env(base: Mapping[str, str], **overrides: str) -> dict[str, str]:
