@@ -90,7 +90,7 @@ class EventPublisher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drain the queue to Redis until ``stop`` is set and the queue is empty."""
-        backoff = Backoff("redis", log, first=0.1, cap=5.0, context={"for": "media events"})
+        backoff = Backoff("redis (media events)", log, first=0.1, cap=5.0)
         while not stop.is_set() or self._queue:
             if not self._queue:
                 self._wake.clear()
@@ -140,7 +140,7 @@ class EventPublisher:
         ``stop``); False when it gave up at ``stop``, True when it is on the topic."""
         body = codec.dumps(model.model_dump(mode="json"))
         backoff = Backoff(
-            "redis", log, first=0.1, cap=5.0, context={"topic": topic, "id": event_id}
+            f"redis (publishing {event_id})", log, first=0.1, cap=5.0, context={"topic": topic}
         )
         while True:
             try:

@@ -47,7 +47,7 @@ from media_ingest.resumption import Resumption
 from media_ingest.routing import Router
 from media_ingest.streams import StreamCalls
 from media_ingest.takeover import Takeover
-from media_ingest.timers import heartbeat, liveness, tick
+from media_ingest.timers import heartbeat, take_over_silent, tick
 from media_ingest.tokens import StreamTokens
 from media_ingest.transports.playback import PlaybackRouter
 from media_ingest.uploads import SpoolCollector, Uploads
@@ -312,16 +312,18 @@ class IngestService:
                     group.create_task(
                         guarded(
                             heartbeat(
-                                self.ownership, self.recovery, consuming, self._heartbeat_period
+                                self.ownership,
+                                self.recovery,
+                                consuming,
+                                self._liveness_period,
+                                self._heartbeat_period,
                             ),
                             failure,
                         )
                     ),
                     group.create_task(
                         guarded(
-                            liveness(
-                                self.ownership, self.takeover, consuming, self._liveness_period
-                            ),
+                            take_over_silent(self.takeover, consuming, self._liveness_period),
                             failure,
                         )
                     ),

@@ -20,6 +20,7 @@ Once the dead instance lists no call, its beat goes and the entries still waitin
 (forwarded to it before the claims) are routed again to the calls' new holders.
 """
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -53,6 +54,7 @@ from voicetap_sdk.topics import MEDIA_TAKEOVER
 log = logging.getLogger("voicetap.media_ingest.takeover")
 
 DRAIN_CLAIM_SECONDS = 60
+MOVES_AT_A_TIME = 16  # calls whose media is moved concurrently (Call Control requests in flight)
 
 # KEYS: alive, held:<dead>, held:<me>, the call's holder key, the call's parts.
 # ARGV: dead, me, call, deadline (wall time), lease seconds, ttl of the parts.
@@ -121,6 +123,7 @@ class Takeover:
         for name in map(text, silent):
             if name == self._instance:
                 continue  # this process's own beat lagged (a stalled loop): it is alive
+            claimed_calls: list[tuple[str, dict[str, Any], float]] = []
             for call_control_id in map(text, await self._redis.hkeys(held_key(name))):
                 claimed = await self._claim(
                     keys=[
@@ -141,11 +144,22 @@ class Takeover:
                 )
                 if claimed:
                     facts, last_beat = codec.loads(claimed[0]), float(claimed[1])
-                    await self._take(call_control_id, name, facts, last_beat)
-                    taken += 1
+                    claimed_calls.append((call_control_id, facts, last_beat))
+            await self._move_all(name, claimed_calls)
+            taken += len(claimed_calls)
             if await self._forget(keys=[ALIVE, held_key(name)], args=[name, deadline]):
                 await self._reroute_inbox(name)
         return taken
+
+    async def _move_all(self, dead: str, calls: list[tuple[str, dict[str, Any], float]]) -> None:
+        """The claimed calls' media moved here, ``MOVES_AT_A_TIME`` at a time."""
+        slots = asyncio.Semaphore(MOVES_AT_A_TIME)
+
+        async def move(call_control_id: str, facts: dict[str, Any], last_beat: float) -> None:
+            async with slots:
+                await self._take(call_control_id, dead, facts, last_beat)
+
+        await asyncio.gather(*(move(*call) for call in calls))
 
     async def _take(
         self, call_control_id: str, dead: str, facts: dict[str, Any], last_beat: float

@@ -1,6 +1,6 @@
-"""The instance's periodic loops: the ticker (recordings ticked, idle calls closed), the liveness
-beat (and the takeover of silent instances' calls) and the heartbeat (leases and holder keys
-renewed, orphaned recordings of dead instances recovered)."""
+"""The instance's periodic loops: the ticker (recordings ticked, idle calls closed), the heartbeat
+(the liveness beat; leases and holder keys renewed, orphaned recordings of dead instances
+recovered) and the takeover of silent instances' calls."""
 
 import asyncio
 import logging
@@ -35,39 +35,46 @@ async def tick(registry: CallRegistry, endings: CallEndings, stop: asyncio.Event
         await asyncio.sleep(TICK_SECONDS)
 
 
-async def liveness(
-    ownership: Ownership, takeover: Takeover, stop: asyncio.Event, period: float
+async def heartbeat(
+    ownership: Ownership,
+    recovery: Recovery,
+    stop: asyncio.Event,
+    beat_period: float,
+    renew_period: float,
 ) -> None:
-    """Every ``period`` (a fifth of the takeover period): beat, then take the calls of instances
-    silent too long. A Redis outage is logged once when it starts and once when it ends."""
-    backoff = Backoff("redis", log, context={"for": "liveness (calls move if this lasts)"})
+    """Every ``beat_period`` (a fifth of the takeover period) the liveness beat; every
+    ``renew_period`` (a third of the lease) the leases and holder keys renewed, then the sweep for
+    orphans. A Redis outage is logged once when it starts and once when it ends (calls move to
+    other instances, and leases expire, if it lasts)."""
+    backoff = Backoff(  # named: each of the instance's loops says an outage once, as itself
+        "redis (heartbeat: calls move to other instances if this lasts)", log
+    )
+    next_renewal = time.monotonic() + renew_period
     while not stop.is_set():
-        await sleep_or_stop(stop, period)
+        await sleep_or_stop(stop, beat_period)
         if stop.is_set():
             return
         try:
             await ownership.beat()
-            await takeover.take_silent()
+            if time.monotonic() >= next_renewal:
+                next_renewal = time.monotonic() + renew_period
+                await ownership.heartbeat()
+                await recovery.recover_orphans()
         except REDIS_UNAVAILABLE as exc:
             backoff.record_failure(exc)
         else:
             backoff.succeeded()
 
 
-async def heartbeat(
-    ownership: Ownership, recovery: Recovery, stop: asyncio.Event, period: float
-) -> None:
-    """Every ``period`` (a third of the lease): renew, then sweep for orphans. A Redis outage is
-    logged once when it starts and once when it ends (the leases expire if it lasts)."""
-    backoff = Backoff("redis", log, context={"for": "heartbeat (leases expire if this lasts)"})
+async def take_over_silent(takeover: Takeover, stop: asyncio.Event, period: float) -> None:
+    """Every ``period``, the calls of instances silent too long taken over; apart from the beat,
+    so that moving many calls' media never delays this instance's own beat. Redis being away is
+    the heartbeat's to report."""
     while not stop.is_set():
         await sleep_or_stop(stop, period)
         if stop.is_set():
             return
         try:
-            await ownership.heartbeat()
-            await recovery.recover_orphans()
+            await takeover.take_silent()
         except REDIS_UNAVAILABLE as exc:
-            backoff.record_failure(exc)
-        else:
-            backoff.succeeded()
+            log.debug("takeover check skipped: Redis unavailable", extra={"error": repr(exc)})

@@ -46,7 +46,7 @@ class PlaybackRouter:
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
         last_id: str | None = None
-        backoff = Backoff("redis", log, first=0.2, cap=5.0, context={"for": "playback"})
+        backoff = Backoff("redis (playback)", log, first=0.2, cap=5.0)
         while not stop.is_set():
             try:
                 if last_id is None:
