@@ -1,7 +1,8 @@
 """The consumer's handler: every entry of the ``media_ingest`` group (lifecycle topics, media
 commands, this instance's inbox) routed to the holder of its call or handled here.
 
-Entries of different calls run concurrently; one call's entries in order. An entry forwarded from
+Entries of different calls run concurrently; one call's entries in the order they were published
+(a read returns them topic by topic). An entry forwarded from
 another instance's inbox is handled as read from its own topic, never re-routed.
 """
 
@@ -17,6 +18,14 @@ from voicetap_sdk.consumer import Undeliverable
 from voicetap_sdk.redis_client import RedisClient
 from voicetap_sdk.streams import Entry
 from voicetap_sdk.topics import MEDIA_COMMANDS
+
+
+def _published(entry: Entry) -> tuple[int, int]:
+    """When the entry was published (its stream id, or, forwarded, the id it had on its topic): a
+    call's hang-up read in the same batch as its fork.stopped, from another topic, comes after it."""
+    source = entry.fields.get("source_id")
+    ms, _, seq = (source.decode() if source else entry.entry_id).partition("-")
+    return (int(ms), int(seq or 0)) if ms.isdigit() and seq.isdigit() else (0, 0)
 
 
 class Dispatcher:
@@ -37,6 +46,8 @@ class Dispatcher:
             by_call[key].append(entry)
         for call_control_id in await erased_among(self._redis, by_call):
             del by_call[call_control_id]
+        for group in by_call.values():  # in the order they were published, whatever their topic
+            group.sort(key=_published)
         results = await asyncio.gather(
             *(self._handle_call(group) for group in by_call.values()), return_exceptions=True
         )

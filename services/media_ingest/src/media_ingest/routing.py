@@ -77,7 +77,7 @@ class Router:
         fields: list[bytes | str] = []
         for name, value in entry.fields.items():
             fields += [name, value]
-        fields += ["source_topic", entry.topic]
+        fields += ["source_topic", entry.topic, "source_id", entry.entry_id]
         forwarded = await self._forward(
             keys=[owner_key(call_control_id), inbox(holder_name)],
             args=[holder_name, 3 * self._lease, INBOX_MAXLEN, *fields],
