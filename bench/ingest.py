@@ -322,7 +322,8 @@ def bench_ingest(
         "INGEST_RTP_HOST": HOST,
         "INGEST_PUBLIC_HOST": HOST,
         # --overlap: two steps' calls hold ports at once
-        "INGEST_RTP_PORTS": f"{first_port}-{first_port + (4 if args.overlap else 2) * max_calls + 1}",
+        # (workers: each takes the calls it reads first, so each share gets room for all of them)
+        "INGEST_RTP_PORTS": f"{first_port}-{first_port + (4 if args.overlap else 2) * max_calls * args.workers + 1}",
         "INGEST_MEDIA_TIMEOUT_SECONDS": "600",
         "INGEST_PORT_LEASE_SECONDS": "120",
         "INGEST_WORKERS": str(args.workers),
