@@ -3,6 +3,7 @@
     .venv/bin/python bench/ingest.py [--steps 100,250,500,1000,1500] [--duration 8] [--out bench/results/ingest.json]
         [--recordings-url s3://bucket/prefix]   # with AWS_ENDPOINT_URL_S3 etc. exported
         [--overlap]   # each step's calls hang up during the next step's media (uploads meanwhile)
+        [--workers N]   # INGEST_WORKERS=N: N worker processes on every core (the workers dimension)
 
 - **media_ingest** runs as production runs it (``voicetap ingest``, uvloop) with its own throwaway
   Redis (the embedded Valkey), ``INGEST_MODE=off`` and a large ``INGEST_RTP_PORTS`` range; for each
@@ -19,7 +20,10 @@ every call for ``--duration`` seconds (100,000 packets/s at 1,000 calls). A step
 the receiver counted every packet sent (media_ingest: its own ``voicetap_ingest_packets_total``;
 the baseline: its counters) and its loss counter (sequence gaps) did not move. Stepping stops at
 the first step with loss. The server is pinned to one core; load generators, Redis and this script
-share the other.
+share the other. With ``--workers N`` (N > 1) the ingest runs N worker processes and nothing is
+pinned: the workers, the load generators and Redis share every core, and what isolates the ingest
+is its CPU per call-second (the whole process tree's, so the supervisor and every worker), to set
+against one worker's (linear scaling keeps it), and the most calls with zero loss.
 """
 
 import argparse
@@ -318,9 +322,11 @@ def bench_ingest(
         "INGEST_RTP_HOST": HOST,
         "INGEST_PUBLIC_HOST": HOST,
         # --overlap: two steps' calls hold ports at once
-        "INGEST_RTP_PORTS": f"{first_port}-{first_port + (4 if args.overlap else 2) * max_calls + 1}",
+        # (workers: each takes the calls it reads first, so each share gets room for all of them)
+        "INGEST_RTP_PORTS": f"{first_port}-{first_port + (4 if args.overlap else 2) * max_calls * args.workers + 1}",
         "INGEST_MEDIA_TIMEOUT_SECONDS": "600",
         "INGEST_PORT_LEASE_SECONDS": "120",
+        "INGEST_WORKERS": str(args.workers),
         **recordings_env(args.recordings_url),
     }
     server = ServerProcess(
@@ -409,8 +415,10 @@ def bench_ingest(
     finally:
         server.stop()
     return {
-        "title": "voicetap media_ingest",
-        "command": "voicetap ingest (INGEST_MODE=off)",
+        "title": "voicetap media_ingest"
+        + (f", {args.workers} workers" if args.workers > 1 else ""),
+        "command": f"voicetap ingest (INGEST_MODE=off, INGEST_WORKERS={args.workers})",
+        "workers": args.workers,
         "steps": steps,
         "memory": memory,
         "rss_idle_mib": round(rss_idle / 1024, 1),
@@ -570,6 +578,12 @@ def parse_args() -> argparse.Namespace:
         "each step's recordings are uploaded while the next step's media runs",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="INGEST_WORKERS of the ingest; above 1 nothing is pinned (the workers dimension)",
+    )
+    parser.add_argument(
         "--overlap",
         action="store_true",
         help=f"keep each step's calls until {OVERLAP_HANGUP_S:g} s into the next step's media, then hang "
@@ -581,7 +595,11 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     machine = machine_info()
-    cpus = CpuPlan.choose(args.server_cpus, args.load_cpus)
+    cpus = (
+        CpuPlan.choose(args.server_cpus, args.load_cpus)
+        if args.workers == 1
+        else CpuPlan.everywhere()
+    )
     cpus.pin_self_to_load_cpus()
     workdir = Path(tempfile.mkdtemp(prefix="voicetap-bench-ingest-"))
     started = time.time()
@@ -631,6 +649,7 @@ def main() -> None:
             "packets": "RTP v2, PT 0 (PCMU), 160-byte payload (20 ms), both legs of every call, 50 packets/s per leg",
             "recordings_url": args.recordings_url,
             "overlap": args.overlap,
+            "workers": args.workers,
         },
         "results": results,
         "evaluation": evaluation,

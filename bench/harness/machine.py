@@ -36,6 +36,12 @@ class CpuPlan:
         load = load_cpus or ",".join(str(c) for c in cpus if str(c) not in server.split(","))
         return cls(True, server, load, load, taskset)
 
+    @classmethod
+    def everywhere(cls) -> "CpuPlan":
+        """Nothing pinned: a server of several processes measured on every core."""
+        everything = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+        return cls(False, everything, everything, everything, shutil.which("taskset"))
+
     def prefix(self, cpus: str) -> list[str]:
         """``taskset -c CPUS`` to put before a command (empty when not pinning)."""
         return [self.taskset, "-c", cpus] if self.pinned and self.taskset else []
@@ -50,7 +56,7 @@ class CpuPlan:
             **{k: v for k, v in asdict(self).items() if k != "taskset"},
             "method": "taskset -c (server, load generator); sched_setaffinity (harness, Redis)"
             if self.pinned
-            else "not pinned (taskset missing or one core)",
+            else "not pinned (several server processes, or taskset missing, or one core)",
         }
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families as parse
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
@@ -159,6 +160,16 @@ async def test_forks_land_on_both_workers_and_the_shared_port_serves_every_recor
                 for _ in range(4):
                     live = await http.get(f"/calls/{ccid}/recording.wav")
                     assert live.status_code == 200 and len(live.content) > 44, ccid
+            for _ in range(4):  # whichever worker a scrape lands on, it shows the whole host
+                families = {f.name: f for f in parse((await http.get("/metrics")).text)}
+                up = {
+                    s.labels["worker"]: s.value
+                    for s in families["voicetap_ingest_worker_up"].samples
+                }
+                assert up == {worker: 1.0 for worker in host.private}, up
+                active = families["voicetap_ingest_active_calls"].samples
+                assert {s.labels["worker"] for s in active} == set(host.private)
+                assert sum(s.value for s in active) == len(calls)
         ended, live_calls = list(calls)[:-1], list(calls)[-1:]
         for ccid in ended:
             await publish_webhook(redis, "call.hangup", ccid)

@@ -7,8 +7,9 @@ lifespan runs the instance (``IngestService.running``).
 | ``GET /calls/{call_control_id}/recording.wav`` | any call's recording: from this instance's spool while it is written (or waits for the store), else from the store (Range, ETag); 404 when there is none |
 | ``GET /healthz``, ``/readyz``, ``/metrics`` | probes and Prometheus metrics |
 
-One worker of a host (``voicetap ingest --workers N``) answers ``/readyz`` for the host: its own
-checks and each sibling's ``/readyz?worker`` (that worker alone) on its private port.
+One worker of a host (``voicetap ingest --workers N``) answers ``/readyz`` and ``/metrics`` for
+the host: its own and each sibling's (``?worker``: that worker alone) from its private port, the
+metrics labelled by worker (``host_metrics``).
 
 Every HTTP route but the probes is behind ``AccessGuard`` (``VOICETAP_API_TOKEN`` or a signed
 link; ``/metrics`` behind ``VOICETAP_METRICS_TOKEN`` when set); the WebSocket keeps Telnyx's own
@@ -18,12 +19,14 @@ per-call token.
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
+from media_ingest.host_metrics import merged, parse
 from media_ingest.keys import STREAM_PATH
 from media_ingest.recordings_http import recording_route
 from media_ingest.service import IngestService
@@ -50,7 +53,14 @@ def create_app(
         async with service.running(failure):
             yield
 
-    host_routes = [] if siblings is None else [Route("/readyz", host_readiness(service, siblings))]
+    host_routes = (
+        []
+        if siblings is None
+        else [
+            Route("/readyz", host_readiness(service, siblings)),
+            Route("/metrics", host_metrics(service, siblings, access.metrics_token)),
+        ]
+    )
     return Starlette(
         routes=[
             WebSocketRoute(
@@ -59,7 +69,7 @@ def create_app(
                     service.streams, None if siblings is None else siblings.holder_port
                 ),
             ),
-            *host_routes,  # before the operational /readyz, which it replaces
+            *host_routes,  # before the operational /readyz and /metrics, which they replace
             Route(
                 "/calls/{call_control_id:path}/recording.wav",
                 recording_route(
@@ -85,6 +95,25 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+
+
+def host_metrics(
+    service: IngestService, siblings: Siblings, token: str | None
+) -> Callable[[Request], Awaitable[Response]]:
+    async def metrics(request: Request) -> Response:
+        if "worker" in request.query_params:  # this worker alone (a sibling asks)
+            body = generate_latest(service.prometheus)
+        else:
+            answers = await siblings.metrics(token)
+            body = merged(
+                {
+                    service.instance: list(service.prometheus.collect()),
+                    **{w: None if t is None else parse(t) for w, t in answers.items()},
+                }
+            )
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
 
 
 def host_readiness(

@@ -90,9 +90,13 @@ class MediaCommands:
         """Send a command that changes nothing here (a dead holder's fork stopped)."""
         await self._call_control.send(command)
 
-    async def fork_start(self, command: ForkStart) -> dict[str, Any] | None:
+    async def fork_start(
+        self, command: ForkStart, *, report_exhaustion: bool = True
+    ) -> dict[str, Any] | None:
         """Fork to this instance's port pair (allocated unless the call has one), or, with
-        someone else's targets, send it and stop taking the call's fork here. Caller holds the lock."""
+        someone else's targets, send it and stop taking the call's fork here. Caller holds the
+        lock. ``report_exhaustion``: a ``ports_exhausted`` error event when no pair is free (the
+        caller that hands the call to another instance instead reports it only if that fails)."""
         ccid = command.call_control_id
         call = self._registry.get(ccid)
         if command.rx is not None:  # someone else's targets: the fork no longer comes here
@@ -104,7 +108,7 @@ class MediaCommands:
         allocation = call.allocation if call is not None else None
         fresh = allocation is None
         if allocation is None:
-            allocation = await self._allocate(ccid)
+            allocation = await self._allocate(ccid, report_exhaustion)
         now = time.monotonic()
         host = self._targets.public_host
         rx, tx = f"udp:{host}:{allocation.pair.rx}", f"udp:{host}:{allocation.pair.tx}"
@@ -164,17 +168,21 @@ class MediaCommands:
             extra={"call_control_id": ccid, "rx": pair.rx if pair else None},
         )
 
-    async def _allocate(self, call_control_id: str) -> Allocation:
+    async def _allocate(self, call_control_id: str, report: bool = True) -> Allocation:
         try:
             return await self._allocator.allocate(call_control_id)
         except PortsExhausted as exc:
             self._metrics.ports_exhausted.inc()
-            self._errors(
-                call_control_id,
-                "ports_exhausted",
-                f"no free UDP port pair on {self._ownership.instance}: {exc}",
-            )
+            if report:
+                self.report_exhaustion(call_control_id, exc)
             raise
+
+    def report_exhaustion(self, call_control_id: str, exc: PortsExhausted) -> None:
+        self._errors(
+            call_control_id,
+            "ports_exhausted",
+            f"no free UDP port pair on {self._ownership.instance}: {exc}",
+        )
 
     async def stop_fork(self, call: Call) -> None:
         """The fork stopped (paused, or replaced): ports go back, the recording waits for a resume."""

@@ -27,6 +27,7 @@ ENDED_PREFIX = _TAG + "ended:"  # -> a hang-up seen (a late call.answered starts
 REPAIR_PREFIX = _TAG + "repair:"  # -> the instance repairing an orphaned recording
 UPLOAD_PREFIX = _TAG + "upload:"  # -> the instance uploading a dead instance's spooled recording
 ALIVE = _TAG + "alive"  # zset: instance -> wall time of its last liveness beat
+CAPACITY = _TAG + "capacity"  # zset: instance -> free port pairs, as of its last beat
 HELD_PREFIX = _TAG + "held:"  # hash per instance: call -> what a takeover needs of it (JSON)
 PARTS_PREFIX = _TAG + "parts:"  # hash per call: part -> holder, then "<part>:stored" -> where
 DRAIN_PREFIX = _TAG + "drain:"  # -> the instance re-routing a dead instance's inbox

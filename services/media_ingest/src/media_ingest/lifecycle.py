@@ -13,6 +13,7 @@
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -49,9 +50,11 @@ class Lifecycle:
         tokens: StreamTokens,
         locks: CallLocks,
         errors: ErrorReporter,
+        spill: Callable[[Entry], Awaitable[str | None]],
         *,
         mode: IngestMode,
     ) -> None:
+        """``spill(entry)``: hand a new call to an instance with free ports (its name, or None)."""
         self._redis = redis
         self._registry = registry
         self._commands = commands
@@ -59,6 +62,7 @@ class Lifecycle:
         self._tokens = tokens
         self._locks = locks
         self._errors = errors
+        self._spill = spill
         self._mode = mode
 
     async def on_event(self, entry: Entry, call_control_id: str | None) -> None:
@@ -72,7 +76,9 @@ class Lifecycle:
         payload = data.get("payload") or {}
         async with self._locks.hold(call_control_id):
             if event_type == "call.answered":
-                await self._on_answered(call_control_id, entry.event_id or str(data.get("id")))
+                await self._on_answered(
+                    entry, call_control_id, entry.event_id or str(data.get("id"))
+                )
             elif event_type == "call.hangup":
                 await self._on_hangup(call_control_id)
             elif event_type == "call.fork.stopped":
@@ -85,7 +91,7 @@ class Lifecycle:
                     extra={"call_control_id": call_control_id, "event_type": event_type},
                 )
 
-    async def _on_answered(self, call_control_id: str, event_id: str) -> None:
+    async def _on_answered(self, entry: Entry, call_control_id: str, event_id: str) -> None:
         if self._mode == "off" or call_control_id in self._registry:
             return
         if await self._redis.exists(ENDED_PREFIX + call_control_id):
@@ -101,11 +107,13 @@ class Lifecycle:
         )
         try:
             if isinstance(command, ForkStart):
-                await self._commands.fork_start(command)
+                await self._commands.fork_start(command, report_exhaustion=False)
             else:
                 await self._commands.streaming_start(command)
-        except PortsExhausted:
-            return  # reported by fork_start
+        except PortsExhausted as exc:
+            if await self._spill(entry) is None:
+                self._commands.report_exhaustion(call_control_id, exc)
+            return
         except Exception as exc:  # noqa: BLE001 - classified below
             kind, detail, _ = classify(exc)
             if kind == "call_ended":

@@ -18,7 +18,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from media_ingest.calls.call import Call
-from media_ingest.keys import ALIVE, INSTANCE_PREFIX, TOKEN_PREFIX, held_key, inbox, owner_key
+from media_ingest.keys import (
+    ALIVE,
+    CAPACITY,
+    INSTANCE_PREFIX,
+    TOKEN_PREFIX,
+    held_key,
+    inbox,
+    owner_key,
+)
 from media_ingest.ports import PortAllocator
 from voicetap_sdk import codec
 from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient
@@ -64,8 +72,13 @@ class Ownership:
             )
 
     async def beat(self) -> None:
-        """This instance is alive (a survivor takes the calls of one silent too long)."""
-        await self._redis.zadd(ALIVE, {self.instance: time.time()})
+        """This instance is alive (a survivor takes the calls of one silent too long), and has
+        this many free port pairs (an instance out of them hands a new call to one that has)."""
+        free = self._allocator.capacity - self._allocator.in_use
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(ALIVE, {self.instance: time.time()})
+            pipe.zadd(CAPACITY, {self.instance: free})
+            await pipe.execute()
 
     async def heartbeat(self) -> None:
         """Renew this instance's name, its port leases and its calls' holder keys and facts."""
@@ -114,4 +127,5 @@ class Ownership:
                 pipe.delete(INSTANCE_PREFIX + self.instance, inbox(self.instance))
                 pipe.delete(held_key(self.instance))
                 pipe.zrem(ALIVE, self.instance)
+                pipe.zrem(CAPACITY, self.instance)
                 await pipe.execute()

@@ -181,6 +181,14 @@ class IngestService:
             instance=self.instance,
             data_dir=c.data_dir,
         )
+        router = Router(
+            self.redis,
+            metrics,
+            instance=self.instance,
+            lease_seconds=c.ports.lease_seconds,
+            alive_seconds=c.ports.takeover_seconds,
+            holds=self.calls.__contains__,
+        )
         lifecycle = Lifecycle(
             self.redis,
             self.calls,
@@ -189,17 +197,12 @@ class IngestService:
             tokens,
             locks,
             errors,
+            router.spill,
             mode=c.mode,
         )
         self.dispatcher = Dispatcher(
             self.redis,
-            Router(
-                self.redis,
-                metrics,
-                instance=self.instance,
-                lease_seconds=c.ports.lease_seconds,
-                holds=self.calls.__contains__,
-            ),
+            router,
             lifecycle,
             CommandRunner(
                 self.redis,
