@@ -28,7 +28,7 @@ from .stack import (
 API_KEY = "KEYdocker_test"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # down before the rest of the suite goes on
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not engine_answers():
         missing(
