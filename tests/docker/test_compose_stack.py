@@ -13,7 +13,16 @@ import httpx
 import pytest
 from redis import Redis
 
-from .stack import BASE_IMAGE, COLD_BUILD_SECONDS, ROOT, Stack, docker, parse_summary, wait_ready
+from .stack import (
+    BASE_IMAGE,
+    COLD_BUILD_SECONDS,
+    COMPOSE_FILE,
+    ROOT,
+    Stack,
+    docker,
+    parse_summary,
+    wait_ready,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(COLD_BUILD_SECONDS + 300)]
 
@@ -37,6 +46,18 @@ INDEXED_TOPICS = (
     "telnyx.call.transcription",
 )
 COMPLETED = "voicetap.transcript.completed"
+# What tests/docker/compose.test.yaml may change of compose.yaml, service by service.
+_HOSTED = {"network_mode", "networks", "ports", "healthcheck"}
+OVERRIDDEN = {
+    "redis": _HOSTED | {"image", "build", "command"},
+    "gateway": _HOSTED | {"env_file", "environment", "build"},
+    "ingest": _HOSTED | {"env_file", "environment", "build"},
+    "indexer": _HOSTED | {"env_file", "environment", "build", "pid"},
+}
+ADDRESSES = {
+    "REDIS_URL", "TELNYX_BASE_URL", "GATEWAY_HOST", "GATEWAY_PORT", "INGEST_HOST", "INGEST_PORT",
+    "INGEST_RTP_HOST", "INGEST_PUBLIC_HOST", "INGEST_PUBLIC_URL", "INDEXER_HOST", "INDEXER_PORT",
+}  # fmt: skip
 USER = "10001:10001"  # deploy/Dockerfile's USER
 # Prints what a runtime image must not hold: compilers, the build stage's uv, its sources, caches.
 BUILD_TOOLS_PROBE = (
@@ -93,6 +114,28 @@ def assert_indexed_once(stack: Stack, stack_redis: Redis, summary: dict[str, Any
             if group["name"] == GROUP
         ),
     )
+
+
+def test_the_override_changes_only_the_network_the_addresses_and_the_base_image(
+    stack: Stack,
+) -> None:
+    upstream = stack.config(files=(COMPOSE_FILE,))["services"]
+    tested = stack.config()["services"]
+    assert tested.keys() == upstream.keys()
+    for name, service in upstream.items():
+        changed = {k for k in service.keys() | tested[name].keys() if service.get(k) != tested[name].get(k)}  # fmt: skip
+        assert changed <= OVERRIDDEN[name], (name, changed - OVERRIDDEN[name])
+        if "build" in service:
+            build = tested[name]["build"]
+            assert {k: v for k, v in build.items() if k not in ("args", "network")} == service[
+                "build"
+            ]
+            assert build["args"] == {"PYTHON_IMAGE": BASE_IMAGE}
+        environment = tested[name].get("environment", {})
+        moved = {k for k, v in environment.items() if service["environment"].get(k) != v}
+        assert moved <= ADDRESSES, (name, moved - ADDRESSES)
+    command = upstream["redis"]["command"]
+    assert tested["redis"]["command"] == [*command, "--bind", "127.0.0.1", "--port", stack.env["VOICETAP_TEST_REDIS_PORT"]]  # fmt: skip
 
 
 def test_every_service_is_ready_and_on_the_hosts_network_only(
