@@ -51,7 +51,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     redis, gateway, ingest, indexer, api = free_ports(5)
     token = secrets.token_hex(16)
     env = engine_environment() | {
-        "VOICETAP_TEST_BASE_IMAGE": BASE_IMAGE,
         "VOICETAP_TEST_REDIS_PORT": str(redis),
         "VOICETAP_TEST_GATEWAY_PORT": str(gateway),
         "VOICETAP_TEST_INGEST_PORT": str(ingest),

@@ -259,8 +259,19 @@ def test_down_then_up_keeps_the_data(stack: Stack, stack_redis: Redis) -> None:
             }
 
     before = kept()
+    # The gateway's /data (the image's VOLUME) has no volume in compose.yaml: an anonymous one,
+    # which `down` leaves and `up` does not take again.
+    anonymous = [
+        mount["Name"]
+        for service in ("redis", *SERVICES)
+        for container in stack.containers(service)
+        for mount in container["Mounts"]
+        if mount["Type"] == "volume" and not mount["Name"].startswith(f"{stack.project}_")
+    ]
     stack.compose("down", timeout=180)
     assert stack.compose("ps", "--all", "--quiet") == ""
+    if anonymous:
+        docker("volume", "rm", *anonymous)
     stack.compose("up", "--detach", "--wait", timeout=180)
     for service in SERVICES:
         wait_ready(stack.url(service))
