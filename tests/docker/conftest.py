@@ -48,13 +48,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     keys_file.write_text(
         json.dumps(keys)
     )  # as `voicetap up` writes it: the simulator signs with it
-    redis, gateway, ingest, indexer, api = free_ports(5)
+    redis, gateway, ingest, indexer, postgres, api = free_ports(6)
     token = secrets.token_hex(16)
     env = engine_environment() | {
         "VOICETAP_TEST_REDIS_PORT": str(redis),
         "VOICETAP_TEST_GATEWAY_PORT": str(gateway),
         "VOICETAP_TEST_INGEST_PORT": str(ingest),
         "VOICETAP_TEST_INDEXER_PORT": str(indexer),
+        "VOICETAP_TEST_POSTGRES_PORT": str(postgres),
         "VOICETAP_TEST_API_PORT": str(api),
         "INGEST_RTP_PORTS": free_udp_range(RTP_PORTS),
         "VOICETAP_API_TOKEN": token,
@@ -65,11 +66,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     project = f"voicetap-test-{secrets.token_hex(4)}"
     found = Stack(project, env, keys_file, token, directory / "simulator")
     found.data_dir.mkdir()
-    found.compose("build", timeout=COLD_BUILD_SECONDS)
+    found.compose("--profile=postgres", "build", timeout=COLD_BUILD_SECONDS)
     try:
         found.compose("up", "--detach", "--wait", timeout=180)
         for service in ("gateway", "ingest", "indexer"):
             wait_ready(found.url(service))
         yield found
     finally:
-        found.compose("down", "--volumes", "--remove-orphans", timeout=180)
+        found.compose("--profile=postgres", "down", "--volumes", "--remove-orphans", timeout=180)

@@ -162,7 +162,9 @@ class Stack:
         return parse_summary(done.returncode, done.stdout, done.stderr)
 
     def config(self, files: tuple[Path, ...] = COMPOSE_FILES) -> dict[str, Any]:
-        found: dict[str, Any] = json.loads(self.compose("config", "--format=json", files=files))
+        """The services of the default profile and of the `postgres` one."""
+        config = self.compose("--profile=postgres", "config", "--format=json", files=files)
+        found: dict[str, Any] = json.loads(config)
         return found
 
     def transcript(self, call_control_id: str) -> dict[str, Any]:

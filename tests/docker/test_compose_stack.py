@@ -53,10 +53,12 @@ OVERRIDDEN = {
     "gateway": _HOSTED | {"env_file", "environment", "build"},
     "ingest": _HOSTED | {"env_file", "environment", "build"},
     "indexer": _HOSTED | {"env_file", "environment", "build", "pid"},
+    "postgres": {"network_mode", "networks", "image", "build", "environment"},
 }
 ADDRESSES = {
     "REDIS_URL", "TELNYX_BASE_URL", "GATEWAY_HOST", "GATEWAY_PORT", "INGEST_HOST", "INGEST_PORT",
     "INGEST_RTP_HOST", "INGEST_PUBLIC_HOST", "INGEST_PUBLIC_URL", "INDEXER_HOST", "INDEXER_PORT",
+    "PGPORT",
 }  # fmt: skip
 USER = "10001:10001"  # deploy/Dockerfile's USER
 # Prints what a runtime image must not hold: compilers, the build stage's uv, its sources, caches.
@@ -235,6 +237,30 @@ def test_three_indexers_process_every_event_once(stack: Stack, stack_redis: Redi
         assert pids <= readers, (pids, readers)
     finally:
         stack.compose("up", "--detach", "--scale", "indexer=1")
+    wait_ready(stack.url("indexer"))
+
+
+def test_the_indexer_stores_in_the_postgres_profiles_database(
+    stack: Stack, stack_redis: Redis
+) -> None:
+    port = stack.env["VOICETAP_TEST_POSTGRES_PORT"]
+    url = f"postgresql://voicetap:voicetap@127.0.0.1:{port}/voicetap"  # compose.yaml's defaults
+    on_postgres = dataclasses.replace(stack, env=stack.env | {"INDEXER_DATABASE_URL": url})
+    try:
+        on_postgres.compose("--profile=postgres", "up", "--detach", "--wait", timeout=180)
+        wait_ready(stack.url("indexer"))
+        summary = on_postgres.simulate("--calls", "2", "--duration", "3")
+        every_check_passed(summary)
+        assert_indexed_once(on_postgres, stack_redis, summary)
+        calls = ",".join(f"'{c['call_control_id']}'" for c in summary["calls"])
+        stored = on_postgres.compose(
+            "--profile=postgres", "exec", "-T", "postgres", "psql", "-U", "voicetap", "-d", "voicetap",
+            "-tAc", f"SELECT count(*) FROM segments WHERE call_control_id IN ({calls})",
+        )  # fmt: skip
+        assert int(stored) == sum(c["transcript_lines"] for c in summary["calls"])
+    finally:
+        stack.compose("--profile=postgres", "rm", "--stop", "--force", "postgres")
+        stack.compose("up", "--detach", "--wait", timeout=180)  # the indexer on SQLite again
     wait_ready(stack.url("indexer"))
 
 
