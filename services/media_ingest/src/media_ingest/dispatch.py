@@ -19,6 +19,10 @@ from voicetap_sdk.redis_client import RedisClient
 from voicetap_sdk.streams import Entry
 from voicetap_sdk.topics import MEDIA_COMMANDS
 
+# Calls whose entries are handled at once: a batch of 500 new calls handled all together opened a
+# Redis connection each and stalled the loop for seconds (RTP of live calls waiting behind it).
+CALLS_AT_A_TIME = 64
+
 
 def _published(entry: Entry) -> tuple[int, int]:
     """When the entry was published (its stream id, or, forwarded, the id it had on its topic): a
@@ -48,8 +52,14 @@ class Dispatcher:
             del by_call[call_control_id]
         for group in by_call.values():  # in the order they were published, whatever their topic
             group.sort(key=_published)
+        slots = asyncio.Semaphore(CALLS_AT_A_TIME)
+
+        async def handle_call(group: list[Entry]) -> None:
+            async with slots:
+                await self._handle_call(group)
+
         results = await asyncio.gather(
-            *(self._handle_call(group) for group in by_call.values()), return_exceptions=True
+            *(handle_call(group) for group in by_call.values()), return_exceptions=True
         )
         for result in results:
             if isinstance(result, BaseException):
