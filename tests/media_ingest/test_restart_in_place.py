@@ -332,7 +332,12 @@ async def test_killed_while_paused_then_with_a_command_in_flight_nothing_doubles
         await asyncio.sleep(1.0)
         assert len(await completed_events(redis, ccid)) == 1
         assert await metric(env, "voicetap_ingest_active_calls 0.0")  # no zombie call
-    assert event["reason"] == "hangup" and event["paused"] and event["gaps"]
+    assert event["reason"] == "hangup" and event["paused"] and event["gaps"], (
+        event["paused"],
+        event["gaps"],
+        event["duration"],
+        event["media"],
+    )
     assert {gap["reason"] for gap in event["gaps"]} == {"worker_restart"}
     _, frames = read_wav(Path(event["path"]))
     reference = round_trip(audio.inbound)

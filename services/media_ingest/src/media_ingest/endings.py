@@ -96,6 +96,26 @@ class CallEndings:
         await self.release(allocation)
         await self._ownership.drop_ended(call.call_control_id)
 
+    async def surrender(self, call_control_ids: list[str]) -> None:
+        """Calls another instance took over while this one was stalled (not dead): their media
+        dropped here at once, ports and stream released, no completed event; the recording so far
+        stays as the call's earlier part, stored apart by the orphan sweep for the new holder to
+        join."""
+        for call_control_id in call_control_ids:
+            call = self._registry.get(call_control_id)
+            if call is None:
+                continue
+            allocation = call.end()
+            self._registry.drop(call)
+            if call.stream is not None:
+                call.stream.close()
+            await self.release(allocation)
+            self._metrics.calls_finished.labels("taken_over").inc()
+            log.warning(
+                "a call was taken over while this instance was stalled: its part stays here",
+                extra={"call_control_id": call_control_id, "part": call.part},
+            )
+
     async def expire_idle(self, now: float) -> None:
         for call in self._registry.calls():
             if call.stopped_at is not None:

@@ -31,6 +31,7 @@ CAPACITY = _TAG + "capacity"  # zset: instance -> free port pairs, as of its las
 HELD_PREFIX = _TAG + "held:"  # hash per instance: call -> what a takeover needs of it (JSON)
 PARTS_PREFIX = _TAG + "parts:"  # hash per call: part -> holder, then "<part>:stored" -> where
 DRAIN_PREFIX = _TAG + "drain:"  # -> the instance re-routing a dead instance's inbox
+TAKEN_PREFIX = _TAG + "taken:"  # set per instance: its calls taken over (it was only stalled?)
 PARTS_TTL = 7 * 86_400  # a call's parts are joined long before
 INBOX_MAXLEN = 100_000
 TOKEN_TTL = 86_400
@@ -43,6 +44,10 @@ def owner_key(call_control_id: str) -> str:
 
 def held_key(instance: str) -> str:
     return HELD_PREFIX + instance
+
+
+def taken_key(instance: str) -> str:
+    return TAKEN_PREFIX + instance
 
 
 def parts_key(call_control_id: str) -> str:

@@ -26,12 +26,15 @@ from media_ingest.keys import (
     held_key,
     inbox,
     owner_key,
+    taken_key,
 )
 from media_ingest.ports import PortAllocator
 from voicetap_sdk import codec
 from voicetap_sdk.redis_client import REDIS_UNAVAILABLE, RedisClient
 
 log = logging.getLogger("voicetap.media_ingest.ownership")
+
+TAKEN_AT_ONCE = 100_000  # more calls than an instance holds
 
 
 def held_facts(call: Call) -> dict[str, Any]:
@@ -71,14 +74,18 @@ class Ownership:
                 held_key(self.instance), call.call_control_id, codec.dumps(held_facts(call))
             )
 
-    async def beat(self) -> None:
+    async def beat(self) -> list[str]:
         """This instance is alive (a survivor takes the calls of one silent too long), and has
-        this many free port pairs (an instance out of them hands a new call to one that has)."""
+        this many free port pairs (an instance out of them hands a new call to one that has).
+        Returns the calls taken from it meanwhile: it was not dead, only stalled past the takeover
+        period, and must let them go (``CallEndings.surrender``)."""
         free = self._allocator.capacity - self._allocator.in_use
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zadd(ALIVE, {self.instance: time.time()})
             pipe.zadd(CAPACITY, {self.instance: free})
-            await pipe.execute()
+            pipe.spop(taken_key(self.instance), TAKEN_AT_ONCE)  # atomic: each is said once
+            taken = (await pipe.execute())[2] or []
+        return sorted(value.decode() if isinstance(value, bytes) else value for value in taken)
 
     async def heartbeat(self) -> None:
         """Renew this instance's name, its port leases and its calls' holder keys and facts."""

@@ -317,6 +317,7 @@ class IngestService:
                             heartbeat(
                                 self.ownership,
                                 self.recovery,
+                                self.endings,
                                 consuming,
                                 self._liveness_period,
                                 self._heartbeat_period,

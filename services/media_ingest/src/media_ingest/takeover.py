@@ -39,6 +39,7 @@ from media_ingest.keys import (
     inbox,
     owner_key,
     parts_key,
+    taken_key,
 )
 from media_ingest.locks import CallLocks
 from media_ingest.ownership import Ownership
@@ -56,7 +57,7 @@ log = logging.getLogger("voicetap.media_ingest.takeover")
 DRAIN_CLAIM_SECONDS = 60
 MOVES_AT_A_TIME = 16  # calls whose media is moved concurrently (Call Control requests in flight)
 
-# KEYS: alive, held:<dead>, held:<me>, the call's holder key, the call's parts.
+# KEYS: alive, held:<dead>, held:<me>, the call's holder key, the call's parts, taken:<dead>.
 # ARGV: dead, me, call, deadline (wall time), lease seconds, ttl of the parts.
 _CLAIM = """
 local beat = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -73,6 +74,8 @@ redis.call('SET', KEYS[4], ARGV[2], 'EX', ARGV[5])
 local part = cjson.decode(facts)['part'] or 1
 redis.call('HSET', KEYS[5], tostring(part), ARGV[1])
 redis.call('EXPIRE', KEYS[5], ARGV[6])
+redis.call('SADD', KEYS[6], ARGV[3])
+redis.call('EXPIRE', KEYS[6], ARGV[6])
 return {facts, beat or ARGV[4]}
 """
 
@@ -132,6 +135,7 @@ class Takeover:
                         held_key(self._instance),
                         owner_key(call_control_id),
                         parts_key(call_control_id),
+                        taken_key(name),
                     ],
                     args=[
                         name,

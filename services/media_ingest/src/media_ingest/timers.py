@@ -38,6 +38,7 @@ async def tick(registry: CallRegistry, endings: CallEndings, stop: asyncio.Event
 async def heartbeat(
     ownership: Ownership,
     recovery: Recovery,
+    endings: CallEndings,
     stop: asyncio.Event,
     beat_period: float,
     renew_period: float,
@@ -55,7 +56,9 @@ async def heartbeat(
         if stop.is_set():
             return
         try:
-            await ownership.beat()
+            taken = await ownership.beat()
+            if taken:  # stalled past the takeover period: those calls are another's now
+                await endings.surrender(taken)
             if time.monotonic() >= next_renewal:
                 next_renewal = time.monotonic() + renew_period
                 await ownership.heartbeat()

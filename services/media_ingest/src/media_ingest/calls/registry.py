@@ -122,6 +122,7 @@ class CallRegistry:
         open_pause = [a for a, b in facts.get("paused", []) if b is None]
         if open_pause:  # stopped before the crash: paused from then on, until media resumes
             call.stopped_at = call.origin + open_pause[0]
+        self._save(call, time.monotonic())  # with the pause and the gap: killed again at once
         return call
 
     def take_over(
